@@ -1,0 +1,42 @@
+"""claude-scope's SDK wrapper: each Claude Code query in a scope it owns, ended completely, told truthfully.
+
+    outcome = await run_query("Summarise README.md", ClaudeCodeOptions(cwd="."),
+                              limits=QueryLimits(timeout_s=600, idle_timeout_s=120))
+    if outcome.ok: ...                      # the CLI's own result
+    else: outcome.failure.kind              # a FailureKind, never a fabricated success
+
+    async with open_query(prompt, options) as stream:
+        async for message in stream: ...    # the SDK's own message objects
+    stream.outcome
+"""
+
+from __future__ import annotations
+
+from ._errors import ClaudeScopeError, CLIPathError, InvalidOutputError, LineTooLongError
+from ._outcome import Attempt, CleanupReport, Failure, FailureKind, QueryLimits, QueryOutcome
+from ._redact import redact, redact_event
+from ._retry import RetryPolicy
+from ._run import run_query
+from ._scope import QueryStream, open_query
+from ._tracker import OpenResource, ResourceTracker
+
+__all__ = [
+    "Attempt",
+    "CLIPathError",
+    "ClaudeScopeError",
+    "CleanupReport",
+    "Failure",
+    "FailureKind",
+    "InvalidOutputError",
+    "LineTooLongError",
+    "OpenResource",
+    "QueryLimits",
+    "QueryOutcome",
+    "QueryStream",
+    "ResourceTracker",
+    "RetryPolicy",
+    "open_query",
+    "redact",
+    "redact_event",
+    "run_query",
+]

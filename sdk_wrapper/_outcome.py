@@ -1,0 +1,149 @@
+"""Outcomes are data: what a query produced, how it failed, and what its cleanup did.
+
+Every type here is a frozen dataclass (or a str enum), so a caller can inspect, log and store an outcome
+without touching live objects. ``QueryOutcome.ok`` is true only when the CLI itself sent a result that is not
+an error; nothing in this package ever builds a success the CLI did not send.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from claude_code_sdk import ResultMessage
+
+
+class FailureKind(enum.StrEnum):
+    """Why a query did not succeed. Decided by exception type and result fields, never by message text."""
+
+    CLI_NOT_FOUND = "cli_not_found"
+    PROCESS_EXIT = "process_exit"
+    INVALID_OUTPUT = "invalid_output"
+    TIMEOUT = "timeout"
+    STALLED = "stalled"
+    CANCELLED = "cancelled"
+    MAX_TURNS = "max_turns"
+    EXECUTION_ERROR = "execution_error"
+    API_ERROR = "api_error"
+    AUTH = "auth"
+    RATE_LIMITED = "rate_limited"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    CLEANUP_INCOMPLETE = "cleanup_incomplete"
+    #: an exception type this package does not know; kept with its cause rather than guessed at.
+    UNEXPECTED = "unexpected"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A structured failure. ``cause`` is the original exception (also chained by ``raise ... from``)."""
+
+    kind: FailureKind
+    message: str
+    retryable: bool = False
+    exit_code: int | None = None
+    stderr_tail: str = ""
+    side_effects: bool = False
+    cause: BaseException | None = field(default=None, repr=False, compare=False)
+    #: for an exception group: every leaf, each classified on its own.
+    leaves: tuple[Failure, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the cause as its type name): for journals, logs and the V3 drop-in."""
+        return {
+            "kind": self.kind.value,
+            "message": self.message,
+            "retryable": self.retryable,
+            "exit_code": self.exit_code,
+            "stderr_tail": self.stderr_tail,
+            "side_effects": self.side_effects,
+            "cause_type": None if self.cause is None else type(self.cause).__qualname__,
+            "leaves": [leaf.to_dict() for leaf in self.leaves],
+        }
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """What ending the CLI's process tree took. ``leftover_pids`` must be empty; if not, it is a failure."""
+
+    pids_ended: tuple[int, ...] = ()
+    signals_sent: tuple[tuple[int, str], ...] = ()
+    sigkill_needed: bool = False
+    leftover_pids: tuple[int, ...] = ()
+    exit_code: int | None = None
+    duration_s: float = 0.0
+
+    @property
+    def clean(self) -> bool:
+        return not self.leftover_pids
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """Bounds on one query. None means unbounded for that dimension.
+
+    ``idle_timeout_s`` is the longest gap between two CLI messages (a stalled CLI, a hung WebSearch);
+    time the consumer spends on a message does not count. The graces bound cleanup: after a result the
+    CLI gets ``exit_grace_s`` to exit by itself, then SIGTERM, ``terminate_grace_s`` later SIGKILL, then
+    ``kill_grace_s`` for the kernel to finish.
+    """
+
+    timeout_s: float | None = None
+    idle_timeout_s: float | None = None
+    max_cost_usd: float | None = None
+    terminate_grace_s: float = 3.0
+    kill_grace_s: float = 2.0
+    exit_grace_s: float = 2.0
+    max_line_bytes: int = 8 * 1024 * 1024
+    stderr_tail_bytes: int = 16 * 1024
+    buffer_messages: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("timeout_s", "idle_timeout_s", "max_cost_usd"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int | float) or math.isnan(value) or value <= 0):
+                raise ValueError(f"QueryLimits.{name} must be a positive number or None, got {value!r}")
+        for name in ("terminate_grace_s", "kill_grace_s", "exit_grace_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"QueryLimits.{name} must be a number >= 0, got {value!r}")
+        for name in ("max_line_bytes", "stderr_tail_bytes", "buffer_messages"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"QueryLimits.{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a query under a retry policy."""
+
+    number: int
+    ok: bool
+    failure_kind: FailureKind | None
+    duration_s: float
+    waited_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    """The end of a query: the CLI's own result (or None) and, unless ok, a Failure.
+
+    ``cost_usd`` is the CLI's ``total_cost_usd``: None when the CLI never said, never a made-up 0.0.
+    """
+
+    result: ResultMessage | None
+    failure: Failure | None
+    session_id: str | None = None
+    cost_usd: float | None = None
+    num_turns: int | None = None
+    duration_s: float = 0.0
+    message_count: int = 0
+    cleanup: CleanupReport = field(default_factory=CleanupReport)
+    attempts: tuple[Attempt, ...] = ()
+    #: the raw result line, with fields ``ResultMessage`` does not keep (terminal_reason, api_error_status).
+    result_raw: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.result is not None and not self.result.is_error

@@ -1,0 +1,208 @@
+"""Ending a CLI's whole process tree, and proving it ended.
+
+The CLI starts in its own session, so its process group holds the CLI and whatever it spawns directly.
+Descendants can leave that group (the real CLI runs its Bash tool in a new session), and when the CLI dies
+they are reparented away from it. Two measures keep them findable:
+
+- every CLI gets ``CLAUDE_SCOPE_QUERY_ID`` in its environment, which descendants inherit;
+- on Linux this process becomes a child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``), so orphans of the
+  tree are reparented to us rather than to init, and are found among our children by that marker.
+
+The tree is recorded before any signal is sent (signals change it), then: SIGTERM to the group and every
+recorded pid, SIGKILL after the grace, and a final check with psutil. Orphans that come back to us are
+reaped by pid (only pids recorded here, so asyncio's own child watcher is never robbed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+import psutil
+
+MARKER_ENV = "CLAUDE_SCOPE_QUERY_ID"
+SUBREAPER_ENV = "CLAUDE_SCOPE_SUBREAPER"
+_PR_SET_CHILD_SUBREAPER = 36
+_subreaper_lock = threading.Lock()
+_subreaper_state: bool | None = None
+
+
+def enable_subreaper() -> bool:
+    """Make this process a child subreaper (Linux); idempotent. ``CLAUDE_SCOPE_SUBREAPER=0`` opts out.
+
+    Returns whether this process is a subreaper. Elsewhere orphans are still found by their marker,
+    with a scan of all processes (slower, same result).
+    """
+    global _subreaper_state
+    with _subreaper_lock:
+        if _subreaper_state is not None:
+            return _subreaper_state
+        _subreaper_state = False
+        if sys.platform.startswith("linux") and os.environ.get(SUBREAPER_ENV, "1") != "0":
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+                _subreaper_state = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            except (OSError, AttributeError):
+                _subreaper_state = False
+        return _subreaper_state
+
+
+def _has_marker(proc: psutil.Process, marker: str) -> bool:
+    try:
+        return proc.environ().get(MARKER_ENV) == marker
+    except (psutil.Error, OSError):
+        return False
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def snapshot_tree(root_pid: int | None, marker: str) -> dict[int, psutil.Process]:
+    """Every live process of the tree: descendants of the root, and marked orphans (see module doc)."""
+    found: dict[int, psutil.Process] = {}
+    if root_pid is not None:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(root_pid)
+            found[root_pid] = root
+            for child in root.children(recursive=True):
+                found[child.pid] = child
+    candidates: list[psutil.Process]
+    if _subreaper_state:
+        with contextlib.suppress(psutil.Error):
+            candidates = psutil.Process().children(recursive=True)
+    else:
+        candidates = list(psutil.process_iter())
+    for proc in candidates:
+        if proc.pid not in found and proc.pid != os.getpid() and _has_marker(proc, marker):
+            found[proc.pid] = proc
+            with contextlib.suppress(psutil.Error):
+                for child in proc.children(recursive=True):
+                    found[child.pid] = child
+    return {pid: p for pid, p in found.items() if _alive(p)}
+
+
+@dataclass
+class TreeEnding:
+    """What ``end_tree`` did; turned into a CleanupReport by the transport."""
+
+    pids: tuple[int, ...]
+    signals: list[tuple[int, str]]
+    sigkill_needed: bool
+    leftover: tuple[int, ...]
+
+
+def _signal(pid: int, sig: signal.Signals, sent: list[tuple[int, str]], group: bool = False) -> None:
+    try:
+        if group:
+            os.killpg(pid, sig)
+            sent.append((-pid, sig.name))
+        else:
+            os.kill(pid, sig)
+            sent.append((pid, sig.name))
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _reap(pids: list[int]) -> None:
+    """Collect zombies among recorded pids that are our own children (orphans handed to the subreaper)."""
+    me = os.getpid()
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            if proc.ppid() == me and proc.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(pid, os.WNOHANG)
+        except (psutil.Error, ChildProcessError, OSError):
+            pass
+
+
+async def _wait_gone(procs: dict[int, psutil.Process], skip: int | None, within_s: float) -> list[int]:
+    """Poll until every process (but ``skip``, waited for by its owner) is gone; return the survivors."""
+    deadline = time.monotonic() + within_s
+    delay = 0.002
+    while True:
+        _reap([pid for pid in procs if pid != skip])
+        alive = [pid for pid, p in procs.items() if pid != skip and _alive(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        await anyio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.05)
+
+
+async def end_tree(
+    root_pid: int | None,
+    marker: str,
+    *,
+    wait_root: Callable[[], Awaitable[object]] | None,
+    terminate_grace_s: float,
+    kill_grace_s: float,
+) -> TreeEnding:
+    """SIGTERM, then SIGKILL, the whole tree; return what was sent and what (if anything) survived.
+
+    Must run shielded: it is cleanup. ``wait_root`` waits for the root through its owner (anyio's
+    ``process.wait()``), which reaps it; psutil would only see a zombie.
+    """
+    tree = snapshot_tree(root_pid, marker)
+    sent: list[tuple[int, str]] = []
+    if not tree:
+        return TreeEnding((), sent, False, ())
+    root_alive = root_pid in tree
+    group = root_pid is not None and (root_alive or _group_has_members(tree, root_pid))
+    if group:
+        _signal(root_pid, signal.SIGTERM, sent, group=True)  # type: ignore[arg-type]
+    for pid in tree:
+        if pid != root_pid:
+            _signal(pid, signal.SIGTERM, sent)
+    survivors = await _wait_phase(tree, root_pid, wait_root if root_alive else None, terminate_grace_s)
+    sigkill = bool(survivors)
+    if survivors:
+        # New children may have appeared while SIGTERM was handled; record again before killing.
+        tree.update(snapshot_tree(root_pid, marker))
+        if group:
+            _signal(root_pid, signal.SIGKILL, sent, group=True)  # type: ignore[arg-type]
+        for pid in tree:
+            if pid != root_pid:
+                _signal(pid, signal.SIGKILL, sent)
+        survivors = await _wait_phase(tree, root_pid, wait_root if root_alive else None, kill_grace_s)
+    return TreeEnding(tuple(tree), sent, sigkill, tuple(survivors))
+
+
+def _group_has_members(tree: dict[int, psutil.Process], pgid: int) -> bool:
+    # Once the root is reaped its pid may be reused; signal the group only while our tree is in it.
+    for pid in tree:
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pgid:
+                return True
+    return False
+
+
+async def _wait_phase(
+    tree: dict[int, psutil.Process],
+    root_pid: int | None,
+    wait_root: Callable[[], Awaitable[object]] | None,
+    within_s: float,
+) -> list[int]:
+    start = time.monotonic()
+    survivors: list[int] = []
+    if wait_root is not None and root_pid is not None:
+        done = False
+        with anyio.move_on_after(within_s):
+            await wait_root()
+            done = True
+        if not done:
+            survivors.append(root_pid)
+    remaining = max(0.0, within_s - (time.monotonic() - start))
+    survivors += await _wait_gone(tree, root_pid if wait_root is not None else None, remaining)
+    return survivors

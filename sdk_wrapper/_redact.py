@@ -1,0 +1,34 @@
+"""Keeping secrets out of logs, errors and journals.
+
+Redaction is by the shape of a secret (Anthropic keys, bearer tokens, ``*_KEY=``/``*_TOKEN=`` assignments),
+applied to every text we store or log that came from outside: stderr tails, exception messages, excerpts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+_PATTERNS = (
+    re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"sk-[A-Za-z0-9_\-]{20,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
+    re.compile(r"(?i)((?:api[_-]?key|token|secret|password|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]{4,}"),
+)
+REDACTED = "[REDACTED]"
+
+
+def redact(text: str) -> str:
+    """Replace anything shaped like a secret with ``[REDACTED]``."""
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
+    return text
+
+
+def redact_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """structlog processor: redact every string value of the event (add it to your own chain, too)."""
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = redact(value)
+    return event_dict

@@ -1,0 +1,86 @@
+"""Retrying a query, only where it is known to be safe (on tenacity).
+
+A failure is retried when its kind is one the policy names (by default: whatever the classifier marked
+``retryable``: rate limits, overload, a crash or stall before any side effect) and, unless the caller opts
+in with ``after_side_effects=True``, only if the CLI never started a tool. ``wait=False`` removes the
+sleeps, for tests. Every attempt is kept in ``QueryOutcome.attempts``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+import anyio
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential_jitter,
+    wait_none,
+)
+
+from ._logging import get_logger
+from ._outcome import Attempt, FailureKind, QueryOutcome
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry. ``kinds`` None means "the kinds the classifier marks retryable"."""
+
+    attempts: int = 3
+    initial_wait_s: float = 1.0
+    max_wait_s: float = 30.0
+    jitter_s: float = 1.0
+    kinds: frozenset[FailureKind] | None = None
+    after_side_effects: bool = False
+    wait: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or self.attempts < 1:
+            raise ValueError(f"RetryPolicy.attempts must be an integer >= 1, got {self.attempts!r}")
+        if min(self.initial_wait_s, self.max_wait_s, self.jitter_s) < 0:
+            raise ValueError("RetryPolicy waits must not be negative")
+
+    def should_retry(self, outcome: QueryOutcome) -> bool:
+        failure = outcome.failure
+        if failure is None or failure.kind is FailureKind.CANCELLED:
+            return False
+        if failure.side_effects and not self.after_side_effects:
+            return False
+        return failure.retryable if self.kinds is None else failure.kind in self.kinds
+
+
+async def run_with_retry(policy: RetryPolicy, once: Callable[[], Awaitable[QueryOutcome]]) -> QueryOutcome:
+    """Call ``once`` until it succeeds, is not retryable, or attempts run out; return the last outcome."""
+    log = get_logger()
+    attempts: list[Attempt] = []
+    last_end: list[float] = []
+
+    async def attempt() -> QueryOutcome:
+        begin = time.monotonic()
+        waited = begin - last_end[0] if last_end else 0.0
+        outcome = await once()
+        last_end[:] = [time.monotonic()]
+        kind = None if outcome.failure is None else outcome.failure.kind
+        attempts.append(Attempt(len(attempts) + 1, outcome.ok, kind, outcome.duration_s, waited))
+        log.info("retry.attempt", attempt=len(attempts), ok=outcome.ok, kind=None if kind is None else kind.value)
+        return outcome
+
+    def give_up(state: RetryCallState) -> QueryOutcome:
+        assert state.outcome is not None
+        result: QueryOutcome = state.outcome.result()
+        return result
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=wait_exponential_jitter(policy.initial_wait_s, policy.max_wait_s, jitter=policy.jitter_s)
+        if policy.wait else wait_none(),
+        retry=retry_if_result(policy.should_retry),
+        sleep=anyio.sleep,
+        retry_error_callback=give_up,
+    )
+    outcome: QueryOutcome = await retrying(attempt)
+    return replace(outcome, attempts=tuple(attempts))

@@ -1,0 +1,48 @@
+"""``run_query``: one query to its end, as a value."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from dataclasses import replace
+from os import PathLike
+from typing import Any
+
+from claude_code_sdk import ClaudeCodeOptions
+
+from ._options import check_arguments
+from ._outcome import Attempt, QueryLimits, QueryOutcome
+from ._retry import RetryPolicy, run_with_retry
+from ._scope import open_query
+from ._tracker import ResourceTracker
+
+
+async def run_query(
+    prompt: str | AsyncIterable[dict[str, Any]],
+    options: ClaudeCodeOptions | None = None,
+    *,
+    limits: QueryLimits | None = None,
+    retry: RetryPolicy | None = None,
+    cli_path: str | PathLike[str] | None = None,
+    tracker: ResourceTracker | None = None,
+) -> QueryOutcome:
+    """Run a query to its end and return its outcome: the CLI's real result, or a Failure.
+
+    Never raises for CLI or agent failures. Raises TypeError for arguments of the wrong type. On
+    cancellation the CLI's process tree is ended first (shielded), then the cancellation propagates.
+    A streaming prompt (an AsyncIterable) is consumed by the first attempt, so it is never retried.
+    """
+    check_arguments(prompt, options, limits)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(f"retry must be RetryPolicy or None, got {type(retry).__name__}")
+
+    async def once() -> QueryOutcome:
+        async with open_query(prompt, options, limits=limits, cli_path=cli_path, tracker=tracker) as stream:
+            async for _ in stream:
+                pass
+        return stream.outcome
+
+    if retry is None or not isinstance(prompt, str):
+        outcome = await once()
+        kind = None if outcome.failure is None else outcome.failure.kind
+        return replace(outcome, attempts=(Attempt(1, outcome.ok, kind, outcome.duration_s),))
+    return await run_with_retry(retry, once)

@@ -1,0 +1,263 @@
+"""``open_query``: one query in a task the wrapper owns, messages handed over a bounded stream.
+
+Shape (every cancel scope is left by the task that entered it):
+
+    consumer task                      pump task (owned by the task group entered in __aenter__)
+    async with open_query(...) as s:   with CancelScope() as stop_scope:          <- __aexit__ cancels this
+        async for m in s: ...  <------   with CancelScope(deadline) as limit:     <- timeout + idle timeout
+                                           async with aclosing(process_query()):  <- SDK generator, same task
+                                             send(m)  (bounded: backpressure)
+                                         finally: shielded transport.close()      <- tree ended, verified
+
+The SDK's ``Query.start()`` enters a task group inside whatever scope is current at the first
+``__anext__``; so the idle timeout is not a ``move_on_after`` around each ``__anext__`` (that is the
+"exit cancel scope in a different task / not the current scope" bug), but one scope around the generator's
+whole life whose deadline moves on after every message.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import AsyncIterable
+from contextlib import aclosing
+from os import PathLike
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from claude_code_sdk import AssistantMessage, ClaudeCodeOptions, Message, ResultMessage, SystemMessage, ToolUseBlock
+
+from ._classify import classify_exception, classify_result
+from ._logging import get_logger
+from ._options import check_arguments, resolve_cli
+from ._outcome import CleanupReport, Failure, FailureKind, QueryLimits, QueryOutcome
+from ._sdk import effective_options, sdk_messages
+from ._tracker import ResourceTracker
+from ._transport import ScopedTransport
+
+
+class _Pump:
+    """Runs the SDK generator to its end in one task and records everything the outcome needs."""
+
+    def __init__(
+        self,
+        prompt: str | AsyncIterable[dict[str, Any]],
+        options: ClaudeCodeOptions,
+        limits: QueryLimits,
+        cli_path: str | PathLike[str] | None,
+        tracker: ResourceTracker | None,
+    ) -> None:
+        self.prompt, self.options, self.limits, self.cli_path = prompt, options, limits, cli_path
+        self.tracker = tracker
+        self.query_id = uuid.uuid4().hex
+        self.log = get_logger(query_id=self.query_id)
+        self.stop_scope = anyio.CancelScope()
+        self.done = anyio.Event()
+        self.outcome: QueryOutcome | None = None
+        self.result: ResultMessage | None = None
+        self.session_id: str | None = None
+        self.count = 0
+        self.side_effects = False
+        self.consumer_left = False
+
+    async def run(self, send: MemoryObjectSendStream[Message]) -> None:
+        started = time.monotonic()
+        transport: ScopedTransport | None = None
+        failure: Failure | None = None
+        self.log.info("query.start")
+        try:
+            with send, self.stop_scope:
+                transport = ScopedTransport(
+                    self.prompt, self.options, resolve_cli(self.cli_path, self.options),
+                    query_id=self.query_id, limits=self.limits, log=self.log,
+                )
+                failure = await self._drive(transport, send, started)
+            left = self.stop_scope.cancelled_caught or self.consumer_left
+            if left and failure is None and self.result is None:
+                failure = Failure(FailureKind.CANCELLED, "the consumer left before the CLI's result",
+                                  side_effects=self.side_effects)
+        except anyio.get_cancelled_exc_class():
+            failure = Failure(FailureKind.CANCELLED, "the query was cancelled", side_effects=self.side_effects)
+            raise
+        except Exception as exc:  # becomes data: the caller gets a Failure, never this exception
+            failure = classify_exception(exc, side_effects=self.side_effects)
+        finally:
+            self._finish(transport, failure, started)  # synchronous: nothing here can be cancelled
+
+    async def _drive(
+        self, transport: ScopedTransport, send: MemoryObjectSendStream[Message], started: float
+    ) -> Failure | None:
+        limits = self.limits
+        overall = anyio.current_time() + limits.timeout_s if limits.timeout_s is not None else math.inf
+        idle = limits.idle_timeout_s
+        failure: Failure | None = None
+        async with anyio.create_task_group() as tg:
+            try:
+                with anyio.CancelScope(deadline=self._deadline(overall, idle)) as limit:
+                    await transport.connect()
+                    if self.tracker is not None and transport.pid is not None:
+                        self.tracker.add_process(transport.pid, f"claude cli (query {self.query_id})")
+                    tg.start_soon(transport.drain_stderr)
+                    generator = sdk_messages(self.prompt, self.options, transport)
+                    async with aclosing(generator):
+                        async for message in generator:
+                            self._observe(message)
+                            limit.deadline = overall  # the consumer's pace is not the CLI's idleness
+                            await send.send(message)
+                            limit.deadline = self._deadline(overall, idle)
+                            if isinstance(message, ResultMessage):
+                                break  # a result ends the stream, even if a grandchild holds stdout
+                if limit.cancelled_caught:
+                    failure = self._limit_failure(overall, transport)
+            except anyio.BrokenResourceError:
+                self.consumer_left = True  # the consumer closed its end; same as leaving the block
+            except Exception as exc:
+                failure = classify_exception(
+                    transport.error or exc, side_effects=self.side_effects, stderr_tail=transport.stderr_tail()
+                )
+                if transport.error is not None and transport.error is not exc:
+                    failure = _with_cause(failure, exc)
+            finally:
+                await transport.close()
+                tg.cancel_scope.cancel()
+        return failure
+
+    @staticmethod
+    def _deadline(overall: float, idle: float | None) -> float:
+        return overall if idle is None else min(overall, anyio.current_time() + idle)
+
+    def _limit_failure(self, overall: float, transport: ScopedTransport) -> Failure:
+        if anyio.current_time() >= overall:
+            kind, what = FailureKind.TIMEOUT, f"no result within timeout_s={self.limits.timeout_s}"
+        else:
+            kind, what = FailureKind.STALLED, f"no message for idle_timeout_s={self.limits.idle_timeout_s}"
+        return Failure(kind, what, retryable=kind is FailureKind.STALLED and not self.side_effects,
+                       stderr_tail=transport.stderr_tail(), side_effects=self.side_effects)
+
+    def _observe(self, message: Message) -> None:
+        self.count += 1
+        if isinstance(message, SystemMessage) and message.subtype == "init":
+            sid = message.data.get("session_id")
+            self.session_id = sid if isinstance(sid, str) else self.session_id
+        elif isinstance(message, AssistantMessage):
+            if any(isinstance(block, ToolUseBlock) for block in message.content):
+                self.side_effects = True
+        elif isinstance(message, ResultMessage):
+            self.result = message
+            self.session_id = message.session_id or self.session_id
+
+    def _finish(self, transport: ScopedTransport | None, failure: Failure | None, started: float) -> None:
+        cleanup = CleanupReport() if transport is None or transport.cleanup is None else transport.cleanup
+        raw = None if transport is None else transport.result_raw
+        if failure is None and raw is not None:
+            failure = classify_result(raw, side_effects=self.side_effects,
+                                      stderr_tail="" if transport is None else transport.stderr_tail())
+        cost = self.result.total_cost_usd if self.result is not None else None
+        if failure is None and cost is not None and self.limits.max_cost_usd is not None \
+                and cost > self.limits.max_cost_usd:
+            failure = Failure(FailureKind.BUDGET_EXCEEDED,
+                              f"cost {cost} USD is over max_cost_usd={self.limits.max_cost_usd}",
+                              side_effects=self.side_effects)
+        if failure is None and self.result is None:
+            failure = Failure(FailureKind.PROCESS_EXIT, "the CLI ended without a result",
+                              exit_code=cleanup.exit_code, side_effects=self.side_effects,
+                              retryable=not self.side_effects,
+                              stderr_tail="" if transport is None else transport.stderr_tail())
+        if failure is None and not cleanup.clean:
+            failure = Failure(FailureKind.CLEANUP_INCOMPLETE, f"processes left: {list(cleanup.leftover_pids)}",
+                              side_effects=self.side_effects)
+        if self.tracker is not None and transport is not None and transport.pid is not None \
+                and transport.pid not in cleanup.leftover_pids:
+            self.tracker.discard_process(transport.pid)
+        self.outcome = QueryOutcome(
+            result=self.result, failure=failure, session_id=self.session_id, cost_usd=cost,
+            num_turns=None if self.result is None else self.result.num_turns,
+            duration_s=time.monotonic() - started, message_count=self.count, cleanup=cleanup, result_raw=raw,
+        )
+        self.log.info("query.end", ok=self.outcome.ok, kind=None if failure is None else failure.kind.value,
+                      session_id=self.session_id, messages=self.count, cost_usd=cost)
+        self.done.set()
+
+
+def _with_cause(failure: Failure, outer: BaseException) -> Failure:
+    # The SDK re-raised our transport's error as a plain Exception: keep the typed one, chain the other.
+    cause = failure.cause
+    if cause is not None and cause.__context__ is None:
+        cause.__context__ = outer
+    return failure
+
+
+class QueryStream:
+    """The object ``open_query`` returns; use it with ``async with`` and ``async for`` in one task.
+
+    Leaving the block in any way (end, ``break``, exception, cancellation, a second cancellation) ends the
+    CLI's whole process tree before ``__aexit__`` returns; ``outcome`` is set then.
+    """
+
+    def __init__(self, pump: _Pump) -> None:
+        self._pump = pump
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._receive: MemoryObjectReceiveStream[Message] | None = None
+
+    @property
+    def outcome(self) -> QueryOutcome:
+        if self._pump.outcome is None:
+            raise RuntimeError("the outcome is known once the `async with open_query(...)` block has been left")
+        return self._pump.outcome
+
+    @property
+    def query_id(self) -> str:
+        return self._pump.query_id
+
+    async def __aenter__(self) -> QueryStream:
+        if self._tg is not None:
+            raise RuntimeError("a QueryStream can be entered only once")
+        send, self._receive = anyio.create_memory_object_stream[Message](self._pump.limits.buffer_messages)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._pump.run, send, name=f"claude-scope query {self._pump.query_id}")
+        return self
+
+    def __aiter__(self) -> QueryStream:
+        return self
+
+    async def __anext__(self) -> Message:
+        assert self._receive is not None, "use `async with open_query(...)` first"
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        assert self._tg is not None and self._receive is not None
+        with anyio.CancelScope(shield=True):
+            self._pump.stop_scope.cancel()  # no-op if the pump already finished
+            self._receive.close()
+            await self._pump.done.wait()
+        # The pump has finished (it never raises Exceptions), so the group exits cleanly; the body's own
+        # exception, if any, propagates unchanged rather than wrapped in an ExceptionGroup.
+        await self._tg.__aexit__(None, None, None)
+        return False
+
+
+def open_query(
+    prompt: str | AsyncIterable[dict[str, Any]],
+    options: ClaudeCodeOptions | None = None,
+    *,
+    limits: QueryLimits | None = None,
+    cli_path: str | PathLike[str] | None = None,
+    tracker: ResourceTracker | None = None,
+) -> QueryStream:
+    """Stream one query's messages (the SDK's own objects): ``async with open_query(p) as s: async for m in s``.
+
+    Raises TypeError at once for arguments of the wrong type; every other problem ends up in
+    ``s.outcome.failure`` after the block.
+    """
+    opts, lim = check_arguments(prompt, options, limits)
+    return QueryStream(_Pump(prompt, effective_options(prompt, opts), lim, cli_path, tracker))

@@ -1,0 +1,233 @@
+"""Our implementation of the SDK's ``Transport`` seam: one CLI process, owned and ended by us.
+
+Differences from the SDK's ``SubprocessCLITransport`` (each fixes a row of the failure matrix):
+- the CLI starts in its own session (its own process group), marked with ``CLAUDE_SCOPE_QUERY_ID``;
+- stdout is framed by ``LineFramer`` (no chunk stripping, bounded lines); a non-JSON line is logged and
+  skipped; a line that starts like JSON but does not parse is ``InvalidOutputError``;
+- stderr is drained into a bounded ring, so a failure carries the CLI's last words (redacted);
+- ``close()`` is shielded, bounded and idempotent: stdin EOF, a short wait if the CLI already sent its
+  result, SIGTERM to the group and tree, SIGKILL after the grace, then a verification. It returns a
+  ``CleanupReport``;
+- errors are kept on ``self.error`` with their type, because the SDK's reader flattens any exception
+  from a transport into a plain ``Exception(str)``.
+
+The command line itself is built by the SDK (``SubprocessCLITransport._build_command``), so options map to
+flags exactly as the SDK maps them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import AsyncIterable, AsyncIterator
+from subprocess import PIPE
+from typing import Any
+
+import anyio
+import anyio.abc
+from claude_code_sdk import ClaudeCodeOptions, CLIConnectionError, CLINotFoundError, ProcessError, Transport
+from claude_code_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+
+from ._errors import InvalidOutputError
+from ._framing import LineFramer
+from ._outcome import CleanupReport, QueryLimits
+from ._proctree import MARKER_ENV, enable_subreaper, end_tree, snapshot_tree
+from ._redact import redact
+
+_READ_CHUNK = 256 * 1024
+
+
+class ScopedTransport(Transport):
+    """One CLI process for one query. Not reusable: a new query gets a new transport."""
+
+    def __init__(
+        self,
+        prompt: str | AsyncIterable[dict[str, Any]],
+        options: ClaudeCodeOptions,
+        cli_path: str,
+        *,
+        query_id: str,
+        limits: QueryLimits,
+        log: Any,
+    ) -> None:
+        self._streaming = not isinstance(prompt, str)
+        self._options = options
+        self._argv = SubprocessCLITransport(prompt=prompt, options=options, cli_path=cli_path)._build_command()
+        self._cli_path = cli_path
+        self.query_id = query_id
+        self._limits = limits
+        self._log = log
+        self._process: anyio.abc.Process | None = None
+        self._ready = False
+        self._stderr = bytearray()
+        self._close_lock = anyio.Lock()
+        self.cleanup: CleanupReport | None = None
+        self.error: BaseException | None = None
+        self.result_raw: dict[str, Any] | None = None
+        self.pid: int | None = None
+        self.skipped_lines = 0
+
+    # -- Transport interface -------------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self._process is not None:
+            return
+        enable_subreaper()
+        cwd = str(self._options.cwd) if self._options.cwd else None
+        env = {**os.environ, **self._options.env, "CLAUDE_CODE_ENTRYPOINT": "sdk-py", MARKER_ENV: self.query_id}
+        if cwd is not None:
+            env["PWD"] = cwd
+        try:
+            self._process = await anyio.open_process(
+                self._argv, stdin=PIPE, stdout=PIPE, stderr=PIPE, cwd=cwd, env=env,
+                start_new_session=True, user=self._options.user,
+            )
+        except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+            if cwd is not None and not await anyio.Path(cwd).is_dir():
+                self.error = CLIConnectionError(f"Working directory does not exist: {cwd}")
+                raise self.error from exc
+            self.error = CLINotFoundError("Claude Code CLI could not be started", cli_path=self._cli_path)
+            self.error.__cause__ = exc
+            raise self.error from exc
+        self.pid = self._process.pid
+        self._log.debug("cli.spawned", pid=self.pid, cli=self._cli_path)
+        if not self._streaming and self._process.stdin is not None:
+            await self._process.stdin.aclose()
+        self._ready = True
+
+    async def write(self, data: str) -> None:
+        if not self._ready or self._process is None or self._process.stdin is None:
+            raise CLIConnectionError("transport is not ready for writing")
+        try:
+            await self._process.stdin.send(data.encode())
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self._ready = False
+            raise CLIConnectionError("the CLI's stdin is closed") from exc
+
+    async def end_input(self) -> None:
+        if self._process is not None and self._process.stdin is not None:
+            with contextlib.suppress(Exception):
+                await self._process.stdin.aclose()
+
+    def read_messages(self) -> AsyncIterator[dict[str, Any]]:
+        return self._read_messages()
+
+    def is_ready(self) -> bool:
+        return self._ready
+
+    async def close(self) -> None:
+        """End the process tree (shielded, bounded); later calls wait for the first one's report."""
+        with anyio.CancelScope(shield=True):
+            async with self._close_lock:
+                if self.cleanup is None:
+                    self.cleanup = await self._end()
+
+    # -- reading ------------------------------------------------------------------------------------
+    async def _read_messages(self) -> AsyncIterator[dict[str, Any]]:
+        assert self._process is not None and self._process.stdout is not None
+        framer = LineFramer(self._limits.max_line_bytes)
+        stdout = self._process.stdout
+        try:
+            while True:
+                try:
+                    chunk = await stdout.receive(_READ_CHUNK)
+                except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    break
+                for line in framer.feed(chunk):
+                    message = self._decode(line, framer.line_number)
+                    if message is not None:
+                        yield message
+            last = framer.tail()
+            if last.strip():
+                message = self._decode(last, framer.line_number)
+                if message is not None:
+                    yield message
+        except InvalidOutputError as exc:
+            self.error = exc
+            raise
+        code = await self._process.wait()
+        if code != 0:
+            self.error = ProcessError("Claude Code CLI exited with an error", exit_code=code,
+                                      stderr=self.stderr_tail())
+            raise self.error
+
+    def _decode(self, line: bytes, line_number: int) -> dict[str, Any] | None:
+        stripped = line.strip()
+        if not stripped:
+            return None
+        if not stripped.startswith(b"{"):
+            # Not the protocol (a stray log line): keep going, but say so.
+            self.skipped_lines += 1
+            excerpt = redact(stripped[:120].decode(errors="replace"))
+            self._log.warning("output.skipped", line=line_number, excerpt=excerpt)
+            return None
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError:
+            raise InvalidOutputError(
+                "malformed JSON from the CLI", excerpt=redact(stripped[:200].decode(errors="replace")),
+                line_number=line_number,
+            ) from None
+        if not isinstance(data, dict):
+            raise InvalidOutputError(
+                "a JSON line that is not an object", excerpt=stripped[:200].decode(errors="replace"),
+                line_number=line_number,
+            )
+        if data.get("type") == "result":
+            self.result_raw = data
+        return data
+
+    async def drain_stderr(self) -> None:
+        """Keep the last ``stderr_tail_bytes`` of stderr; runs until EOF or cancellation."""
+        if self._process is None or self._process.stderr is None:
+            return
+        limit = self._limits.stderr_tail_bytes
+        with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            while True:
+                self._stderr += await self._process.stderr.receive(65536)
+                if len(self._stderr) > limit:
+                    del self._stderr[: len(self._stderr) - limit]
+
+    def stderr_tail(self) -> str:
+        return redact(self._stderr.decode(errors="replace"))
+
+    # -- ending -------------------------------------------------------------------------------------
+    async def _end(self) -> CleanupReport:
+        started = time.monotonic()
+        self._ready = False
+        process = self._process
+        if process is None:
+            return CleanupReport()
+        await self.end_input()
+        if self.result_raw is not None and process.returncode is None:
+            # The CLI has answered and is exiting; let it finish writing its session files.
+            with anyio.move_on_after(self._limits.exit_grace_s):
+                await process.wait()
+        ending = await end_tree(
+            process.pid if process.returncode is None else None,
+            self.query_id,
+            wait_root=process.wait,
+            terminate_grace_s=self._limits.terminate_grace_s,
+            kill_grace_s=self._limits.kill_grace_s,
+        )
+        if process.pid not in ending.pids and process.returncode is None:
+            # The root had just exited between checks; collect its status.
+            with anyio.move_on_after(self._limits.kill_grace_s):
+                await process.wait()
+        for target, sig in ending.signals:
+            self._log.info("cleanup.signal", target=target, signal=sig)
+        with anyio.move_on_after(self._limits.kill_grace_s):
+            await process.aclose()
+        leftover = tuple(sorted(set(ending.leftover) | set(snapshot_tree(None, self.query_id))))
+        report = CleanupReport(
+            pids_ended=tuple(sorted(ending.pids)),
+            signals_sent=tuple(ending.signals),
+            sigkill_needed=ending.sigkill_needed,
+            leftover_pids=leftover,
+            exit_code=process.returncode,
+            duration_s=time.monotonic() - started,
+        )
+        self._log.info("cleanup.verified", clean=report.clean, leftover=list(leftover),
+                       seconds=round(report.duration_s, 4))
+        return report

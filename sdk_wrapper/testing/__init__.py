@@ -1,0 +1,25 @@
+"""Offline testing for claude-scope users: a stand-in ``claude`` CLI and a leak-proving pytest fixture.
+
+The stand-in is a real executable speaking the CLI's stream-json protocol, scripted by a scenario (see
+``README.md`` beside this file), as httpx ships ``MockTransport`` beside its transport seam. The pytest
+plugin (``sdk_wrapper.testing.pytest_plugin``) provides the ``leak_guard`` fixture.
+"""
+
+from __future__ import annotations
+
+from ._install import install_standin, read_pids, standin_command, standin_script
+from ._scenario import PID_FILE_ENV, PRESETS, SCENARIO_ENV, Scenario, ScenarioError, load_scenario, scenario_env
+
+__all__ = [
+    "PID_FILE_ENV",
+    "PRESETS",
+    "SCENARIO_ENV",
+    "Scenario",
+    "ScenarioError",
+    "install_standin",
+    "load_scenario",
+    "read_pids",
+    "scenario_env",
+    "standin_command",
+    "standin_script",
+]

@@ -1,0 +1,49 @@
+"""Putting the stand-in where an SDK looks for ``claude``, and reading back the pids it recorded."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+
+def standin_script() -> Path:
+    """The stand-in's script file (stdlib only, runnable by any Python >= 3.11)."""
+    return Path(__file__).with_name("_standin.py")
+
+
+def standin_command() -> list[str]:
+    """argv prefix that runs the stand-in: isolated and without site-packages, so it starts fast."""
+    return [sys.executable, "-I", "-S", str(standin_script())]
+
+
+def install_standin(directory: str | os.PathLike[str], name: str = "claude") -> Path:
+    """Write an executable ``name`` into ``directory`` that runs the stand-in, and return its path.
+
+    Put ``directory`` first on ``PATH`` and ``claude-code-sdk`` (which finds the CLI by PATH) runs it.
+    """
+    target = Path(directory) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # -IS: one shebang argument; isolated mode and no site, as standin_command().
+    target.write_text(
+        f"#!{sys.executable} -IS\n"
+        "import runpy\n"
+        f"runpy.run_path({str(standin_script())!r}, run_name='__main__')\n",
+        encoding="utf-8",
+    )
+    target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return target
+
+
+def read_pids(pid_file: str | os.PathLike[str]) -> list[tuple[int, str]]:
+    """(pid, role) pairs the stand-in recorded; an absent file means it recorded none."""
+    path = Path(pid_file)
+    if not path.exists():
+        return []
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        pid, _, role = line.partition(" ")
+        if pid.isdigit():
+            pairs.append((int(pid), role))
+    return pairs

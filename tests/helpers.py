@@ -1,0 +1,26 @@
+"""Helpers shared by the tests: options for a stand-in scenario, and one query through either API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from claude_code_sdk import ClaudeCodeOptions
+
+from sdk_wrapper import QueryLimits, QueryOutcome, open_query, run_query
+from sdk_wrapper.testing import scenario_env
+
+
+def options_for(scenario: str | dict[str, Any], cwd: Path, **extra: Any) -> ClaudeCodeOptions:
+    return ClaudeCodeOptions(cwd=str(cwd), env=scenario_env(scenario), **extra)
+
+
+async def drive(mode: str, prompt: str, options: ClaudeCodeOptions, cli: Path,
+                limits: QueryLimits | None = None) -> QueryOutcome:
+    """Run one query through run_query or open_query (consuming every message)."""
+    if mode == "run":
+        return await run_query(prompt, options, limits=limits, cli_path=cli)
+    async with open_query(prompt, options, limits=limits, cli_path=cli) as stream:
+        async for _ in stream:
+            pass
+    return stream.outcome
