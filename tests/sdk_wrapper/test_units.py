@@ -1,0 +1,96 @@
+"""Pure pieces: line framing, classification, redaction, the public surface."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+from claude_code_sdk import CLIJSONDecodeError, CLINotFoundError, ProcessError
+
+import sdk_wrapper
+import sdk_wrapper.testing
+from sdk_wrapper import FailureKind, LineTooLongError, redact
+from sdk_wrapper._classify import classify_exception, classify_result
+from sdk_wrapper._framing import LineFramer
+
+
+def test_framer_keeps_bytes_exactly_across_chunks() -> None:
+    framer = LineFramer(1024)
+    line = b'{"text": "a' + b" " * 300 + b'b"}'
+    chunks = [line[:5], line[5:200], line[200:] + b"\n" + b'{"x": 1}\n{"y"', b": 2}\n"]
+    out = [got for chunk in chunks for got in framer.feed(chunk)]
+    assert out == [line, b'{"x": 1}', b'{"y": 2}']
+    assert framer.tail() == b""
+
+
+def test_framer_rejects_an_overlong_line_before_buffering_it_all() -> None:
+    framer = LineFramer(100)
+    framer.feed(b"x" * 60)
+    with pytest.raises(LineTooLongError) as info:
+        framer.feed(b"x" * 60)  # no newline yet: already over the limit
+    assert info.value.limit == 100 and info.value.excerpt.startswith("xxx")
+
+
+def test_classify_by_type_and_cause_chain() -> None:
+    assert classify_exception(CLINotFoundError("x"), side_effects=False).kind is FailureKind.CLI_NOT_FOUND
+    process = classify_exception(ProcessError("boom", exit_code=7), side_effects=False)
+    assert (process.kind, process.exit_code, process.retryable) == (FailureKind.PROCESS_EXIT, 7, True)
+    assert not classify_exception(ProcessError("boom", exit_code=7), side_effects=True).retryable
+    # The SDK re-raises as a bare Exception "from" the real error: the chain is followed, not the text.
+    try:
+        try:
+            raise TimeoutError
+        except TimeoutError as inner:
+            raise Exception("Control request timeout: initialize") from inner
+    except Exception as outer:
+        assert classify_exception(outer, side_effects=False).kind is FailureKind.TIMEOUT
+    # A message that *says* cancel scope is not classified by its words.
+    text_only = RuntimeError("Attempted to exit cancel scope in a different task than it was entered in")
+    assert classify_exception(text_only, side_effects=False).kind is FailureKind.UNEXPECTED
+
+
+def test_exception_groups_keep_every_leaf() -> None:
+    group = BaseExceptionGroup("unhandled errors in a TaskGroup", [
+        RuntimeError("cancel scope"),
+        ExceptionGroup("inner", [CLIJSONDecodeError("{bad", ValueError("x")), ProcessError("p", exit_code=1)]),
+    ])
+    failure = classify_exception(group, side_effects=False)
+    assert [leaf.kind for leaf in failure.leaves] == [
+        FailureKind.UNEXPECTED, FailureKind.INVALID_OUTPUT, FailureKind.PROCESS_EXIT,
+    ]
+    assert failure.kind is FailureKind.INVALID_OUTPUT and failure.cause is group
+
+
+@pytest.mark.parametrize(("raw", "kind"), [
+    ({"subtype": "success", "is_error": False}, None),
+    ({"subtype": "success", "is_error": True}, FailureKind.EXECUTION_ERROR),
+    ({"subtype": "error_max_turns", "is_error": False}, FailureKind.MAX_TURNS),
+    ({"subtype": "success", "is_error": True, "api_error_status": 403}, FailureKind.AUTH),
+    ({"subtype": "success", "is_error": True, "terminal_reason": "api_error"}, FailureKind.API_ERROR),
+])
+def test_classify_result_fields(raw: dict[str, object], kind: FailureKind | None) -> None:
+    failure = classify_result(raw, side_effects=False)
+    assert (failure.kind if failure else None) is kind
+
+
+@pytest.mark.parametrize("secret", [
+    "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789",
+    "Bearer abcdefghijklmnop123456",
+    "ANTHROPIC_API_KEY=abcd1234efgh",
+    '"token": "abcdef123456"',
+])
+def test_redact(secret: str) -> None:
+    out = redact(f"error: {secret} end")
+    assert "[REDACTED]" in out and "abcd" not in out.replace("[REDACTED]", "")
+
+
+@pytest.mark.parametrize("module", [sdk_wrapper, sdk_wrapper.testing])
+def test_all_lists_exactly_the_public_names(module: object) -> None:
+    mod = importlib.import_module(module.__name__)  # type: ignore[attr-defined]
+    # Submodules (e.g. sdk_wrapper.testing) become attributes once imported; they are not re-exports.
+    public = {name for name, value in vars(mod).items()
+              if not name.startswith("_") and not inspect.ismodule(value)} - {"annotations"}
+    assert sorted(mod.__all__) == sorted(public)
+    for name in mod.__all__:
+        assert getattr(mod, name) is not None
