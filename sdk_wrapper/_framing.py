@@ -17,36 +17,36 @@ class LineFramer:
 
     def __init__(self, max_line_bytes: int) -> None:
         self.max_line_bytes = max_line_bytes
-        self._buffer = bytearray()
+        self._buffer = b""
         self._lines_seen = 0
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        buffer = self._buffer
-        buffer += chunk
         if b"\n" not in chunk:
-            self._check(len(buffer))
+            self._buffer += chunk  # quadratic only for one line spread over many chunks, and bounded
+            self._check(len(self._buffer))
             return []
-        parts = buffer.split(b"\n")
-        self._buffer = bytearray(parts.pop())
+        parts = (self._buffer + chunk).split(b"\n") if self._buffer else chunk.split(b"\n")
+        self._buffer = parts.pop()
         for part in parts:
             self._lines_seen += 1
-            self._check(len(part), part)
+            if len(part) > self.max_line_bytes:
+                self._check(len(part), part)
         self._check(len(self._buffer))
-        return [bytes(p) for p in parts]
+        return parts
 
     def tail(self) -> bytes:
         """What is left after EOF: a last line without a newline (the CLI always ends lines, but be exact)."""
-        rest, self._buffer = bytes(self._buffer), bytearray()
+        rest, self._buffer = self._buffer, b""
         return rest
 
     @property
     def line_number(self) -> int:
         return self._lines_seen + 1
 
-    def _check(self, size: int, line: bytes | bytearray | None = None) -> None:
+    def _check(self, size: int, line: bytes | None = None) -> None:
         if size > self.max_line_bytes:
-            sample = bytes((line if line is not None else self._buffer)[:120])
-            self._buffer = bytearray()
+            sample = (line if line is not None else self._buffer)[:120]
+            self._buffer = b""
             raise LineTooLongError(
                 limit=self.max_line_bytes, excerpt=sample.decode(errors="replace"), line_number=self._lines_seen + 1
             )

@@ -40,6 +40,36 @@ from ._tracker import ResourceTracker
 from ._transport import ScopedTransport
 
 
+class _IdleWatch:
+    """Cancels the limit scope once the CLI has been silent for ``idle`` seconds.
+
+    A watchdog task with one timer per idle period, rather than moving the scope's deadline on every
+    message (each move reschedules a loop timer: measured at more than half the per-message cost).
+    Time spent handing a message to a slow consumer (``handing``) does not count as the CLI's silence.
+    """
+
+    def __init__(self, idle: float | None, scope: anyio.CancelScope) -> None:
+        self.idle, self.scope = idle, scope
+        self.last = anyio.current_time()
+        self.handing = False
+        self.fired = False
+
+    def beat(self) -> None:
+        if self.idle is not None:
+            self.last = anyio.current_time()
+
+    async def run(self) -> None:
+        assert self.idle is not None
+        while True:
+            await anyio.sleep_until(self.last + self.idle)
+            if self.handing:
+                self.last = anyio.current_time()
+            elif anyio.current_time() >= self.last + self.idle:
+                self.fired = True
+                self.scope.cancel()
+                return
+
+
 class _Pump:
     """Runs the SDK generator to its end in one task and records everything the outcome needs."""
 
@@ -93,11 +123,13 @@ class _Pump:
     ) -> Failure | None:
         limits = self.limits
         overall = anyio.current_time() + limits.timeout_s if limits.timeout_s is not None else math.inf
-        idle = limits.idle_timeout_s
         failure: Failure | None = None
         async with anyio.create_task_group() as tg:
             try:
-                with anyio.CancelScope(deadline=self._deadline(overall, idle)) as limit:
+                with anyio.CancelScope(deadline=overall) as limit:
+                    watch = _IdleWatch(limits.idle_timeout_s, limit)
+                    if watch.idle is not None:
+                        tg.start_soon(watch.run)
                     await transport.connect()
                     if self.tracker is not None and transport.pid is not None:
                         self.tracker.add_process(transport.pid, f"claude cli (query {self.query_id})")
@@ -106,13 +138,17 @@ class _Pump:
                     async with aclosing(generator):
                         async for message in generator:
                             self._observe(message)
-                            limit.deadline = overall  # the consumer's pace is not the CLI's idleness
-                            await send.send(message)
-                            limit.deadline = self._deadline(overall, idle)
+                            try:
+                                send.send_nowait(message)
+                            except anyio.WouldBlock:
+                                watch.handing = True  # the consumer's pace is not the CLI's idleness
+                                await send.send(message)
+                                watch.handing = False
+                            watch.beat()
                             if isinstance(message, ResultMessage):
                                 break  # a result ends the stream, even if a grandchild holds stdout
                 if limit.cancelled_caught:
-                    failure = self._limit_failure(overall, transport)
+                    failure = self._limit_failure(watch.fired, transport)
             except anyio.BrokenResourceError:
                 self.consumer_left = True  # the consumer closed its end; same as leaving the block
             except Exception as exc:
@@ -126,15 +162,11 @@ class _Pump:
                 tg.cancel_scope.cancel()
         return failure
 
-    @staticmethod
-    def _deadline(overall: float, idle: float | None) -> float:
-        return overall if idle is None else min(overall, anyio.current_time() + idle)
-
-    def _limit_failure(self, overall: float, transport: ScopedTransport) -> Failure:
-        if anyio.current_time() >= overall:
-            kind, what = FailureKind.TIMEOUT, f"no result within timeout_s={self.limits.timeout_s}"
-        else:
+    def _limit_failure(self, stalled: bool, transport: ScopedTransport) -> Failure:
+        if stalled:
             kind, what = FailureKind.STALLED, f"no message for idle_timeout_s={self.limits.idle_timeout_s}"
+        else:
+            kind, what = FailureKind.TIMEOUT, f"no result within timeout_s={self.limits.timeout_s}"
         return Failure(kind, what, retryable=kind is FailureKind.STALLED and not self.side_effects,
                        stderr_tail=transport.stderr_tail(), side_effects=self.side_effects)
 
@@ -227,8 +259,13 @@ class QueryStream:
 
     async def __anext__(self) -> Message:
         assert self._receive is not None, "use `async with open_query(...)` first"
+        # Buffered messages are taken without a checkpoint (at most buffer_messages in a row); an empty
+        # buffer waits, and that wait is where cancellation reaches the consumer.
         try:
-            return await self._receive.receive()
+            try:
+                return self._receive.receive_nowait()
+            except anyio.WouldBlock:
+                return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise StopAsyncIteration from None
 

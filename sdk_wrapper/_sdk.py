@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import replace
 from typing import Any
 
+import anyio
 from claude_code_sdk import ClaudeCodeOptions, Message
 from claude_code_sdk._internal.client import InternalClient
 from claude_code_sdk._internal.message_parser import parse_message
@@ -32,11 +33,41 @@ def effective_options(prompt: str | AsyncIterable[dict[str, Any]], options: Clau
     return options
 
 
+async def _next(query: Query) -> dict[str, Any] | None:
+    """``Query.receive_messages`` without a checkpoint per buffered message (the SDK's reader task fills a
+    100-message buffer; taking what is there at once lets messages move in batches). None at the end."""
+    stream = query._message_receive
+    try:
+        try:
+            data = stream.receive_nowait()
+        except anyio.WouldBlock:
+            data = await stream.receive()
+    except anyio.EndOfStream:
+        return None
+    kind = data.get("type")
+    if kind == "end":
+        return None
+    if kind == "error":  # the SDK's reader flattens every transport error to this; the transport kept the type
+        raise Exception(data.get("error", "Unknown error"))
+    return data
+
+
 async def sdk_messages(
     prompt: str | AsyncIterable[dict[str, Any]], options: ClaudeCodeOptions, transport: ScopedTransport
 ) -> AsyncGenerator[Message, None]:
-    """Yield parsed messages; on exit (any way) close the Query, its streams and the transport."""
+    """Yield parsed messages; on exit (any way) close the Query and its streams (the pump closes the transport).
+
+    A string prompt needs no control protocol (the CLI's stdin is closed: it can send no request that
+    could be answered), so its lines are parsed straight from the transport, one task hop fewer per
+    message than through ``Query``'s reader task. A streaming prompt goes through ``Query``.
+    """
     await transport.connect()
+    if isinstance(prompt, str):
+        async with contextlib.aclosing(transport.read_messages()) as lines:
+            async for line in lines:
+                if not str(line.get("type", "")).startswith("control_"):
+                    yield parse_message(line)
+        return
     sdk_servers = {
         name: config["instance"]  # type: ignore[typeddict-item]
         for name, config in (options.mcp_servers.items() if isinstance(options.mcp_servers, dict) else ())
@@ -55,9 +86,8 @@ async def sdk_messages(
             await query.initialize()
             if query._tg is not None:
                 query._tg.start_soon(query.stream_input, prompt)
-        async with contextlib.aclosing(query.receive_messages()) as raw_messages:  # type: ignore[type-var]
-            async for data in raw_messages:
-                yield parse_message(data)
+        while (message := await _next(query)) is not None:
+            yield parse_message(message)
     finally:
         try:
             await query.close()

@@ -21,7 +21,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from subprocess import PIPE
 from typing import Any
 
@@ -110,7 +110,7 @@ class ScopedTransport(Transport):
             with contextlib.suppress(Exception):
                 await self._process.stdin.aclose()
 
-    def read_messages(self) -> AsyncIterator[dict[str, Any]]:
+    def read_messages(self) -> AsyncGenerator[dict[str, Any], None]:
         return self._read_messages()
 
     def is_ready(self) -> bool:
@@ -124,7 +124,7 @@ class ScopedTransport(Transport):
                     self.cleanup = await self._end()
 
     # -- reading ------------------------------------------------------------------------------------
-    async def _read_messages(self) -> AsyncIterator[dict[str, Any]]:
+    async def _read_messages(self) -> AsyncGenerator[dict[str, Any], None]:
         assert self._process is not None and self._process.stdout is not None
         framer = LineFramer(self._limits.max_line_bytes)
         stdout = self._process.stdout

@@ -1,0 +1,239 @@
+"""Raw claude-code-sdk vs sdk_wrapper, side by side on the stand-in CLI, in one run; prints a table.
+
+    ./scripts/bench            # full: 5 bursts, 50 overhead queries, 100+20 cancels, 1,000 cancelled queries
+    ./scripts/bench --quick    # smaller counts, same rows
+
+Every (contestant, measurement) runs in a fresh interpreter (``--one``), so one contestant's leaks
+(the raw SDK's orphans, descriptors, a loop poisoned by finalizer errors) cannot touch another's numbers.
+Figures are medians (percentiles where stated) over the stated number of runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+from claude_code_sdk import ClaudeCodeOptions, query
+
+from sdk_wrapper import QueryLimits, open_query, run_query
+from sdk_wrapper.testing import install_standin, read_pids, scenario_env
+
+CONTESTANTS = ("raw", "run_query", "open_query")
+
+
+def _opts(scenario: str | dict[str, Any], work: Path) -> ClaudeCodeOptions:
+    return ClaudeCodeOptions(cwd=str(work), env=scenario_env(scenario))
+
+
+async def _consume(contestant: str, scenario: str | dict[str, Any], work: Path, cli: Path,
+                   limits: QueryLimits | None = None) -> int:
+    count = 0
+    if contestant == "raw":
+        async for _ in query(prompt="bench", options=_opts(scenario, work)):
+            count += 1
+    elif contestant == "run_query":
+        outcome = await run_query("bench", _opts(scenario, work), cli_path=cli, limits=limits)
+        if not outcome.ok:
+            raise RuntimeError(f"benchmark query failed: {outcome.failure}")
+        count = outcome.message_count
+    else:
+        async with open_query("bench", _opts(scenario, work), cli_path=cli, limits=limits) as stream:
+            async for _ in stream:
+                count += 1
+        if not stream.outcome.ok:
+            raise RuntimeError(f"benchmark query failed: {stream.outcome.failure}")
+    return count
+
+
+async def burst(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
+    rates = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        count = await _consume(contestant, "burst", work, cli)
+        rates.append(count / (time.perf_counter() - started))
+    return {"msgs_per_s": statistics.median(rates), "runs": runs}
+
+
+async def overhead(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await _consume(contestant, {"steps": [], "init": False, "result": {}}, work, cli)
+        times.append(time.perf_counter() - started)
+    return {"ms_per_query": statistics.median(times) * 1000, "runs": runs}
+
+
+async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, ignore_term: bool) -> dict[str, Any]:
+    """From leaving the block (cancel) to the whole tree ended. Raw: whether the CLI is even signalled."""
+    grace = 0.5
+    scenario = "hang_ignore_term" if ignore_term else "hang"
+    latencies, left = [], 0
+    pid_file = Path(os.environ["CLAUDE_STANDIN_PID_FILE"])
+    for _ in range(runs):
+        before = len(read_pids(pid_file))
+        if contestant == "raw":
+            started = time.perf_counter()
+            with anyio.move_on_after(0.3):
+                async for _ in query(prompt="bench", options=_opts(scenario, work)):
+                    pass
+            latencies.append(time.perf_counter() - started - 0.3)
+        else:
+            async with open_query("bench", _opts(scenario, work), cli_path=cli,
+                                  limits=QueryLimits(terminate_grace_s=grace)) as stream:
+                async for _ in stream:
+                    break  # the first message: the CLI is up; leave now
+                started = time.perf_counter()
+            latencies.append(time.perf_counter() - started)
+        await anyio.sleep(0.05)
+        left += sum(1 for pid, _ in read_pids(pid_file)[before:] if psutil.pid_exists(pid) and _not_zombie(pid))
+    latencies.sort()
+    return {"p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[max(0, int(len(latencies) * .99) - 1)]
+            * 1000, "left_alive": left, "runs": runs, "grace_ms": grace * 1000}
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+async def cancelled_many(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
+    """Queries cancelled at random points; RSS, descriptors and live processes after each."""
+    me = psutil.Process()
+    rng = random.Random(7)
+    pid_file = Path(os.environ["CLAUDE_STANDIN_PID_FILE"])
+
+    async def one() -> None:
+        with anyio.move_on_after(rng.uniform(0.0, 0.1)):
+            await _consume_quiet(contestant, rng.choice(["slow", "hang"]), work, cli)
+
+    await one()  # warm-up: imports, first spawn
+    rss0, fds0 = me.memory_info().rss, me.num_fds()
+    for _ in range(runs):
+        await one()
+    await anyio.sleep(0.2)
+    alive = sum(1 for pid, _ in read_pids(pid_file) if psutil.pid_exists(pid) and _not_zombie(pid))
+    return {"rss_growth_mb": (me.memory_info().rss - rss0) / 2**20, "fds_growth": me.num_fds() - fds0,
+            "processes_left": alive, "runs": runs}
+
+
+async def _consume_quiet(contestant: str, scenario: str, work: Path, cli: Path) -> None:
+    # A failed outcome (cancelled) is expected here; the raw SDK's own errors too.
+    with contextlib.suppress(RuntimeError):
+        await _consume(contestant, scenario, work, cli, QueryLimits(terminate_grace_s=0.2))
+
+
+def one(contestant: str, measurement: str, n: int, ignore_term: bool) -> dict[str, Any]:
+    """Run in a fresh interpreter; print JSON."""
+    import logging
+
+    logging.getLogger("claude_code_sdk").setLevel(logging.CRITICAL)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work, cli = Path(tmp, "work"), install_standin(Path(tmp, "bin"))
+        work.mkdir()
+        os.environ["PATH"] = f"{cli.parent}{os.pathsep}{os.environ['PATH']}"
+        os.environ["CLAUDE_STANDIN_PID_FILE"] = str(Path(tmp, "pids"))
+        fn = {"burst": burst, "overhead": overhead, "cancelled_many": cancelled_many}.get(measurement)
+
+        async def main() -> dict[str, Any]:
+            if measurement == "cancel":
+                return await cancel_latency(contestant, work, cli, n, ignore_term)
+            assert fn is not None
+            return await fn(contestant, work, cli, n)  # type: ignore[operator]
+
+        try:
+            result = asyncio.run(main())
+        finally:
+            for pid, _ in read_pids(Path(tmp, "pids")):  # end what a contestant left, after counting it
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+    return result
+
+
+def _spawn(contestant: str, measurement: str, n: int, ignore_term: bool = False) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "benchmarks.bench_wrapper", "--one", contestant, measurement, str(n)]
+    if ignore_term:
+        cmd.append("--ignore-term")
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.run(cmd, stdout=out, stderr=err, timeout=1800)
+        out.seek(0)
+        err.seek(0)
+        lines = out.read().strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            return {"error": err.read()[-300:].strip() or f"exit {proc.returncode}"}
+        return dict(json.loads(lines[-1]))
+
+
+def machine() -> str:
+    from importlib.metadata import version
+
+    import claude_code_sdk
+
+    return (f"{os.cpu_count()} cores, Python {platform.python_version()}, claude-code-sdk "
+            f"{claude_code_sdk.__version__}, anyio {version('anyio')}, psutil {version('psutil')}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--one", nargs=3, metavar=("CONTESTANT", "MEASUREMENT", "N"))
+    parser.add_argument("--ignore-term", action="store_true")
+    args = parser.parse_args()
+    if args.one:
+        contestant, measurement, n = args.one
+        print(json.dumps(one(contestant, measurement, int(n), args.ignore_term)))
+        return 0
+    q = args.quick
+    plan = [
+        ("messages/s, 10,000-message burst", "burst", 3 if q else 5, False, "msgs_per_s", "{:,.0f}"),
+        ("per-query wall time, minimal CLI (ms)", "overhead", 20 if q else 50, False, "ms_per_query", "{:.2f}"),
+        ("cancel -> tree ended p50 (ms), SIGTERM honoured", "cancel", 20 if q else 100, False, "p50_ms", "{:.1f}"),
+        ("cancel -> tree ended p99 (ms), SIGTERM honoured", "cancel", 20 if q else 100, False, "p99_ms", "{:.1f}"),
+        ("cancel -> tree ended p50 (ms), SIGTERM ignored", "cancel", 5 if q else 20, True, "p50_ms", "{:.1f}"),
+        ("cancel -> tree ended p99 (ms), SIGTERM ignored", "cancel", 5 if q else 20, True, "p99_ms", "{:.1f}"),
+        ("processes left after those cancels", "cancel", 20 if q else 100, False, "left_alive", "{}"),
+        ("RSS growth over N cancelled queries (MB)", "cancelled_many", 100 if q else 1000, False, "rss_growth_mb",
+         "{:.2f}"),
+        ("descriptor growth over N cancelled queries", "cancelled_many", 100 if q else 1000, False, "fds_growth", "{}"),
+        ("processes left over N cancelled queries", "cancelled_many", 100 if q else 1000, False, "processes_left",
+         "{}"),
+    ]
+    print(f"machine: {machine()}")
+    cache: dict[tuple[str, str, int, bool], dict[str, Any]] = {}
+    print(f"| {'measurement':<50} | {'N':>5} | " + " | ".join(f"{c:>12}" for c in CONTESTANTS) + " |")
+    print(f"|{'-' * 52}|{'-' * 7}|" + "|".join("-" * 14 for _ in CONTESTANTS) + "|")
+    for title, measurement, n, ignore, key, fmt in plan:
+        cells = []
+        for contestant in CONTESTANTS:
+            ck = (contestant, measurement, n, ignore)
+            if ck not in cache:
+                cache[ck] = _spawn(contestant, measurement, n, ignore)
+            data = cache[ck]
+            cells.append("error" if "error" in data else fmt.format(data[key]))
+        print(f"| {title:<50} | {n:>5} | " + " | ".join(f"{c:>12}" for c in cells) + " |", flush=True)
+    errors = {k: v["error"] for k, v in cache.items() if "error" in v}
+    for k, v in errors.items():
+        print(f"error in {k}: {v}")
+    print("\nraw cancel latency is the time the caller waited after its timeout fired; the raw SDK does not end "
+          "the CLI on cancel, so its 'processes left' is the real measure there.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
