@@ -17,7 +17,7 @@ from ._outcome import Attempt, CleanupReport, Failure, FailureKind, QueryLimits,
 from ._redact import redact, redact_event
 from ._retry import RetryPolicy
 from ._run import run_query
-from ._scope import QueryStream, open_query
+from ._scope import QueryStream, SpawnedCLI, open_query
 from ._tracker import OpenResource, ResourceTracker
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "QueryStream",
     "ResourceTracker",
     "RetryPolicy",
+    "SpawnedCLI",
     "open_query",
     "redact",
     "redact_event",

@@ -70,8 +70,11 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def snapshot_tree(root_pid: int | None, marker: str) -> dict[int, psutil.Process]:
-    """Every live process of the tree: descendants of the root, and marked orphans (see module doc)."""
+def snapshot_tree(root_pid: int | None, marker: str, *, everywhere: bool = False) -> dict[int, psutil.Process]:
+    """Every live process of the tree: descendants of the root, and marked orphans (see module doc).
+
+    ``everywhere`` scans every process for the marker, for trees whose owner died (their orphans went
+    to init, not to us)."""
     found: dict[int, psutil.Process] = {}
     if root_pid is not None:
         with contextlib.suppress(psutil.Error):
@@ -80,7 +83,7 @@ def snapshot_tree(root_pid: int | None, marker: str) -> dict[int, psutil.Process
             for child in root.children(recursive=True):
                 found[child.pid] = child
     candidates: list[psutil.Process]
-    if _subreaper_state:
+    if _subreaper_state and not everywhere:
         with contextlib.suppress(psutil.Error):
             candidates = psutil.Process().children(recursive=True)
     else:
@@ -136,6 +139,7 @@ async def _wait_gone(procs: dict[int, psutil.Process], skip: int | None, within_
         _reap([pid for pid in procs if pid != skip])
         alive = [pid for pid, p in procs.items() if pid != skip and _alive(p)]
         if not alive or time.monotonic() >= deadline:
+            _reap([pid for pid in procs if pid != skip])  # those that died since the reap just above
             return alive
         await anyio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 0.05)
@@ -148,13 +152,14 @@ async def end_tree(
     wait_root: Callable[[], Awaitable[object]] | None,
     terminate_grace_s: float,
     kill_grace_s: float,
+    everywhere: bool = False,
 ) -> TreeEnding:
     """SIGTERM, then SIGKILL, the whole tree; return what was sent and what (if anything) survived.
 
     Must run shielded: it is cleanup. ``wait_root`` waits for the root through its owner (anyio's
     ``process.wait()``), which reaps it; psutil would only see a zombie.
     """
-    tree = snapshot_tree(root_pid, marker)
+    tree = snapshot_tree(root_pid, marker, everywhere=everywhere)
     sent: list[tuple[int, str]] = []
     if not tree:
         return TreeEnding((), sent, False, ())
@@ -169,7 +174,7 @@ async def end_tree(
     sigkill = bool(survivors)
     if survivors:
         # New children may have appeared while SIGTERM was handled; record again before killing.
-        tree.update(snapshot_tree(root_pid, marker))
+        tree.update(snapshot_tree(root_pid, marker, everywhere=everywhere))
         if group:
             _signal(root_pid, signal.SIGKILL, sent, group=True)  # type: ignore[arg-type]
         for pid in tree:

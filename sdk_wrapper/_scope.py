@@ -20,14 +20,16 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 from os import PathLike
 from types import TracebackType
 from typing import Any
 
 import anyio
 import anyio.abc
+import psutil
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from claude_code_sdk import AssistantMessage, ClaudeCodeOptions, Message, ResultMessage, SystemMessage, ToolUseBlock
 
@@ -38,6 +40,16 @@ from ._outcome import CleanupReport, Failure, FailureKind, QueryLimits, QueryOut
 from ._sdk import effective_options, sdk_messages
 from ._tracker import ResourceTracker
 from ._transport import ScopedTransport
+
+
+@dataclass(frozen=True)
+class SpawnedCLI:
+    """A CLI process as a journal records it: the pid with its start time (so a reused pid is never
+    mistaken for it) and the query id its whole tree carries in ``CLAUDE_SCOPE_QUERY_ID``."""
+
+    pid: int
+    create_time: float
+    query_id: str
 
 
 class _IdleWatch:
@@ -80,9 +92,11 @@ class _Pump:
         limits: QueryLimits,
         cli_path: str | PathLike[str] | None,
         tracker: ResourceTracker | None,
+        on_spawn: Callable[[SpawnedCLI], None] | None = None,
     ) -> None:
         self.prompt, self.options, self.limits, self.cli_path = prompt, options, limits, cli_path
         self.tracker = tracker
+        self.on_spawn = on_spawn
         self.query_id = uuid.uuid4().hex
         self.log = get_logger(query_id=self.query_id)
         self.stop_scope = anyio.CancelScope()
@@ -131,8 +145,8 @@ class _Pump:
                     if watch.idle is not None:
                         tg.start_soon(watch.run)
                     await transport.connect()
-                    if self.tracker is not None and transport.pid is not None:
-                        self.tracker.add_process(transport.pid, f"claude cli (query {self.query_id})")
+                    if transport.pid is not None:
+                        self._spawned(transport.pid)
                     tg.start_soon(transport.drain_stderr)
                     generator = sdk_messages(self.prompt, self.options, transport)
                     async with aclosing(generator):
@@ -161,6 +175,16 @@ class _Pump:
                 await transport.close()
                 tg.cancel_scope.cancel()
         return failure
+
+    def _spawned(self, pid: int) -> None:
+        if self.tracker is not None:
+            self.tracker.add_process(pid, f"claude cli (query {self.query_id})")
+        if self.on_spawn is not None:
+            try:
+                started = psutil.Process(pid).create_time()
+            except psutil.Error:
+                started = 0.0
+            self.on_spawn(SpawnedCLI(pid, started, self.query_id))
 
     def _limit_failure(self, stalled: bool, transport: ScopedTransport) -> Failure:
         if stalled:
@@ -245,6 +269,11 @@ class QueryStream:
     def query_id(self) -> str:
         return self._pump.query_id
 
+    @property
+    def finished(self) -> bool:
+        """Whether ``outcome`` is available (the block has been left and cleanup is done)."""
+        return self._pump.outcome is not None
+
     async def __aenter__(self) -> QueryStream:
         if self._tg is not None:
             raise RuntimeError("a QueryStream can be entered only once")
@@ -290,11 +319,13 @@ def open_query(
     limits: QueryLimits | None = None,
     cli_path: str | PathLike[str] | None = None,
     tracker: ResourceTracker | None = None,
+    on_spawn: Callable[[SpawnedCLI], None] | None = None,
 ) -> QueryStream:
     """Stream one query's messages (the SDK's own objects): ``async with open_query(p) as s: async for m in s``.
 
     Raises TypeError at once for arguments of the wrong type; every other problem ends up in
-    ``s.outcome.failure`` after the block.
+    ``s.outcome.failure`` after the block. ``on_spawn`` is called (synchronously, in the query's task)
+    right after the CLI starts, e.g. to journal its pid.
     """
     opts, lim = check_arguments(prompt, options, limits)
-    return QueryStream(_Pump(prompt, effective_options(prompt, opts), lim, cli_path, tracker))
+    return QueryStream(_Pump(prompt, effective_options(prompt, opts), lim, cli_path, tracker, on_spawn))

@@ -1,0 +1,70 @@
+"""claude-scope's phase orchestrator: pipelines of Claude Code phases with timeouts, retries, budgets,
+evidence checks, bounded parallelism, and a durable journal that resumes a crashed run.
+
+    pipeline = Pipeline([
+        Phase("research", "Write milestone_1/research.md", checks=[file_exists("milestone_1/research.md", 100)]),
+        Phase("plan", "Write plan.md from the research", checks=[file_exists("plan.md")]),
+    ])
+    report = await Orchestrator(project_dir=".").run(pipeline)
+    report.phases["plan"].status            # PhaseStatus.SUCCEEDED only if the CLI's result and every check are ok
+"""
+
+from __future__ import annotations
+
+from ._checks import (
+    CallableCheck,
+    Check,
+    CheckContext,
+    CheckResult,
+    CommandSucceeds,
+    FileExists,
+    GlobMatches,
+    check,
+    command_succeeds,
+    file_exists,
+    glob_matches,
+)
+from ._engine import Orchestrator
+from ._journal import Journal, JournalCorruptError, JournalError, JournalLockedError
+from ._model import (
+    BUDGET_EXCEEDED,
+    VALIDATION_FAILED,
+    Phase,
+    PhaseOutcome,
+    PhaseStatus,
+    Pipeline,
+    PipelineError,
+    RunContext,
+    RunReport,
+)
+from ._pipeline_file import load_pipeline, parse_pipeline
+
+__all__ = [
+    "BUDGET_EXCEEDED",
+    "VALIDATION_FAILED",
+    "CallableCheck",
+    "Check",
+    "CheckContext",
+    "CheckResult",
+    "CommandSucceeds",
+    "FileExists",
+    "GlobMatches",
+    "Journal",
+    "JournalCorruptError",
+    "JournalError",
+    "JournalLockedError",
+    "Orchestrator",
+    "Phase",
+    "PhaseOutcome",
+    "PhaseStatus",
+    "Pipeline",
+    "PipelineError",
+    "RunContext",
+    "RunReport",
+    "check",
+    "command_succeeds",
+    "file_exists",
+    "glob_matches",
+    "load_pipeline",
+    "parse_pipeline",
+]

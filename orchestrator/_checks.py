@@ -1,0 +1,170 @@
+"""Evidence checks: what a phase must leave behind, verified independently of what the agent claims.
+
+Each check is a frozen dataclass with ``run(ctx) -> CheckResult`` and ``to_dict()``; the result carries the
+evidence (sizes, matches, a command's exit code and output tail), so a failed phase says why.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+
+from sdk_wrapper import redact
+
+from ._model import RunContext
+
+_OUTPUT_TAIL = 4000
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    evidence: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "evidence": self.evidence, "details": self.details}
+
+
+class Check(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    async def run(self, ctx: CheckContext) -> CheckResult: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Where a check looks: the phase's working directory, and the run."""
+
+    cwd: Path
+    run: RunContext
+
+
+def _resolve(cwd: Path, path: str) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else cwd / candidate
+
+
+@dataclass(frozen=True)
+class FileExists:
+    """The file exists and has at least ``min_bytes`` bytes."""
+
+    path: str
+    min_bytes: int = 1
+    name: str = ""
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        target = _resolve(ctx.cwd, self.path)
+        name = self.name or f"file_exists:{self.path}"
+        try:
+            size = (await anyio.Path(target).stat()).st_size
+        except OSError:
+            return CheckResult(name, False, f"{self.path} does not exist", {"path": str(target)})
+        passed = size >= self.min_bytes
+        return CheckResult(name, passed, f"{self.path}: {size} bytes (need >= {self.min_bytes})",
+                           {"path": str(target), "bytes": size})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "file_exists", "path": self.path, "min_bytes": self.min_bytes}
+
+
+@dataclass(frozen=True)
+class GlobMatches:
+    """At least ``min_count`` paths match the pattern (relative to the phase's cwd; ``**`` allowed)."""
+
+    pattern: str
+    min_count: int = 1
+    name: str = ""
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        pattern = str(_resolve(ctx.cwd, self.pattern))
+        def find() -> tuple[list[str], list[str]]:
+            found = sorted(glob.glob(pattern, recursive=True))
+            return found, [os.path.relpath(m, ctx.cwd) for m in found[:20]]
+
+        matches, shown = await anyio.to_thread.run_sync(find)
+        name = self.name or f"glob:{self.pattern}"
+        return CheckResult(name, len(matches) >= self.min_count,
+                           f"{len(matches)} match(es) for {self.pattern} (need >= {self.min_count})",
+                           {"matches": shown})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "glob", "pattern": self.pattern, "min_count": self.min_count}
+
+
+@dataclass(frozen=True)
+class CommandSucceeds:
+    """The command exits 0 within ``timeout_s``, run in the phase's cwd; its output tail is kept."""
+
+    command: str | tuple[str, ...]
+    timeout_s: float = 120.0
+    name: str = ""
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        argv = shlex.split(self.command) if isinstance(self.command, str) else list(self.command)
+        name = self.name or f"command:{' '.join(argv)[:60]}"
+        started = time.monotonic()
+        try:
+            with anyio.fail_after(self.timeout_s):
+                proc = await anyio.run_process(argv, cwd=ctx.cwd, check=False, stderr=-2)  # stderr -> stdout
+        except TimeoutError:
+            return CheckResult(name, False, f"timed out after {self.timeout_s}s", {"argv": argv})
+        except OSError as exc:
+            return CheckResult(name, False, f"could not run: {exc.strerror}", {"argv": argv})
+        output = redact(proc.stdout.decode(errors="replace"))[-_OUTPUT_TAIL:]
+        return CheckResult(name, proc.returncode == 0, f"exit {proc.returncode}",
+                           {"argv": argv, "exit_code": proc.returncode, "output_tail": output,
+                            "seconds": round(time.monotonic() - started, 3)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "command", "command": self.command if isinstance(self.command, str) else list(self.command),
+                "timeout_s": self.timeout_s}
+
+
+@dataclass(frozen=True)
+class CallableCheck:
+    """Any async callable ``fn(ctx) -> bool | CheckResult``; an exception it raises is a failed check."""
+
+    fn: Callable[[CheckContext], Awaitable[bool | CheckResult]]
+    name: str = ""
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        name = self.name or getattr(self.fn, "__name__", "callable")
+        try:
+            value = await self.fn(ctx)
+        except Exception as exc:
+            return CheckResult(name, False, f"raised {type(exc).__name__}: {redact(str(exc))[:500]}")
+        if isinstance(value, CheckResult):
+            return value
+        return CheckResult(name, bool(value), "returned " + repr(bool(value)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "callable", "name": self.name or getattr(self.fn, "__name__", "callable")}
+
+
+def file_exists(path: str, min_bytes: int = 1) -> FileExists:
+    return FileExists(path, min_bytes)
+
+
+def glob_matches(pattern: str, min_count: int = 1) -> GlobMatches:
+    return GlobMatches(pattern, min_count)
+
+
+def command_succeeds(command: str | tuple[str, ...], timeout_s: float = 120.0) -> CommandSucceeds:
+    return CommandSucceeds(command, timeout_s)
+
+
+def check(fn: Callable[[CheckContext], Awaitable[bool | CheckResult]], name: str = "") -> CallableCheck:
+    return CallableCheck(fn, name)

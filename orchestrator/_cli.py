@@ -1,0 +1,187 @@
+"""``claude-scope``: run, resume and inspect pipelines; ``demo`` runs the 11-phase example offline.
+
+On a terminal, progress is a live table of phases; otherwise one JSON line per event (structlog). The
+exit code is 1 when a phase did not succeed, 2 for bad input (pipeline file, journal, arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+
+from sdk_wrapper import redact_event
+from sdk_wrapper.testing import install_standin
+
+from ._engine import Orchestrator
+from ._journal import DEFAULT_PATH, Journal, JournalError
+from ._model import PhaseOutcome, PhaseStatus, Pipeline, PipelineError, RunReport
+from ._pipeline_file import load_pipeline
+
+EXAMPLE = Path(__file__).with_name("examples") / "v3_pipeline.toml"
+
+
+class Progress:
+    """A live table of phases, redrawn on each phase event (on a terminal; elsewhere the orchestrator's
+    own ``phase.status`` JSON lines are the progress)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.names = [p.name for p in pipeline.phases]
+        self.rows: dict[str, dict[str, Any]] = {n: {"status": "pending", "started": None} for n in self.names}
+        self.drawn = 0
+
+    def __call__(self, name: str, status: PhaseStatus, outcome: PhaseOutcome | None) -> None:
+        row = self.rows[name]
+        row["status"] = status.value
+        if status is PhaseStatus.RUNNING:
+            row["started"] = time.monotonic()
+        if outcome is not None:
+            row.update(cost=outcome.cost_usd, turns=outcome.num_turns, elapsed=outcome.duration_s,
+                       kind=outcome.kind, message=outcome.message)
+        self.draw()
+
+    def draw(self) -> None:
+        lines = [f"{'phase':<14} {'status':<10} {'elapsed':>8} {'cost':>8} {'turns':>5}"]
+        for name in self.names:
+            r = self.rows[name]
+            elapsed = r.get("elapsed") or (time.monotonic() - r["started"] if r["started"] else 0.0)
+            cost = "-" if r.get("cost") is None else f"{r['cost']:.4f}"
+            turns = "-" if r.get("turns") is None else str(r["turns"])
+            lines.append(f"{name:<14} {r['status']:<10} {elapsed:>7.2f}s {cost:>8} {turns:>5}")
+        if self.drawn:
+            sys.stdout.write(f"\x1b[{self.drawn}F\x1b[J")
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        self.drawn = len(lines)
+
+
+def print_report(report: RunReport, journal: Journal) -> None:
+    print(f"\nrun {report.run_id}: {'succeeded' if report.ok else 'FAILED'} "
+          f"(cost {report.cost_usd:.4f} USD, {report.duration_s:.2f}s)")
+    print(f"{'phase':<14} {'status':<10} {'attempts':>8} {'cost':>8}  detail")
+    for outcome in report.phases.values():
+        cost = "-" if outcome.cost_usd is None else f"{outcome.cost_usd:.4f}"
+        detail = outcome.message if outcome.status is not PhaseStatus.SUCCEEDED else \
+            "; ".join(c.evidence for c in outcome.checks) or "the CLI's result is ok"
+        kind = f"[{outcome.kind}] " if outcome.kind else ""
+        print(f"{outcome.name:<14} {outcome.status.value:<10} {outcome.attempts:>8} {cost:>8}  {kind}{detail[:90]}")
+    if report.budget_exhausted:
+        print("the run budget was spent: later phases were not started")
+    if report.orphans_ended:
+        print(f"ended CLI processes left by an earlier, killed run: {list(report.orphans_ended)}")
+    print(f"journal: {journal.path}; messages: {journal.messages_dir / report.run_id}")
+
+
+def _orchestrator(args: argparse.Namespace, pipeline: Pipeline | None) -> Orchestrator:
+    project = Path(args.project_dir).resolve()
+    journal = Journal(Path(args.journal) if args.journal else project / DEFAULT_PATH)
+    cli_path = install_standin(journal.path.parent / "standin-bin") if args.simulate else None
+    progress = Progress(pipeline) if pipeline is not None and sys.stdout.isatty() else None
+    return Orchestrator(journal, project_dir=project, cli_path=cli_path, on_phase=progress)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    pipeline = load_pipeline(args.pipeline, project_dir=args.project_dir, simulate=args.simulate)
+    orch = _orchestrator(args, pipeline)
+    report = anyio.run(orch.run, pipeline, args.run_id)
+    print_report(report, orch.journal)
+    return 0 if report.ok else 1
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    journal = Journal(Path(args.journal) if args.journal else Path(args.project_dir).resolve() / DEFAULT_PATH)
+    source = args.pipeline or journal.pipeline_of(args.run_id).get("source")
+    journal.close()
+    if not source:
+        raise PipelineError("this run's pipeline file is not recorded; pass --pipeline FILE")
+    pipeline = load_pipeline(source, project_dir=args.project_dir, simulate=args.simulate)
+    orch = _orchestrator(args, pipeline)
+    report = anyio.run(orch.resume, args.run_id, pipeline)
+    print_report(report, orch.journal)
+    return 0 if report.ok else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    journal = Journal(Path(args.journal) if args.journal else Path(args.project_dir).resolve() / DEFAULT_PATH)
+    runs = journal.runs()
+    if not runs:
+        print("no runs recorded")
+        return 0
+    run_id = args.run_id or runs[0]["run_id"]
+    phases = journal.phases(run_id)
+    if not phases:
+        print(f"no run {run_id!r}")
+        return 2
+    print(f"run {run_id}: " + next(r["status"] for r in runs if r["run_id"] == run_id))
+    for name, row in phases.items():
+        print(json.dumps({"phase": name, **{k: row[k] for k in (
+            "status", "attempts", "cost_usd", "duration_s", "kind", "message", "session_id")}}))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    journal = Journal(Path(args.journal) if args.journal else Path(args.project_dir).resolve() / DEFAULT_PATH)
+    for run in journal.runs():
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started"]))
+        print(f"{run['run_id']:<32} {run['status']:<10} {started}  {run['note'] or ''}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    project = Path(args.project_dir) if args.project_dir != "." else Path(tempfile.mkdtemp(prefix="claude-scope-demo-"))
+    print(f"claude-scope demo: the 11-phase V3 pipeline ({EXAMPLE.name}), offline against the stand-in CLI,\n"
+          f"in {project}. The e2e phase fails on purpose; validate and commit are skipped because of it.\n")
+    args.project_dir, args.pipeline, args.simulate, args.run_id = str(project), str(EXAMPLE), True, None
+    code = cmd_run(args)
+    print("\nthe run failed as the example scripts it (e2e: error_max_turns)" if code == 1 else "")
+    return 0 if code == 1 else 1  # the demo succeeds when the example's one failure is reported as a failure
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="claude-scope", description=__doc__)
+    parser.add_argument("--project-dir", default=".", help="the project the phases work in (default: .)")
+    parser.add_argument("--journal", help="journal database (default: PROJECT/.claude-scope/runs.db)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a pipeline file")
+    run.add_argument("pipeline")
+    run.add_argument("--run-id")
+    run.add_argument("--simulate", action="store_true", help="use the stand-in CLI and each phase's scenario")
+    resume = sub.add_parser("resume", help="rerun what did not succeed in a run")
+    resume.add_argument("run_id")
+    resume.add_argument("--pipeline", help="pipeline file (default: the one the run was started with)")
+    resume.add_argument("--simulate", action="store_true")
+    status = sub.add_parser("status", help="phases of a run (default: the latest)")
+    status.add_argument("run_id", nargs="?")
+    sub.add_parser("runs", help="list runs")
+    sub.add_parser("demo", help="run the 11-phase example offline against the stand-in CLI")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.getLogger("claude_code_sdk").setLevel(logging.CRITICAL)  # outcomes are reported instead
+    # The application configures logging: JSON lines on stderr; on a terminal only warnings (the table shows
+    # progress).
+    structlog.configure(processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper("iso"),
+                                    redact_event, structlog.processors.JSONRenderer()],
+                        wrapper_class=structlog.make_filtering_bound_logger(
+                            logging.WARNING if sys.stdout.isatty() else logging.INFO),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    commands = {"run": cmd_run, "resume": cmd_resume, "status": cmd_status, "runs": cmd_runs, "demo": cmd_demo}
+    try:
+        return commands[args.command](args)
+    except (PipelineError, JournalError, KeyError, ValueError) as exc:
+        print(f"claude-scope: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

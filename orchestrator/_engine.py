@@ -1,0 +1,198 @@
+"""``Orchestrator``: runs a pipeline's phases (in order, or as a DAG with bounded parallelism), journals
+every state change, enforces the run budget, and resumes a run without redoing finished phases.
+
+Before any run or resume it ends CLI trees left by a killed orchestrator: each journalled pid is touched
+only if its start time matches the journal (a reused pid is never signalled), and the tree is found by
+the query id its processes carry in their environment.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import psutil
+
+from sdk_wrapper._logging import get_logger
+from sdk_wrapper._proctree import end_tree
+
+from ._execute import PhaseRuntime, run_phase
+from ._journal import DEFAULT_PATH, Journal, LiveProcess
+from ._model import BUDGET_EXCEEDED, Phase, PhaseOutcome, PhaseStatus, Pipeline, RunContext, RunReport
+
+PhaseListener = Callable[[str, PhaseStatus, PhaseOutcome | None], None]
+
+
+class Orchestrator:
+    """Runs pipelines against a journal. ``journal`` is a Journal, a path, or None for
+    ``<project_dir>/.claude-scope/runs.db``. ``cli_path`` is passed to every query.
+
+    A journal opened here (from a path) is owned and closed by ``close()`` / ``with Orchestrator(...)``;
+    a ``Journal`` passed in stays the caller's to close."""
+
+    def __init__(
+        self,
+        journal: Journal | str | Path | None = None,
+        *,
+        project_dir: str | Path = ".",
+        cli_path: str | Path | None = None,
+        on_phase: PhaseListener | None = None,
+    ) -> None:
+        self.project_dir = Path(project_dir).resolve()
+        self._owns_journal = not isinstance(journal, Journal)
+        if isinstance(journal, Journal):
+            self.journal = journal
+        else:
+            self.journal = Journal(journal if journal is not None else self.project_dir / DEFAULT_PATH)
+        self.cli_path = None if cli_path is None else str(cli_path)
+        self.on_phase = on_phase
+        self.log = get_logger()
+
+    def close(self) -> None:
+        if self._owns_journal:
+            self.journal.close()
+
+    def __enter__(self) -> Orchestrator:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def run_sync(self, pipeline: Pipeline, run_id: str | None = None) -> RunReport:
+        """For callers that are synchronous today (V3 calls ``anyio.run`` per phase)."""
+        return anyio.run(self.run, pipeline, run_id)
+
+    async def run(self, pipeline: Pipeline, run_id: str | None = None) -> RunReport:
+        """Run every phase. ``run_id`` may be chosen by the caller; it must be new."""
+        run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        if self.journal.run_exists(run_id):
+            raise ValueError(f"run {run_id!r} already exists in {self.journal.path}; use resume()")
+        return await self._execute(pipeline, run_id, {})
+
+    async def resume(self, run_id: str, pipeline: Pipeline) -> RunReport:
+        """Rerun only what did not succeed; succeeded phases keep their journalled outcome."""
+        if not self.journal.run_exists(run_id):
+            raise KeyError(f"no run {run_id!r} in {self.journal.path}")
+        kept = {}
+        for phase in pipeline.phases:
+            recorded = self.journal.recorded_outcome(run_id, phase.name)
+            if recorded is not None and recorded.succeeded:
+                kept[phase.name] = recorded
+        return await self._execute(pipeline, run_id, kept)
+
+    async def end_orphans(self) -> tuple[int, ...]:
+        """End CLI trees that a killed orchestrator left running (see module doc); return their pids."""
+        ended: list[int] = []
+        for proc in self.journal.live_processes():
+            root = proc.pid if _same_process(proc) else None
+            with anyio.CancelScope(shield=True):
+                ending = await end_tree(root, proc.query_id, wait_root=None, terminate_grace_s=3.0,
+                                        kill_grace_s=2.0, everywhere=True)
+            ended.extend(ending.pids)
+            if ending.pids:
+                self.log.warning("orphans.ended", run_id=proc.run_id, phase=proc.name, pids=list(ending.pids))
+            self.journal.forget_process(proc)
+        return tuple(ended)
+
+    async def _execute(self, pipeline: Pipeline, run_id: str, kept: dict[str, PhaseOutcome]) -> RunReport:
+        started = time.monotonic()
+        orphans = await self.end_orphans()
+        names = [p.name for p in pipeline.phases]
+        self.journal.start_run(run_id, _describe(pipeline), names)
+        state = _RunState(pipeline, kept)
+        ctx = RunContext(run_id, self.project_dir, state.outcomes)
+        try:
+            async with anyio.create_task_group() as tg:
+                for phase in pipeline.phases:
+                    if phase.name not in kept:
+                        tg.start_soon(self._phase_task, phase, ctx, state, name=f"phase {phase.name}")
+        except BaseException:
+            self.journal.end_run(run_id, "cancelled")  # synchronous: a cancellation cannot interrupt it
+            raise
+        report = RunReport(
+            run_id=run_id, phases={n: state.outcomes[n] for n in names},
+            cost_usd=sum(o.cost_usd or 0.0 for o in state.outcomes.values()),
+            duration_s=time.monotonic() - started, budget_exhausted=state.budget_exhausted, orphans_ended=orphans,
+        )
+        self.journal.end_run(run_id, "succeeded" if report.ok else "failed",
+                             "run budget exhausted" if state.budget_exhausted else "")
+        return report
+
+    async def _phase_task(self, phase: Phase, ctx: RunContext, state: _RunState) -> None:
+        deps = state.deps[phase.name]
+        for dep in deps:
+            await state.done[dep].wait()
+        not_ok = [state.outcomes[d] for d in deps if not state.outcomes[d].succeeded]
+        if not_ok:
+            outcome = _skipped(phase, f"dependency {not_ok[0].name!r} {not_ok[0].status.value}")
+        else:
+            async with state.limiter:
+                outcome = await self._start_or_skip(phase, ctx, state)
+        state.record(outcome)
+        self.journal.phase_ended(ctx.run_id, outcome)
+        self._notify(phase.name, outcome.status, outcome)
+
+    async def _start_or_skip(self, phase: Phase, ctx: RunContext, state: _RunState) -> PhaseOutcome:
+        if state.stop_reason:
+            return _skipped(phase, state.stop_reason)
+        budget = state.pipeline.max_cost_usd
+        if budget is not None and state.spent() >= budget:
+            state.budget_exhausted = True
+            return _skipped(phase, f"run budget spent ({state.spent():.4f} of {budget} USD)", BUDGET_EXCEEDED)
+        self._notify(phase.name, PhaseStatus.RUNNING, None)
+        recorded = self.journal.recorded_outcome(ctx.run_id, phase.name)
+        runtime = PhaseRuntime(ctx.run_id, self.journal, self.project_dir, self.cli_path,
+                               first_attempt=recorded.attempts if recorded is not None else 0)
+        outcome = await run_phase(phase, ctx, runtime)
+        if not outcome.succeeded and state.pipeline.fail_fast:
+            state.stop_reason = f"fail_fast: phase {phase.name!r} {outcome.status.value}"
+        return outcome
+
+    def _notify(self, name: str, status: PhaseStatus, outcome: PhaseOutcome | None) -> None:
+        self.log.info("phase.status", phase=name, status=status.value,
+                      kind=None if outcome is None else outcome.kind,
+                      cost_usd=None if outcome is None else outcome.cost_usd)
+        if self.on_phase is not None:
+            self.on_phase(name, status, outcome)
+
+
+class _RunState:
+    """Shared by a run's phase tasks (all in one event loop, so plain attributes suffice)."""
+
+    def __init__(self, pipeline: Pipeline, kept: dict[str, PhaseOutcome]) -> None:
+        self.pipeline = pipeline
+        self.deps = pipeline.dependencies()
+        self.outcomes: dict[str, PhaseOutcome] = dict(kept)
+        self.done = {p.name: anyio.Event() for p in pipeline.phases}
+        for name in kept:
+            self.done[name].set()
+        self.limiter = anyio.CapacityLimiter(pipeline.max_parallel)
+        self.stop_reason = ""
+        self.budget_exhausted = False
+
+    def spent(self) -> float:
+        return sum(o.cost_usd or 0.0 for o in self.outcomes.values())
+
+    def record(self, outcome: PhaseOutcome) -> None:
+        self.outcomes[outcome.name] = outcome
+        self.done[outcome.name].set()
+
+
+def _skipped(phase: Phase, reason: str, kind: str | None = None) -> PhaseOutcome:
+    return PhaseOutcome(phase.name, PhaseStatus.SKIPPED, kind=kind, message=reason)
+
+
+def _same_process(proc: LiveProcess) -> bool:
+    try:
+        return abs(psutil.Process(proc.pid).create_time() - proc.create_time) < 0.05
+    except psutil.Error:
+        return False
+
+
+def _describe(pipeline: Pipeline) -> dict[str, object]:
+    return {"name": pipeline.name, "source": pipeline.source, "max_parallel": pipeline.max_parallel,
+            "max_cost_usd": pipeline.max_cost_usd, "fail_fast": pipeline.fail_fast,
+            "phases": [p.to_dict() for p in pipeline.phases]}

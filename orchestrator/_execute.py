@@ -1,0 +1,133 @@
+"""Running one phase: spec in, outcome out.
+
+``run_phase`` takes a ``Phase`` and where to run it, drives ``sdk_wrapper.open_query`` (with the phase's
+retry policy), streams every message to a JSONL file as it arrives (memory stays flat however long the
+phase), journals each attempt and the CLI's pid, runs the evidence checks, and returns a ``PhaseOutcome``.
+A phase succeeds only if the CLI's own result is ok and every check passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+from claude_code_sdk import ClaudeCodeOptions, Message
+
+from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, SpawnedCLI, open_query
+from sdk_wrapper._retry import run_with_retry
+
+from ._checks import CheckContext, CheckResult
+from ._journal import Journal
+from ._model import VALIDATION_FAILED, Phase, PhaseOutcome, PhaseStatus, RunContext
+
+_TIMED_OUT = {FailureKind.TIMEOUT, FailureKind.STALLED}
+
+
+class MessageLog:
+    """Appends each message as one JSON line and flushes it, so a kill -9 loses at most the line in flight."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self.count = 0
+
+    def write(self, message: Message) -> None:
+        record: dict[str, Any] = {"type": type(message).__name__, **dataclasses.asdict(message)}
+        self._fh.write(json.dumps(record, default=str) + "\n")
+        self._fh.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+@dataclass(frozen=True)
+class PhaseRuntime:
+    """Where and how a phase runs; the same for every phase of a run."""
+
+    run_id: str
+    journal: Journal
+    project_dir: Path
+    cli_path: str | None = None
+    first_attempt: int = 0
+
+
+def phase_options(phase: Phase, project_dir: Path) -> ClaudeCodeOptions:
+    options = phase.options or ClaudeCodeOptions()
+    if options.cwd is None:
+        options = replace(options, cwd=str(project_dir))
+    return options
+
+
+async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOutcome:
+    """Run ``phase`` to its outcome. Cancellation is journalled (a synchronous write), then re-raised."""
+    started = time.monotonic()
+    prompt = phase.prompt if isinstance(phase.prompt, str) else phase.prompt(ctx)
+    options = phase_options(phase, rt.project_dir)
+    limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s,
+                         max_cost_usd=phase.max_cost_usd)
+    attempt = rt.first_attempt
+    journal, run_id = rt.journal, rt.run_id
+
+    def spawned(cli: SpawnedCLI) -> None:
+        journal.process_started(run_id, phase.name, cli.pid, cli.create_time, cli.query_id)
+
+    async def once() -> QueryOutcome:
+        nonlocal attempt
+        attempt += 1
+        journal.phase_running(run_id, phase.name, attempt)
+        log = MessageLog(journal.message_log(run_id, phase.name, attempt))
+        stream = open_query(prompt, options, limits=limits, cli_path=rt.cli_path, on_spawn=spawned)
+        try:
+            async with stream:
+                async for message in stream:
+                    log.write(message)
+        finally:
+            log.close()
+            if stream.finished:
+                _journal_attempt(journal, run_id, phase.name, attempt, stream.outcome)
+        return stream.outcome
+
+    try:
+        outcome = await (run_with_retry(phase.retry, once) if phase.retry is not None else once())
+    except anyio.get_cancelled_exc_class():
+        journal.phase_ended(run_id, PhaseOutcome(phase.name, PhaseStatus.CANCELLED, attempts=attempt,
+                                                 duration_s=time.monotonic() - started,
+                                                 kind=FailureKind.CANCELLED.value, message="run cancelled"))
+        raise
+    checks: tuple[CheckResult, ...] = ()
+    if outcome.ok:
+        check_ctx = CheckContext(Path(options.cwd or rt.project_dir), ctx)
+        checks = tuple([await check.run(check_ctx) for check in phase.checks])
+    return _phase_outcome(phase.name, outcome, checks, attempt, time.monotonic() - started)
+
+
+def _journal_attempt(journal: Journal, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
+    failure = outcome.failure
+    journal.attempt_ended(run_id, name, number, outcome.ok, None if failure is None else failure.kind.value,
+                          "" if failure is None else failure.message, outcome.cost_usd, outcome.session_id)
+
+
+def _phase_outcome(name: str, outcome: QueryOutcome, checks: tuple[CheckResult, ...], attempts: int,
+                   duration_s: float) -> PhaseOutcome:
+    common: dict[str, Any] = {
+        "query": outcome, "checks": checks, "attempts": attempts, "cost_usd": outcome.cost_usd,
+        "duration_s": duration_s, "session_id": outcome.session_id, "num_turns": outcome.num_turns,
+    }
+    failure = outcome.failure
+    if failure is not None or not outcome.ok:
+        kind = failure.kind if failure is not None else FailureKind.EXECUTION_ERROR
+        status = (PhaseStatus.TIMED_OUT if kind in _TIMED_OUT
+                  else PhaseStatus.CANCELLED if kind is FailureKind.CANCELLED else PhaseStatus.FAILED)
+        return PhaseOutcome(name, status, kind=kind.value,
+                            message=failure.message if failure is not None else "error result", **common)
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        return PhaseOutcome(name, PhaseStatus.FAILED, kind=VALIDATION_FAILED,
+                            message="; ".join(f"{c.name}: {c.evidence}" for c in failed), **common)
+    return PhaseOutcome(name, PhaseStatus.SUCCEEDED, message="ok", **common)

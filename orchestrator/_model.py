@@ -1,0 +1,193 @@
+"""Phases, pipelines and their outcomes: plain data.
+
+A ``Phase`` is a spec (name, prompt, SDK options, limits, checks, dependencies); running it is a function
+of that spec (``_execute.run_phase``), so a phase could run as a task on another engine unchanged.
+A ``Pipeline`` validates its graph when built: duplicate names, unknown or cyclic ``depends_on``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from claude_code_sdk import ClaudeCodeOptions
+
+from sdk_wrapper import QueryOutcome, RetryPolicy
+
+if TYPE_CHECKING:
+    from ._checks import Check, CheckResult
+
+
+class PipelineError(ValueError):
+    """A pipeline that cannot run; the message names the phase and the key."""
+
+
+class PhaseStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+#: failure kinds the orchestrator adds to sdk_wrapper's FailureKind values
+VALIDATION_FAILED = "validation_failed"
+BUDGET_EXCEEDED = "budget_exceeded"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a callable prompt or check sees: the run, the project, and earlier phases' outcomes."""
+
+    run_id: str
+    project_dir: Path
+    outcomes: Mapping[str, PhaseOutcome]
+
+
+Prompt = str | Callable[[RunContext], str]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of a pipeline. ``options`` is the SDK's own ``ClaudeCodeOptions``."""
+
+    name: str
+    prompt: Prompt
+    options: ClaudeCodeOptions | None = None
+    timeout_s: float | None = 600.0
+    idle_timeout_s: float | None = None
+    max_cost_usd: float | None = None
+    retry: RetryPolicy | None = None
+    depends_on: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise PipelineError(f"phase name must be a non-empty string, got {self.name!r}")
+        if not (isinstance(self.prompt, str) or callable(self.prompt)):
+            raise PipelineError(f"phase {self.name!r}: prompt must be a string or a callable")
+        if isinstance(self.prompt, str) and not self.prompt.strip():
+            raise PipelineError(f"phase {self.name!r}: prompt is empty")
+        if self.options is not None and not isinstance(self.options, ClaudeCodeOptions):
+            raise PipelineError(f"phase {self.name!r}: options must be ClaudeCodeOptions")
+        object.__setattr__(self, "depends_on", tuple(self.depends_on))
+        object.__setattr__(self, "checks", tuple(self.checks))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description for the journal (a callable prompt is named, not serialized)."""
+        return {
+            "name": self.name,
+            "prompt": self.prompt if isinstance(self.prompt, str)
+            else f"<callable {getattr(self.prompt, '__name__', '?')}>",
+            "timeout_s": self.timeout_s, "idle_timeout_s": self.idle_timeout_s, "max_cost_usd": self.max_cost_usd,
+            "depends_on": list(self.depends_on), "checks": [c.to_dict() for c in self.checks],
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Phases plus run-wide settings. With no ``depends_on`` anywhere, phases run in order, each after
+    the previous one succeeded; otherwise as a DAG, at most ``max_parallel`` at once."""
+
+    phases: tuple[Phase, ...]
+    max_parallel: int = 1
+    max_cost_usd: float | None = None
+    fail_fast: bool = False
+    name: str = "pipeline"
+    #: the file it was loaded from, if any (recorded so that ``claude-scope resume`` can reload it)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "phases", tuple(self.phases))
+        if not self.phases:
+            raise PipelineError("a pipeline needs at least one phase")
+        if not isinstance(self.max_parallel, int) or self.max_parallel < 1:
+            raise PipelineError(f"max_parallel must be an integer >= 1, got {self.max_parallel!r}")
+        names = [p.name for p in self.phases]
+        for name in names:
+            if names.count(name) > 1:
+                raise PipelineError(f"phase {name!r} is defined more than once")
+        for phase in self.phases:
+            for dep in phase.depends_on:
+                if dep not in names:
+                    raise PipelineError(f"phase {phase.name!r}: depends_on names unknown phase {dep!r}")
+                if dep == phase.name:
+                    raise PipelineError(f"phase {phase.name!r}: depends_on names itself")
+        self._check_cycles()
+
+    def _check_cycles(self) -> None:
+        graph = self.dependencies()
+        state: dict[str, int] = {}
+
+        def visit(name: str, path: list[str]) -> None:
+            if state.get(name) == 1:
+                cycle = [*path[path.index(name):], name]
+                raise PipelineError(f"phase {name!r}: depends_on forms a cycle: {' -> '.join(cycle)}")
+            if state.get(name) == 2:
+                return
+            state[name] = 1
+            for dep in graph[name]:
+                visit(dep, [*path, name])
+            state[name] = 2
+
+        for name in graph:
+            visit(name, [])
+
+    def dependencies(self) -> dict[str, tuple[str, ...]]:
+        """Each phase's prerequisites: declared ones, or the previous phase when none is declared anywhere."""
+        if any(p.depends_on for p in self.phases):
+            return {p.name: p.depends_on for p in self.phases}
+        names = [p.name for p in self.phases]
+        return {name: (names[i - 1],) if i else () for i, name in enumerate(names)}
+
+    def phase(self, name: str) -> Phase:
+        return next(p for p in self.phases if p.name == name)
+
+
+@dataclass(frozen=True)
+class PhaseOutcome:
+    """How one phase ended. ``kind`` is a FailureKind value, ``validation_failed`` or ``budget_exceeded``."""
+
+    name: str
+    status: PhaseStatus
+    query: QueryOutcome | None = None
+    checks: tuple[CheckResult, ...] = ()
+    attempts: int = 0
+    cost_usd: float | None = None
+    duration_s: float = 0.0
+    kind: str | None = None
+    message: str = ""
+    session_id: str | None = None
+    num_turns: int | None = None
+    from_journal: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is PhaseStatus.SUCCEEDED
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A run's result: every phase's outcome, in pipeline order."""
+
+    run_id: str
+    phases: dict[str, PhaseOutcome] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    duration_s: float = 0.0
+    budget_exhausted: bool = False
+    orphans_ended: tuple[int, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(o.succeeded for o in self.phases.values())
+
+    @property
+    def failed(self) -> list[PhaseOutcome]:
+        return [o for o in self.phases.values() if o.status not in (PhaseStatus.SUCCEEDED, PhaseStatus.SKIPPED)]

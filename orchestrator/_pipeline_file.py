@@ -1,0 +1,162 @@
+"""Pipeline files (TOML): parsed with ``tomllib``, validated with errors that name the phase and the key.
+
+    [pipeline]                      # all optional
+    name = "v3"; max_parallel = 2; max_cost_usd = 5.0; fail_fast = false
+
+    [defaults]                      # optional: any phase key, applied to every phase that does not set it
+
+    [[phases]]
+    name = "research"               # required
+    prompt = "..."                  # required
+    depends_on = ["..."]
+    timeout_s = 600; idle_timeout_s = 120; max_cost_usd = 1.0
+    retry = { attempts = 3, initial_wait_s = 1, max_wait_s = 30, after_side_effects = false }
+    model = "..."; max_turns = 50; permission_mode = "bypassPermissions"; cwd = "sub/dir"
+    allowed_tools = ["Read"]; disallowed_tools = []; system_prompt = "..."; env = { KEY = "value" }
+    scenario = "ok"                 # used only with --simulate: the stand-in CLI's scenario (name or table)
+    [[phases.checks]]
+    type = "file_exists"; path = "milestone_1/research.md"; min_bytes = 100
+    # or: type = "glob", pattern, min_count | type = "command", command, timeout_s
+
+Relative ``cwd`` and check paths are relative to the project directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from claude_code_sdk import ClaudeCodeOptions
+
+from sdk_wrapper import RetryPolicy
+from sdk_wrapper.testing import SCENARIO_ENV
+
+from ._checks import Check, CommandSucceeds, FileExists, GlobMatches
+from ._model import Phase, Pipeline, PipelineError
+
+_NUM = (int, float)
+_PIPELINE_KEYS: dict[str, Any] = {"name": str, "max_parallel": int, "max_cost_usd": _NUM, "fail_fast": bool}
+_PHASE_KEYS: dict[str, Any] = {
+    "name": str, "prompt": str, "description": str, "depends_on": list, "timeout_s": _NUM,
+    "idle_timeout_s": _NUM, "max_cost_usd": _NUM, "retry": dict, "model": str, "max_turns": int,
+    "permission_mode": str, "cwd": str, "allowed_tools": list, "disallowed_tools": list, "system_prompt": str,
+    "append_system_prompt": str, "env": dict, "scenario": (str, dict), "checks": list,
+}
+_RETRY_KEYS: dict[str, Any] = {"attempts": int, "initial_wait_s": _NUM, "max_wait_s": _NUM, "jitter_s": _NUM,
+                               "after_side_effects": bool}
+_CHECK_KEYS: dict[str, dict[str, Any]] = {
+    "file_exists": {"type": str, "path": str, "min_bytes": int, "name": str},
+    "glob": {"type": str, "pattern": str, "min_count": int, "name": str},
+    "command": {"type": str, "command": (str, list), "timeout_s": _NUM, "name": str},
+}
+_PERMISSION_MODES = {"default", "acceptEdits", "plan", "bypassPermissions"}
+
+
+def load_pipeline(path: str | Path, *, project_dir: str | Path | None = None, simulate: bool = False) -> Pipeline:
+    """Read and validate a pipeline file. ``simulate`` passes each phase's ``scenario`` to the stand-in CLI."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PipelineError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PipelineError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        pipeline = parse_pipeline(data, project_dir=Path(project_dir) if project_dir else path.parent,
+                                  simulate=simulate)
+    except PipelineError as exc:
+        raise PipelineError(f"{path}: {exc}") from None
+    return dataclasses.replace(pipeline, source=str(path.resolve()))
+
+
+def _check(where: str, table: Mapping[str, Any], allowed: Mapping[str, Any]) -> None:
+    for key, value in table.items():
+        if key not in allowed:
+            raise PipelineError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+        expected = allowed[key] if isinstance(allowed[key], tuple) else (allowed[key],)
+        if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
+            names = " or ".join(t.__name__ for t in expected)
+            raise PipelineError(f"{where}: key {key!r} must be {names}, got {type(value).__name__}")
+
+
+def parse_pipeline(data: Mapping[str, Any], *, project_dir: Path, simulate: bool = False) -> Pipeline:
+    _check("file", data, {"pipeline": dict, "defaults": dict, "phases": list})
+    settings = data.get("pipeline", {})
+    _check("[pipeline]", settings, _PIPELINE_KEYS)
+    defaults = data.get("defaults", {})
+    _check("[defaults]", defaults, {k: v for k, v in _PHASE_KEYS.items() if k not in ("name", "depends_on")})
+    tables = data.get("phases")
+    if not tables:
+        raise PipelineError("no [[phases]] defined")
+    phases = []
+    for index, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise PipelineError(f"phases[{index}]: expected a table")
+        where = f"phase {table.get('name', f'#{index + 1}')!r}"
+        _check(where, table, _PHASE_KEYS)
+        merged = {**defaults, **table}
+        for required in ("name", "prompt"):
+            if required not in merged:
+                raise PipelineError(f"{where}: missing required key {required!r}")
+        phases.append(_phase(where, merged, project_dir, simulate))
+    return Pipeline(tuple(phases), max_parallel=settings.get("max_parallel", 1),
+                    max_cost_usd=settings.get("max_cost_usd"), fail_fast=settings.get("fail_fast", False),
+                    name=settings.get("name", "pipeline"))
+
+
+def _phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> Phase:
+    if t.get("permission_mode") not in (None, *_PERMISSION_MODES):
+        raise PipelineError(f"{where}: key 'permission_mode' must be one of {sorted(_PERMISSION_MODES)}")
+    for key in ("allowed_tools", "disallowed_tools", "depends_on"):
+        if not all(isinstance(v, str) for v in t.get(key, [])):
+            raise PipelineError(f"{where}: key {key!r} must be a list of strings")
+    env = {str(k): str(v) for k, v in t.get("env", {}).items()}
+    if simulate and "scenario" in t:
+        scenario = t["scenario"]
+        env[SCENARIO_ENV] = scenario if isinstance(scenario, str) else json.dumps(scenario)
+    cwd = project_dir / t["cwd"] if "cwd" in t else project_dir
+    options = ClaudeCodeOptions(
+        model=t.get("model"), max_turns=t.get("max_turns"), permission_mode=t.get("permission_mode"),
+        allowed_tools=list(t.get("allowed_tools", [])), disallowed_tools=list(t.get("disallowed_tools", [])),
+        system_prompt=t.get("system_prompt"), append_system_prompt=t.get("append_system_prompt"),
+        cwd=str(cwd), env=env,
+    )
+    retry = None
+    if "retry" in t:
+        _check(f"{where}.retry", t["retry"], _RETRY_KEYS)
+        try:
+            retry = RetryPolicy(**t["retry"])
+        except ValueError as exc:
+            raise PipelineError(f"{where}.retry: {exc}") from None
+    for key in ("timeout_s", "idle_timeout_s", "max_cost_usd"):
+        if key in t and t[key] <= 0:
+            raise PipelineError(f"{where}: key {key!r} must be positive")
+    return Phase(
+        name=t["name"], prompt=t["prompt"], options=options, timeout_s=t.get("timeout_s", 600.0),
+        idle_timeout_s=t.get("idle_timeout_s"), max_cost_usd=t.get("max_cost_usd"), retry=retry,
+        depends_on=tuple(t.get("depends_on", ())), description=t.get("description", ""),
+        checks=tuple(_check_spec(f"{where}.checks[{i}]", c) for i, c in enumerate(t.get("checks", []))),
+    )
+
+
+def _check_spec(where: str, c: Any) -> Check:
+    if not isinstance(c, dict) or c.get("type") not in _CHECK_KEYS:
+        raise PipelineError(f"{where}: key 'type' must be one of {sorted(_CHECK_KEYS)}")
+    _check(where, c, _CHECK_KEYS[c["type"]])
+    name = c.get("name", "")
+    if c["type"] == "file_exists":
+        if "path" not in c:
+            raise PipelineError(f"{where}: missing required key 'path'")
+        return FileExists(c["path"], c.get("min_bytes", 1), name)
+    if c["type"] == "glob":
+        if "pattern" not in c:
+            raise PipelineError(f"{where}: missing required key 'pattern'")
+        return GlobMatches(c["pattern"], c.get("min_count", 1), name)
+    if "command" not in c:
+        raise PipelineError(f"{where}: missing required key 'command'")
+    command = c["command"] if isinstance(c["command"], str) else tuple(str(a) for a in c["command"])
+    return CommandSucceeds(command, c.get("timeout_s", 120.0), name)

@@ -1,0 +1,215 @@
+"""The orchestrator against the stand-in CLI: ordering, DAG parallelism, limits, retries, budgets, checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from claude_code_sdk import ClaudeCodeOptions
+
+from orchestrator import (
+    BUDGET_EXCEEDED,
+    VALIDATION_FAILED,
+    CheckContext,
+    Journal,
+    Orchestrator,
+    Phase,
+    PhaseStatus,
+    Pipeline,
+    RunContext,
+    check,
+    command_succeeds,
+    file_exists,
+    glob_matches,
+)
+from sdk_wrapper import RetryPolicy
+from sdk_wrapper.testing import scenario_env
+from sdk_wrapper.testing.pytest_plugin import LeakGuard
+
+pytestmark = pytest.mark.anyio
+
+
+def phase(name: str, scenario: str | dict[str, Any], project: Path, **kw: Any) -> Phase:
+    return Phase(name, f"do {name}", options=ClaudeCodeOptions(cwd=str(project), env=scenario_env(scenario)), **kw)
+
+
+def write(path: str, content: str) -> dict[str, Any]:
+    return {"steps": [{"tool": {"name": "Write", "input": {"file_path": path, "content": content}}}]}
+
+
+@pytest.fixture
+def orch(tmp_path: Path, standin_cli: Path) -> Iterator[Orchestrator]:
+    project = tmp_path / "project"
+    project.mkdir()
+    with Orchestrator(tmp_path / "journal" / "runs.db", project_dir=project, cli_path=standin_cli) as orch:
+        yield orch
+
+
+async def test_sequential_run_journals_everything(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    p = orch.project_dir
+    pipeline = Pipeline([phase("research", write("research.md", "x" * 150), p,
+                               checks=[file_exists("research.md", 100)]),
+                         phase("plan", "slow", p), phase("commit", "ok", p)])
+    report = await orch.run(pipeline, run_id="run-1")
+    assert report.ok and list(report.phases) == ["research", "plan", "commit"]
+    assert report.phases["research"].checks[0].details["bytes"] == 150
+    assert report.cost_usd == pytest.approx(3 * 0.0123)
+    rows = orch.journal.phases("run-1")
+    assert {n: r["status"] for n, r in rows.items()} == dict.fromkeys(["research", "plan", "commit"], "succeeded")
+    assert rows["plan"]["session_id"] == report.phases["plan"].session_id is not None
+    log = orch.journal.message_log("run-1", "plan", 1)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines[0]["type"] == "SystemMessage" and lines[-1]["type"] == "ResultMessage"
+    assert len(lines) == 12  # init, ten texts, result: streamed to disk as they came
+    assert orch.journal.runs()[0]["status"] == "succeeded"
+
+
+async def test_failure_skips_later_phases_in_order(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    p = orch.project_dir
+    report = await orch.run(Pipeline([phase("a", "ok", p), phase("b", "exit_error", p), phase("c", "ok", p)]))
+    assert [o.status for o in report.phases.values()] == [PhaseStatus.SUCCEEDED, PhaseStatus.FAILED,
+                                                          PhaseStatus.SKIPPED]
+    assert report.phases["b"].kind == "process_exit"
+    assert report.phases["c"].message == "dependency 'b' failed"
+
+
+@pytest.fixture
+def orch_closer() -> Iterator[list[Orchestrator]]:
+    made: list[Orchestrator] = []
+    yield made
+    for orch in made:
+        orch.close()
+
+
+async def test_dag_respects_max_parallel_and_independent_branches(leak_guard: LeakGuard, tmp_path: Path,
+                                                                  standin_cli: Path,
+                                                                  orch_closer: list[Orchestrator]) -> None:
+    running: set[str] = set()
+    peak = 0
+
+    def listen(name: str, status: PhaseStatus, _: object) -> None:
+        nonlocal peak
+        if status is PhaseStatus.RUNNING:
+            running.add(name)
+            peak = max(peak, len(running))
+        else:
+            running.discard(name)
+
+    orch = Orchestrator(tmp_path / "runs.db", project_dir=tmp_path, cli_path=standin_cli, on_phase=listen)
+    orch_closer.append(orch)
+    slow = {"delay_s": 0.1, "steps": [{"text": "1"}, {"text": "2"}, {"text": "3"}]}
+    pipeline = Pipeline([
+        phase("root", "ok", tmp_path),
+        phase("b1", slow, tmp_path, depends_on=("root",)), phase("b2", slow, tmp_path, depends_on=("root",)),
+        phase("b3", slow, tmp_path, depends_on=("root",)), phase("bad", "exit_error", tmp_path, depends_on=("root",)),
+        phase("after_bad", "ok", tmp_path, depends_on=("bad",)),
+        phase("join", "ok", tmp_path, depends_on=("b1", "b2", "b3")),
+    ], max_parallel=2)
+    report = await orch.run(pipeline)
+    assert peak == 2
+    assert report.phases["join"].succeeded  # the independent branch went on after "bad" failed
+    assert report.phases["after_bad"].status is PhaseStatus.SKIPPED
+
+
+async def test_fail_fast_starts_nothing_new(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    p = orch.project_dir
+    pipeline = Pipeline([phase("bad", "exit_error", p), phase("other", "ok", p, depends_on=("bad2",)),
+                         phase("bad2", {"preset": "ok", "delay_s": 0.3, "steps": [{"text": "a"}, {"text": "b"}]}, p)],
+                        fail_fast=True, max_parallel=2)
+    report = await orch.run(pipeline)
+    assert report.phases["bad"].status is PhaseStatus.FAILED
+    assert report.phases["bad2"].succeeded  # already running when bad failed: not cancelled
+    assert report.phases["other"].message.startswith("fail_fast: phase 'bad'")
+
+
+async def test_timeout_and_idle_timeout(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    p = orch.project_dir
+    pipeline = Pipeline([phase("hangs", "hang", p, timeout_s=0.5, depends_on=()),
+                         phase("stalls", "hang", p, timeout_s=30, idle_timeout_s=0.5, depends_on=("hangs",))],
+                        fail_fast=False)
+    report = await orch.run(Pipeline([*pipeline.phases[:1]]))
+    assert report.phases["hangs"].status is PhaseStatus.TIMED_OUT and report.phases["hangs"].kind == "timeout"
+    report = await orch.run(Pipeline([phase("stalls", "hang", p, timeout_s=30, idle_timeout_s=0.5)]))
+    assert report.phases["stalls"].status is PhaseStatus.TIMED_OUT and report.phases["stalls"].kind == "stalled"
+    assert report.phases["stalls"].duration_s < 10
+
+
+async def test_retry_is_journalled_per_attempt(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    report = await orch.run(Pipeline([phase("api", "overloaded", orch.project_dir,
+                                            retry=RetryPolicy(attempts=3, wait=False))]), run_id="r")
+    outcome = report.phases["api"]
+    assert outcome.status is PhaseStatus.FAILED and outcome.attempts == 3 and outcome.kind == "api_error"
+    assert [orch.journal.message_log("r", "api", n).exists() for n in (1, 2, 3)] == [True] * 3
+
+
+async def test_phase_and_run_budgets(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    p = orch.project_dir
+    expensive = {"steps": [{"text": "spent"}], "result": {"total_cost_usd": 0.6}}
+    report = await orch.run(Pipeline([phase("one", expensive, p, max_cost_usd=0.5)]))
+    assert report.phases["one"].status is PhaseStatus.FAILED and report.phases["one"].kind == BUDGET_EXCEEDED
+    report = await orch.run(Pipeline([phase("a", expensive, p), phase("b", expensive, p), phase("c", "ok", p)],
+                                      max_cost_usd=1.0))
+    assert report.phases["b"].succeeded and report.phases["c"].status is PhaseStatus.SKIPPED
+    assert report.phases["c"].kind == BUDGET_EXCEEDED and report.budget_exhausted
+    assert "run budget spent (1.2000 of 1.0 USD)" in report.phases["c"].message
+
+
+async def test_failed_checks_fail_the_phase_with_evidence(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    p = orch.project_dir
+
+    async def never(ctx: CheckContext) -> bool:
+        return (ctx.cwd / "nothing-here").exists()
+
+    pipeline = Pipeline([phase("claims", write("short.md", "tiny"), p, checks=[
+        file_exists("short.md", 100), glob_matches("*.py"), command_succeeds("python3 -c 'raise SystemExit(3)'"),
+        check(never), file_exists("short.md", 2)])])
+    outcome = (await orch.run(pipeline)).phases["claims"]
+    assert outcome.status is PhaseStatus.FAILED and outcome.kind == VALIDATION_FAILED
+    assert [c.passed for c in outcome.checks] == [False, False, False, False, True]
+    assert outcome.checks[0].evidence == "short.md: 4 bytes (need >= 100)"
+    assert outcome.checks[2].details["exit_code"] == 3
+    assert outcome.query is not None and outcome.query.ok  # the CLI said success; the evidence said no
+
+
+async def test_callable_prompt_sees_earlier_outcomes(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    seen: list[str] = []
+
+    def prompt(ctx: RunContext) -> str:
+        seen.append(ctx.outcomes["first"].status.value)
+        return f"continue after {ctx.outcomes['first'].session_id}"
+
+    first = phase("first", "ok", orch.project_dir)
+    second = Phase("second", prompt, options=ClaudeCodeOptions(cwd=str(orch.project_dir)))
+    report = await orch.run(Pipeline([first, second]))
+    assert report.ok and seen == ["succeeded"]
+
+
+async def test_cancelling_a_run_journals_it(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    with anyio.move_on_after(0.5):
+        await orch.run(Pipeline([phase("forever", "hang", orch.project_dir)]), run_id="c")
+    assert orch.journal.phases("c")["forever"]["status"] == "cancelled"
+    assert orch.journal.runs()[0]["status"] == "cancelled"
+
+
+def test_run_sync_for_sync_callers(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    report = orch.run_sync(Pipeline([phase("a", "ok", orch.project_dir)]))
+    assert report.ok
+
+
+async def test_run_id_must_be_new(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    await orch.run(Pipeline([phase("a", "ok", orch.project_dir)]), run_id="same")
+    with pytest.raises(ValueError, match="already exists"):
+        await orch.run(Pipeline([phase("a", "ok", orch.project_dir)]), run_id="same")
+    with pytest.raises(KeyError):
+        await orch.resume("missing", Pipeline([phase("a", "ok", orch.project_dir)]))
+
+
+def test_journal_is_reopened_with_everything(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as journal:
+        journal.start_run("r", {"name": "x"}, ["a"])
+    with Journal(tmp_path / "j.db") as journal:
+        assert journal.phases("r")["a"]["status"] == "pending"

@@ -1,0 +1,217 @@
+"""Pipeline files, journal failures, the claude-scope command, and resume after a real kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import psutil
+import pytest
+
+from orchestrator import (
+    Journal,
+    JournalCorruptError,
+    JournalLockedError,
+    Orchestrator,
+    Phase,
+    PhaseStatus,
+    Pipeline,
+    PipelineError,
+    load_pipeline,
+)
+from sdk_wrapper.testing.pytest_plugin import LeakGuard
+
+GOOD = """
+[pipeline]
+name = "t"
+[[phases]]
+name = "first"
+prompt = "one"
+scenario = "ok"
+checks = [ { type = "file_exists", path = "x", min_bytes = 2 } ]
+"""
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[[phases]]\nname = 'a'\nprompt = 'p'\ntimeout = 3\n", "phase 'a': unknown key 'timeout'"),
+    ("[[phases]]\nname = 'a'\n", "phase 'a': missing required key 'prompt'"),
+    ("[[phases]]\nname = 'a'\nprompt = 'p'\nmax_turns = 'ten'\n", "phase 'a': key 'max_turns' must be int, got str"),
+    ("[[phases]]\nname = 'a'\nprompt = 'p'\ntimeout_s = true\n", "key 'timeout_s' must be int or float, got bool"),
+    ("[[phases]]\nname = 'a'\nprompt = 'p'\ndepends_on = ['zzz']\n", "phase 'a': depends_on names unknown phase 'zzz'"),
+    ("[[phases]]\nname = 'a'\nprompt = 'p'\ndepends_on = ['b']\n[[phases]]\nname = 'b'\nprompt = 'p'\n"
+     "depends_on = ['a']\n", "depends_on forms a cycle: a -> b -> a"),
+    ("[[phases]]\nname = 'a'\nprompt = 'p'\n[[phases]]\nname = 'a'\nprompt = 'q'\n", "'a' is defined more than once"),
+    ("[[phases]]\nname = 'a'\nprompt = 'p'\nchecks = [{type = 'exists'}]\n", "phase 'a'.checks[0]: key 'type' must be"),
+    ("[[phases]]\nname = 'a'\nprompt = 'p'\nchecks = [{type = 'glob'}]\n", "missing required key 'pattern'"),
+    ("[[phases]]\nname = 'a'\nprompt = 'p'\nretry = {attempts = 0}\n", "phase 'a'.retry: RetryPolicy.attempts"),
+    ("[[phases]]\nname = 'a'\nprompt = 'p'\npermission_mode = 'yolo'\n", "permission_mode' must be one of"),
+    ("[pipeline]\nmax_paralel = 2\n[[phases]]\nname = 'a'\nprompt = 'p'\n", "[pipeline]: unknown key 'max_paralel'"),
+    ("[pipeline]\nname = 'x'\n", "no [[phases]] defined"),
+    ("[[phases]]\nname = 'a'\nprompt = \n", "invalid TOML"),
+])
+def test_bad_pipeline_files_name_phase_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(PipelineError) as info:
+        load_pipeline(path)
+    assert expected in str(info.value) and str(path) in str(info.value)
+
+
+def test_good_pipeline_file(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(GOOD)
+    pipeline = load_pipeline(path, simulate=True)
+    first = pipeline.phases[0]
+    assert first.options is not None and first.options.env == {"CLAUDE_STANDIN_SCENARIO": "ok"}
+    assert first.options.cwd == str(tmp_path) and pipeline.source == str(path.resolve())
+    assert load_pipeline(path).phases[0].options.env == {}  # type: ignore[union-attr]  # scenario only simulated
+
+
+def test_the_shipped_example_is_valid() -> None:
+    example = Path(__file__).parents[2] / "orchestrator" / "examples" / "v3_pipeline.toml"
+    pipeline = load_pipeline(example, simulate=True)
+    assert [p.name for p in pipeline.phases] == ["research", "planning", "implement", "architecture", "lint",
+                                                 "typecheck", "test", "integration", "e2e", "validate", "commit"]
+
+
+def test_corrupt_journal_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    path.write_bytes(b"this is not a database, but it was somebody's file" * 100)
+    with pytest.raises(JournalCorruptError) as info:
+        Journal(path)
+    assert info.value.path == path
+    assert path.read_bytes().startswith(b"this is not a database")  # left untouched for inspection
+
+
+def test_locked_journal_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    Journal(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with Journal(path, busy_timeout_s=0.2) as journal, pytest.raises(JournalLockedError):
+            journal.start_run("r", {}, ["a"])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestrator._cli", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def test_cli_run_status_runs_and_exit_codes(leak_guard: LeakGuard, tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text(GOOD)
+    failed = _cli("run", "p.toml", "--simulate", "--run-id", "r1", cwd=tmp_path)
+    assert failed.returncode == 1, failed.stderr  # the check finds no file "x": a real failure, exit 1
+    assert "[validation_failed] file_exists:x: x does not exist" in failed.stdout
+    assert '"event": "phase.status"' in failed.stderr  # not a terminal: JSON lines
+    (tmp_path / "x").write_text("evidence")
+    resumed = _cli("resume", "r1", "--simulate", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    status = _cli("status", "r1", cwd=tmp_path)
+    assert '"phase": "first"' in status.stdout and '"status": "succeeded"' in status.stdout
+    assert '"attempts": 2' in status.stdout
+    assert "r1" in _cli("runs", cwd=tmp_path).stdout
+    bad = _cli("run", "missing.toml", cwd=tmp_path)
+    assert bad.returncode == 2 and "cannot read" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_demo_command_reports_the_scripted_failure(leak_guard: LeakGuard, tmp_path: Path) -> None:
+    demo = _cli("--project-dir", str(tmp_path), "demo", cwd=tmp_path)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "e2e            failed" in demo.stdout and "[max_turns]" in demo.stdout
+    assert "commit         skipped" in demo.stdout
+    assert (tmp_path / "milestone_1" / "research.md").stat().st_size > 100
+
+
+KILLABLE = """
+[[phases]]
+name = "first"
+prompt = "one"
+scenario = "ok"
+[[phases]]
+name = "second"
+prompt = "two"
+scenario = "{second}"
+"""
+
+
+def _wait_for(predicate: object, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def test_resume_after_kill_9(leak_guard: LeakGuard, tmp_path: Path) -> None:
+    """A real kill -9 of the orchestrator mid-phase: the finished phase is kept, the orphaned CLI ended."""
+    (tmp_path / "p.toml").write_text(KILLABLE.format(second="grandchild_setsid"))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator._cli", "run", "p.toml", "--simulate",
+                             "--run-id", "k"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = tmp_path / ".claude-scope" / "runs.db"
+    def second_running() -> bool:
+        if not db.exists():
+            return False
+        with Journal(db) as journal:
+            return any(p.name == "second" for p in journal.live_processes())
+
+    _wait_for(second_running, 30)
+    with Journal(db) as journal:
+        (live,) = journal.live_processes()
+        assert journal.phases("k")["first"]["status"] == "succeeded"
+    _wait_for(lambda: any(r == "grandchild" for _, r in leak_guard.recorded_pids()), 10)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    cli = psutil.Process(live.pid)
+    grandchild = next(pid for pid, role in leak_guard.recorded_pids() if role == "grandchild")
+    assert cli.is_running() and psutil.pid_exists(grandchild)  # orphaned by the kill, as the bug report says
+
+    (tmp_path / "p.toml").write_text(KILLABLE.format(second="ok"))
+    pipeline = load_pipeline(tmp_path / "p.toml", simulate=True)
+    with Orchestrator(db, project_dir=tmp_path, cli_path=tmp_path / ".claude-scope" / "standin-bin" / "claude") \
+            as orch:
+        report = anyio.run(orch.resume, "k", pipeline)
+        assert {live.pid, grandchild} <= set(report.orphans_ended)
+        assert not _alive(cli.pid) and not _alive(grandchild)  # (a zombie of a non-reaping init counts as ended)
+        assert report.phases["first"].from_journal and report.phases["first"].attempts == 1
+        assert not orch.journal.message_log("k", "first", 2).exists()  # the finished phase did not run again
+        assert report.phases["second"].status is PhaseStatus.SUCCEEDED and report.phases["second"].attempts == 2
+        assert orch.journal.live_processes() == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def test_reused_pid_is_never_signalled(leak_guard: LeakGuard, tmp_path: Path) -> None:
+    """A journalled pid whose start time does not match (a reused pid) is forgotten, not killed."""
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        with Journal(tmp_path / "runs.db") as journal:
+            journal.process_started("old", "x", bystander.pid, psutil.Process(bystander.pid).create_time() - 100,
+                                    "no-such-query")
+            with Orchestrator(journal, project_dir=tmp_path) as orch:
+                ended = anyio.run(orch.end_orphans)
+            assert ended == () and bystander.poll() is None
+            assert journal.live_processes() == []
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_phase_spec_is_plain_data() -> None:
+    phase = Phase("a", "prompt text", timeout_s=5, depends_on=("b",))
+    assert Pipeline([Phase("b", "x"), phase]).phases[1].to_dict()["depends_on"] == ["b"]
