@@ -183,4 +183,6 @@ async def test_two_hundred_random_cancellations(leak_guard: LeakGuard, standin_c
     assert all(o.cleanup.clean for o in outcomes)
     assert all(o.ok or o.failure is not None for o in outcomes)
     assert len(os.listdir("/proc/self/fd")) <= fds_before
-    assert len([p for p, role in leak_guard.recorded_pids() if role == "cli"]) > 150  # most really started
+    # Most cancellations hit a running CLI that cleanup had to end (not only ones cancelled before spawn).
+    # Counted from the cleanup reports: the stand-in records its pid only once its interpreter is up.
+    assert sum(1 for o in outcomes if o.cleanup.pids_ended) > 100
