@@ -145,6 +145,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if code == 1 else 1  # the demo succeeds when the example's one failure is reported as a failure
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    try:
+        from migration import migrate
+    except ImportError as exc:  # libcst is the `migrate` extra
+        print(f"claude-scope migrate needs libcst: pip install 'claude-scope[migrate]' ({exc})", file=sys.stderr)
+        return 2
+    results = migrate([Path(p) for p in args.paths], write=args.write)
+    for r in results:
+        if r.diff:
+            sys.stdout.write(r.diff)
+        for note in r.notes:
+            print(f"{r.path}: note: {note}", file=sys.stderr)
+        if r.error:
+            print(f"{r.path}: {r.error}", file=sys.stderr)
+    changed = [r for r in results if r.changed]
+    verb = "rewrote" if args.write else "would rewrite"
+    print(f"{verb} {len(changed)} of {len(results)} file(s)", file=sys.stderr)
+    return 1 if args.check and changed else 0
+
+
+def cmd_masked(args: argparse.Namespace) -> int:
+    from sdk_wrapper._shadow import read_masked
+
+    path = Path(args.journal) if args.journal else Path(args.project_dir).resolve() / DEFAULT_PATH
+    rows = read_masked(path)
+    for row in rows:
+        print(json.dumps(row))
+    print(f"{len(rows)} failure(s) V3 would have reported as success (shadow mode, {path})", file=sys.stderr)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claude-scope", description=__doc__)
     parser.add_argument("--project-dir", default=".", help="the project the phases work in (default: .)")
@@ -162,6 +193,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("run_id", nargs="?")
     sub.add_parser("runs", help="list runs")
     sub.add_parser("demo", help="run the 11-phase example offline against the stand-in CLI")
+    mig = sub.add_parser("migrate", help="rewrite V3 imports to sdk_wrapper.v3 (prints a diff)")
+    mig.add_argument("paths", nargs="+")
+    mode = mig.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 when a file needs the change")
+    mode.add_argument("--write", action="store_true", help="rewrite the files in place")
+    sub.add_parser("masked", help="failures V3 would have hidden (recorded in shadow mode)")
     return parser
 
 
@@ -175,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                         wrapper_class=structlog.make_filtering_bound_logger(
                             logging.WARNING if sys.stdout.isatty() else logging.INFO),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    commands = {"run": cmd_run, "resume": cmd_resume, "status": cmd_status, "runs": cmd_runs, "demo": cmd_demo}
+    commands = {"run": cmd_run, "resume": cmd_resume, "status": cmd_status, "runs": cmd_runs, "demo": cmd_demo,
+                "migrate": cmd_migrate, "masked": cmd_masked}
     try:
         return commands[args.command](args)
     except (PipelineError, JournalError, KeyError, ValueError) as exc:

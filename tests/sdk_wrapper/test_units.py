@@ -8,8 +8,11 @@ import inspect
 import pytest
 from claude_code_sdk import CLIJSONDecodeError, CLINotFoundError, ProcessError
 
+import migration
+import orchestrator
 import sdk_wrapper
 import sdk_wrapper.testing
+import sdk_wrapper.v3
 from sdk_wrapper import FailureKind, LineTooLongError, redact
 from sdk_wrapper._classify import classify_exception, classify_result
 from sdk_wrapper._framing import LineFramer
@@ -85,7 +88,7 @@ def test_redact(secret: str) -> None:
     assert "[REDACTED]" in out and "abcd" not in out.replace("[REDACTED]", "")
 
 
-@pytest.mark.parametrize("module", [sdk_wrapper, sdk_wrapper.testing])
+@pytest.mark.parametrize("module", [sdk_wrapper, sdk_wrapper.testing, orchestrator, migration])
 def test_all_lists_exactly_the_public_names(module: object) -> None:
     mod = importlib.import_module(module.__name__)  # type: ignore[attr-defined]
     # Submodules (e.g. sdk_wrapper.testing) become attributes once imported; they are not re-exports.
@@ -94,3 +97,10 @@ def test_all_lists_exactly_the_public_names(module: object) -> None:
     assert sorted(mod.__all__) == sorted(public)
     for name in mod.__all__:
         assert getattr(mod, name) is not None
+
+
+def test_v3_module_offers_v3_names_and_the_sdk_names() -> None:
+    import claude_code_sdk
+
+    for name in [*claude_code_sdk.__all__, "query_v3", "get_v3_wrapper", "V3QueryWrapper"]:
+        assert name in sdk_wrapper.v3.__all__ and getattr(sdk_wrapper.v3, name) is not None
