@@ -28,26 +28,66 @@ from typing import Any
 
 import anyio
 import psutil
-from claude_code_sdk import ClaudeCodeOptions, query
+from claude_code_sdk import ClaudeCodeOptions, ResultMessage, query
 
 from sdk_wrapper import QueryLimits, open_query, run_query
 from sdk_wrapper.testing import install_standin, read_pids, scenario_env
 
 CONTESTANTS = ("raw", "run_query", "open_query")
+ROOT = Path(__file__).resolve().parents[1]
+#: scenarios whose CLI never prints a result: any success reported for one was made up
+NO_RESULT = {"hang", "hang_ignore_term"}
 
 
 def _opts(scenario: str | dict[str, Any], work: Path) -> ClaudeCodeOptions:
     return ClaudeCodeOptions(cwd=str(work), env=scenario_env(scenario))
 
 
+def _legacy_v3() -> Any:
+    """The test copy of V3's masking wrapper (tests/migration/v3_legacy), as V3 code imports it."""
+    sys.path.insert(0, str(ROOT / "tests" / "migration" / "v3_legacy"))
+    import claude_code_sdk_fixed_v3
+
+    return claude_code_sdk_fixed_v3
+
+
+async def _consume_v3(module: Any, scenario: str | dict[str, Any], work: Path) -> tuple[int, bool]:
+    """V3's consumer pattern: async for over query_v3, list trimmed past 500; (count, reported success)."""
+    messages: list[Any] = []
+    count, success = 0, False
+    async for message in module.query_v3("bench", _opts(scenario, work), work):
+        count += 1
+        messages.append(message)
+        if len(messages) > 500:
+            messages = messages[len(messages) // 2:]
+        if isinstance(message, dict) and message.get("subtype") == "success" and not message.get("is_error"):
+            success = True
+    return count, success
+
+
 async def _consume(contestant: str, scenario: str | dict[str, Any], work: Path, cli: Path,
-                   limits: QueryLimits | None = None) -> int:
+                   limits: QueryLimits | None = None, reported: list[bool] | None = None) -> int:
+    """Run one query to its end; ``reported`` gets whether the contestant reported a success."""
     count = 0
+    if contestant in ("v3", "v3_dropin"):
+        from sdk_wrapper import v3 as dropin
+
+        module = _legacy_v3() if contestant == "v3" else dropin
+        if reported is not None:
+            reported.append(False)
+        count, success = await _consume_v3(module, scenario, work)
+        if reported is not None:
+            reported[-1] = success
+        return count
     if contestant == "raw":
-        async for _ in query(prompt="bench", options=_opts(scenario, work)):
+        async for message in query(prompt="bench", options=_opts(scenario, work)):
             count += 1
+            if reported is not None and isinstance(message, ResultMessage) and not message.is_error:
+                reported.append(True)
     elif contestant == "run_query":
         outcome = await run_query("bench", _opts(scenario, work), cli_path=cli, limits=limits)
+        if reported is not None:
+            reported.append(outcome.ok)
         if not outcome.ok:
             raise RuntimeError(f"benchmark query failed: {outcome.failure}")
         count = outcome.message_count
@@ -55,6 +95,8 @@ async def _consume(contestant: str, scenario: str | dict[str, Any], work: Path, 
         async with open_query("bench", _opts(scenario, work), cli_path=cli, limits=limits) as stream:
             async for _ in stream:
                 count += 1
+        if reported is not None:
+            reported.append(stream.outcome.ok)
         if not stream.outcome.ok:
             raise RuntimeError(f"benchmark query failed: {stream.outcome.failure}")
     return count
@@ -79,6 +121,8 @@ async def overhead(contestant: str, work: Path, cli: Path, runs: int) -> dict[st
 
 
 async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, ignore_term: bool) -> dict[str, Any]:
+    if contestant in ("v3", "v3_dropin"):
+        return await _cancel_latency_v3(contestant, work, cli, runs, ignore_term)
     """From leaving the block (cancel) to the whole tree ended. Raw: whether the CLI is even signalled."""
     grace = 0.5
     scenario = "hang_ignore_term" if ignore_term else "hang"
@@ -101,9 +145,30 @@ async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, igno
             latencies.append(time.perf_counter() - started)
         await anyio.sleep(0.05)
         left += sum(1 for pid, _ in read_pids(pid_file)[before:] if psutil.pid_exists(pid) and _not_zombie(pid))
+    return _latency_summary(latencies, left, runs, grace)
+
+
+def _latency_summary(latencies: list[float], left: int, runs: int, grace: float) -> dict[str, Any]:
     latencies.sort()
     return {"p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[max(0, int(len(latencies) * .99) - 1)]
-            * 1000, "left_alive": left, "runs": runs, "grace_ms": grace * 1000}
+            * 1000, "left_alive": left, "runs": runs, "grace_ms": grace * 1000,
+            "samples_ms": [x * 1000 for x in latencies]}
+
+
+async def _cancel_latency_v3(contestant: str, work: Path, cli: Path, runs: int, ignore_term: bool) -> dict[str, Any]:
+    """V3's runner cancels with a scope around its `async for`; time from the scope firing to control back."""
+    scenario = "hang_ignore_term" if ignore_term else "hang"
+    latencies, left = [], 0
+    pid_file = Path(os.environ["CLAUDE_STANDIN_PID_FILE"])
+    for _ in range(runs):
+        before = len(read_pids(pid_file))
+        started = time.perf_counter()
+        with anyio.move_on_after(0.3), contextlib.suppress(Exception):
+            await _consume(contestant, scenario, work, cli)
+        latencies.append(max(0.0, time.perf_counter() - started - 0.3))
+        await anyio.sleep(0.05)
+        left += sum(1 for pid, _ in read_pids(pid_file)[before:] if psutil.pid_exists(pid) and _not_zombie(pid))
+    return _latency_summary(latencies, left, runs, 3.0)
 
 
 def _not_zombie(pid: int) -> bool:
@@ -114,29 +179,40 @@ def _not_zombie(pid: int) -> bool:
 
 
 async def cancelled_many(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
-    """Queries cancelled at random points; RSS, descriptors and live processes after each."""
+    """Queries cancelled at random points; RSS, descriptors and live processes, sampled every 20."""
     me = psutil.Process()
     rng = random.Random(7)
     pid_file = Path(os.environ["CLAUDE_STANDIN_PID_FILE"])
+    fabricated = 0
+
+    def alive() -> int:
+        return sum(1 for pid, _ in read_pids(pid_file) if psutil.pid_exists(pid) and _not_zombie(pid))
 
     async def one() -> None:
+        nonlocal fabricated
+        scenario = rng.choice(["slow", "hang"])
+        reported: list[bool] = []
         with anyio.move_on_after(rng.uniform(0.0, 0.1)):
-            await _consume_quiet(contestant, rng.choice(["slow", "hang"]), work, cli)
+            await _consume_quiet(contestant, scenario, work, cli, reported)
+        fabricated += int(scenario in NO_RESULT and any(reported))
 
     await one()  # warm-up: imports, first spawn
     rss0, fds0 = me.memory_info().rss, me.num_fds()
-    for _ in range(runs):
+    series = []
+    for i in range(1, runs + 1):
         await one()
+        if i % 20 == 0 or i == runs:
+            series.append((i, (me.memory_info().rss - rss0) / 2**20, alive()))
     await anyio.sleep(0.2)
-    alive = sum(1 for pid, _ in read_pids(pid_file) if psutil.pid_exists(pid) and _not_zombie(pid))
     return {"rss_growth_mb": (me.memory_info().rss - rss0) / 2**20, "fds_growth": me.num_fds() - fds0,
-            "processes_left": alive, "runs": runs}
+            "processes_left": alive(), "fabricated": fabricated, "runs": runs, "series": series}
 
 
-async def _consume_quiet(contestant: str, scenario: str, work: Path, cli: Path) -> None:
-    # A failed outcome (cancelled) is expected here; the raw SDK's own errors too.
-    with contextlib.suppress(RuntimeError):
-        await _consume(contestant, scenario, work, cli, QueryLimits(terminate_grace_s=0.2))
+async def _consume_quiet(contestant: str, scenario: str, work: Path, cli: Path,
+                         reported: list[bool] | None = None) -> None:
+    # A failed outcome (cancelled) is expected here; the raw SDK's and V3's own errors too.
+    with contextlib.suppress(Exception):
+        await _consume(contestant, scenario, work, cli, QueryLimits(terminate_grace_s=0.2), reported)
 
 
 def one(contestant: str, measurement: str, n: int, ignore_term: bool) -> dict[str, Any]:
@@ -149,7 +225,10 @@ def one(contestant: str, measurement: str, n: int, ignore_term: bool) -> dict[st
         work.mkdir()
         os.environ["PATH"] = f"{cli.parent}{os.pathsep}{os.environ['PATH']}"
         os.environ["CLAUDE_STANDIN_PID_FILE"] = str(Path(tmp, "pids"))
-        fn = {"burst": burst, "overhead": overhead, "cancelled_many": cancelled_many}.get(measurement)
+        from benchmarks.bench_pipeline import million, orchestrator_overhead
+
+        fn = {"burst": burst, "overhead": overhead, "cancelled_many": cancelled_many, "million": million,
+              "orchestrator": orchestrator_overhead}.get(measurement)
 
         async def main() -> dict[str, Any]:
             if measurement == "cancel":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import anyio
 import psutil
+import structlog
 
 from sdk_wrapper._logging import get_logger
 from sdk_wrapper._proctree import end_tree
@@ -146,7 +147,8 @@ class Orchestrator:
         recorded = self.journal.recorded_outcome(ctx.run_id, phase.name)
         runtime = PhaseRuntime(ctx.run_id, self.journal, self.project_dir, self.cli_path,
                                first_attempt=recorded.attempts if recorded is not None else 0)
-        outcome = await run_phase(phase, ctx, runtime)
+        with structlog.contextvars.bound_contextvars(run_id=ctx.run_id, phase=phase.name):
+            outcome = await run_phase(phase, ctx, runtime)
         if not outcome.succeeded and state.pipeline.fail_fast:
             state.stop_reason = f"fail_fast: phase {phase.name!r} {outcome.status.value}"
         return outcome

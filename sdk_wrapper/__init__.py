@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ._errors import ClaudeScopeError, CLIPathError, InvalidOutputError, LineTooLongError
 from ._outcome import Attempt, CleanupReport, Failure, FailureKind, QueryLimits, QueryOutcome
+from ._preflight import Preflight, preflight
 from ._redact import redact, redact_event
 from ._retry import RetryPolicy
 from ._run import run_query
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidOutputError",
     "LineTooLongError",
     "OpenResource",
+    "Preflight",
     "QueryLimits",
     "QueryOutcome",
     "QueryStream",
@@ -37,6 +39,7 @@ __all__ = [
     "RetryPolicy",
     "SpawnedCLI",
     "open_query",
+    "preflight",
     "redact",
     "redact_event",
     "run_query",

@@ -2,7 +2,9 @@
 
 When the application has configured structlog, our events go through its chain. Otherwise they are
 rendered as JSON (secrets redacted) into the stdlib logger ``claude_scope``, which is silent below WARNING
-until the application adds a handler: a library must not print. Event names are stable: ``query.start``,
+until the application adds a handler: a library must not print. Ids bound with
+``structlog.contextvars`` (the orchestrator binds ``run_id`` and ``phase``) appear in every event, and
+each query's events carry its ``query_id``. Event names are stable: ``query.start``,
 ``query.end``, ``cleanup.signal``, ``cleanup.verified``, ``retry.attempt``, ``output.skipped``.
 """
 
@@ -25,6 +27,7 @@ def get_logger(**bound: Any) -> Any:
     return structlog.wrap_logger(
         logging.getLogger(LOGGER_NAME),
         processors=[
+            structlog.contextvars.merge_contextvars,  # run_id / phase bound by the orchestrator
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
             redact_event,

@@ -181,7 +181,29 @@ async def end_tree(
             if pid != root_pid:
                 _signal(pid, signal.SIGKILL, sent)
         survivors = await _wait_phase(tree, root_pid, wait_root if root_alive else None, kill_grace_s)
-    return TreeEnding(tuple(tree), sent, sigkill, tuple(survivors))
+    late = await _end_stragglers(tree, marker, sent, kill_grace_s, everywhere)
+    return TreeEnding(tuple(tree), sent, sigkill or bool(late), tuple(survivors))
+
+
+async def _end_stragglers(tree: dict[int, psutil.Process], marker: str, sent: list[tuple[int, str]],
+                          kill_grace_s: float, everywhere: bool, rounds: int = 3) -> list[int]:
+    """SIGKILL processes of the tree born while it was being ended, and return them.
+
+    A fork can land between the snapshot and the signals: a child that then leaves the session (as the
+    real CLI's Bash tool does) is in neither the snapshot nor the group, and comes back to us, marked,
+    when the CLI dies. Found by the marker, each round; bounded.
+    """
+    late: list[int] = []
+    for _ in range(rounds):
+        found = {pid: p for pid, p in snapshot_tree(None, marker, everywhere=everywhere).items() if pid not in tree}
+        if not found:
+            break
+        for pid in found:
+            _signal(pid, signal.SIGKILL, sent)
+        tree.update(found)
+        late += list(found)
+        await _wait_gone(found, None, kill_grace_s)
+    return late
 
 
 def _group_has_members(tree: dict[int, psutil.Process], pgid: int) -> bool:

@@ -15,7 +15,7 @@ Turns (one per agent request, i.e. one carrying ``tools``; other requests, such 
 housekeeping calls, get a short text): ``{"text": "..."}``, ``{"tool_use": {"name", "input"}}``,
 ``{"error": 429 | 529 | 401 | 500}``, ``{"stall": "partial text"}`` (stops mid-message and holds the
 connection), ``{"slow_s": 0.2, "text": "..."}`` (a pause between events). After the script: ``{"text":
-"done"}``.
+"done"}``. ``accept_key=...`` answers 401 to any other key.
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ DUMMY_KEY = "sk-ant-api03-offline-dummy-key-0000000000000000"
 class MessagesAPIMock:
     """The server; use as a context manager. Thread-based, so it serves while tests block on anything."""
 
-    def __init__(self, turns: list[dict[str, Any]] | None = None, *, model: str = "claude-sonnet-4-5") -> None:
+    def __init__(self, turns: list[dict[str, Any]] | None = None, *, model: str = "claude-sonnet-4-5",
+                 accept_key: str | None = None) -> None:
         self.turns = list(turns or [])
+        self.accept_key = accept_key  # when set, any other key gets a 401
         self.model = model
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -128,6 +130,9 @@ def _handler(api: MessagesAPIMock) -> type[BaseHTTPRequestHandler]:
                       "has_api_key": bool(self.headers.get("x-api-key") or self.headers.get("authorization")),
                       "tool_results": _tool_results(body)}
             api.requests.append(record)
+            if api.accept_key is not None and self.headers.get("x-api-key") != api.accept_key:
+                self._error(401, "invalid x-api-key")
+                return
             if path == "/v1/messages/count_tokens":
                 self._json(200, {"input_tokens": 42})
                 return

@@ -15,6 +15,7 @@ from benchmarks.soak import Leak, Soak
 ROOT = Path(__file__).parents[2]
 
 
+@pytest.mark.timeout(600)  # about 135 s on 2 cores; the bound only catches a hang
 def test_soak_short_form_is_clean() -> None:
     proc = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--ops", "1000"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,14 @@ def test_journal_is_reopened_with_everything(tmp_path: Path) -> None:
         journal.start_run("r", {"name": "x"}, ["a"])
     with Journal(tmp_path / "j.db") as journal:
         assert journal.phases("r")["a"]["status"] == "pending"
+
+
+async def test_wrapper_events_carry_run_and_phase_ids(leak_guard: LeakGuard, orch: Orchestrator,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="claude_scope")
+    await orch.run(Pipeline([phase("research", "ok", orch.project_dir)]), run_id="ids-1")
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "claude_scope"]
+    starts = [e for e in events if e["event"] == "query.start"]
+    assert starts and starts[0]["run_id"] == "ids-1" and starts[0]["phase"] == "research" and starts[0]["query_id"]
+    end = next(e for e in events if e["event"] == "query.end")
+    assert end["session_id"] and end["ok"] is True

@@ -7,6 +7,7 @@ tree survives, descriptors return to baseline, asyncio logs no error.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from pathlib import Path
 
@@ -222,3 +223,20 @@ async def test_g_grandchild_on_timeout(mode: str, preset: str, leak_guard: LeakG
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.TIMEOUT
     grandchildren = [pid for pid, role in leak_guard.recorded_pids() if role == "grandchild"]
     assert len(grandchildren) == 1 and grandchildren[0] in outcome.cleanup.pids_ended
+
+
+async def test_children_forked_during_teardown_are_ended(leak_guard: LeakGuard, standin_cli: Path,
+                                                         tmp_path: Path) -> None:
+    """The fork race: a CLI spawning session-leaving children in a tight loop, cancelled mid-spawn. A child
+    forked after the tree snapshot escapes both snapshot and group signal; found by marker and ended."""
+    spawner = {"steps": [{"spawn": {"new_session": True}}] * 60 + [{"hang": True}], "result": None}
+    rng = random.Random(99)
+    for _ in range(20):
+        with anyio.move_on_after(rng.uniform(0.06, 0.2)):
+            async with open_query("spawn", options_for(spawner, tmp_path), cli_path=standin_cli,
+                                  limits=QueryLimits(terminate_grace_s=0.2)) as stream:
+                async for _ in stream:
+                    pass
+        assert stream.outcome.cleanup.clean, stream.outcome.cleanup
+    grandchildren = [pid for pid, role in leak_guard.recorded_pids() if role == "grandchild"]
+    assert len(grandchildren) > 20  # the cancels really landed while children were being spawned

@@ -19,7 +19,9 @@ import anyio
 from claude_code_sdk import AssistantMessage, ClaudeCodeOptions, ResultMessage, TextBlock, query
 
 ROWS: dict[str, str] = {
-    "a": "ok", "b1": "slow", "b2": "slow", "b4": "hang", "c2": "slow", "c3": "hang", "d3": "hang", "d4": "hang",
+    "a": "ok", "b1": "slow", "b2": "slow", "b3": "slow", "b4": "hang", "c1": "slow", "c2": "slow", "c3": "hang",
+    "c4": "hang_ignore_term", "d1": "slow", "d3": "hang", "d4": "hang", "e1": "hang", "f2": "max_turns",
+    "g3": "grandchild_devnull_hang",
     "e2": "hang_ignore_term", "f1": "exit_error", "f3": "malformed_json", "f4": "non_json", "f5": "spaces",
     "f6": "long_line", "g1": "grandchild_stdout", "g2": "grandchild_devnull",
 }
@@ -27,7 +29,11 @@ found: dict[str, Any] = {"messages": 0, "result": False, "exception": None, "tex
 
 
 def options(row: str) -> ClaudeCodeOptions:
-    return ClaudeCodeOptions(env={"CLAUDE_STANDIN_SCENARIO": ROWS[row]})
+    scenario = ROWS[row]
+    if scenario == "grandchild_devnull_hang":
+        scenario = json.dumps({"steps": [{"spawn": {"hold_stdout": False}}, {"text": "spawned"}, {"hang": True}],
+                               "result": None})
+    return ClaudeCodeOptions(env={"CLAUDE_STANDIN_SCENARIO": scenario})
 
 
 def note(message: Any) -> None:
@@ -63,6 +69,46 @@ async def run(row: str) -> None:
                     if found["messages"] == 2:
                         break
             found["cancelled_after"] = await cancellations_after(1.0)
+        elif row == "b3":
+            from claude_code_sdk._internal.client import InternalClient
+
+            async with contextlib.aclosing(InternalClient().process_query("hi", options(row))) as messages:
+                async for message in messages:
+                    note(message)
+                    if found["messages"] == 2:
+                        break
+            found["cancelled_after"] = await cancellations_after(1.0)
+        elif row in ("c1", "e1"):
+            async with asyncio.timeout(0.8 if row == "c1" else 2):
+                async for message in query(prompt="hi", options=options(row)):
+                    note(message)
+        elif row == "c4":
+            async def victim() -> None:
+                async for message in query(prompt="hi", options=options(row)):
+                    note(message)
+            task = asyncio.get_running_loop().create_task(victim())
+            await asyncio.sleep(0.5)
+            task.cancel()
+            await asyncio.sleep(1.0)
+            task.cancel()  # the second cancel
+            try:
+                await task
+            except asyncio.CancelledError:
+                found["victim_cancelled"] = True
+        elif row == "d1":
+            stream = query(prompt="hi", options=options(row))
+
+            async def iterate() -> None:
+                note(await stream.__anext__())
+                note(await stream.__anext__())
+
+            await asyncio.get_running_loop().create_task(iterate())  # iterated in task A
+            await stream.aclose()  # closed in the main task
+            found["cancelled_after"] = await cancellations_after(0.5)
+        elif row == "g3":
+            with anyio.move_on_after(1.0):
+                async for message in query(prompt="hi", options=options(row)):
+                    note(message)
         elif row in ("c2", "c3"):
             with anyio.fail_after(0.8 if row == "c2" else 2):
                 async for message in query(prompt="hi", options=options(row)):

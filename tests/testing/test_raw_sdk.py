@@ -139,3 +139,40 @@ def test_g1_grandchild_holding_stdout_hangs_the_iterator(raw: LeakGuard) -> None
 def test_g2_grandchild_survives_a_normal_run(raw: LeakGuard) -> None:
     found, _, alive = probe("g2", raw)
     assert found["result"] and alive["grandchild"]
+
+
+def test_b3_aclosing_the_inner_generator_is_clean(raw: LeakGuard) -> None:
+    found, stderr, _ = probe("b3", raw)
+    assert CANCEL_SCOPE_ERROR not in stderr and found["exception"] is None
+    assert found["cancelled_after"] == 0  # closing InternalClient().process_query() in its own task works
+
+
+@pytest.mark.parametrize("row", ["c1", "e1"])
+def test_c1_e1_asyncio_timeout_is_handled(row: str, raw: LeakGuard) -> None:
+    # The rows the raw SDK gets right: asyncio's timeout cancels through the generator, whose finally
+    # terminates a CLI that honours SIGTERM (compare c4/e2, where it does not).
+    found, _, alive = probe(row, raw)
+    assert found["exception"] == "TimeoutError"
+    assert found["seconds"] < (1.5 if row == "c1" else 3.0)
+    assert not alive.get("cli", False)
+
+
+def test_c4_second_cancel_leaves_a_cli_that_ignores_sigterm(raw: LeakGuard) -> None:
+    found, _, alive = probe("c4", raw)
+    assert found.get("victim_cancelled") and alive["cli"]  # terminate() without SIGKILL: it never ends
+
+
+def test_d1_aclose_from_another_task_raises_in_a_finalizer(raw: LeakGuard) -> None:
+    found, stderr, _ = probe("d1", raw)
+    assert found["messages"] == 2 and found["exception"] is None  # the caller saw nothing...
+    assert CANCEL_SCOPE_ERROR in stderr or found["cancelled_after"] > 0  # ...but the scope broke
+
+
+def test_f2_max_turns_result_then_a_plain_exception(raw: LeakGuard) -> None:
+    found, _, _ = probe("f2", raw)
+    assert found["result"] and found["exception"] == "Exception"  # exit 1 after the result: type lost
+
+
+def test_g3_grandchild_with_null_fds_survives_a_timeout(raw: LeakGuard) -> None:
+    _, _, alive = probe("g3", raw)
+    assert alive["grandchild"]
