@@ -31,7 +31,7 @@ import psutil
 from claude_code_sdk import ClaudeCodeOptions, ResultMessage, query
 
 from sdk_wrapper import QueryLimits, open_query, run_query
-from sdk_wrapper.testing import install_standin, read_pids, scenario_env
+from sdk_wrapper.testing import install_standin, process_alive, read_pids, scenario_env
 
 CONTESTANTS = ("raw", "run_query", "open_query")
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, igno
                 started = time.perf_counter()
             latencies.append(time.perf_counter() - started)
         await anyio.sleep(0.05)
-        left += sum(1 for pid, _ in read_pids(pid_file)[before:] if psutil.pid_exists(pid) and _not_zombie(pid))
+        left += sum(1 for pid, _ in read_pids(pid_file)[before:] if process_alive(pid))
     return _latency_summary(latencies, left, runs, grace)
 
 
@@ -167,15 +167,8 @@ async def _cancel_latency_v3(contestant: str, work: Path, cli: Path, runs: int, 
             await _consume(contestant, scenario, work, cli)
         latencies.append(max(0.0, time.perf_counter() - started - 0.3))
         await anyio.sleep(0.05)
-        left += sum(1 for pid, _ in read_pids(pid_file)[before:] if psutil.pid_exists(pid) and _not_zombie(pid))
+        left += sum(1 for pid, _ in read_pids(pid_file)[before:] if process_alive(pid))
     return _latency_summary(latencies, left, runs, 3.0)
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 async def cancelled_many(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
@@ -186,7 +179,7 @@ async def cancelled_many(contestant: str, work: Path, cli: Path, runs: int) -> d
     fabricated = 0
 
     def alive() -> int:
-        return sum(1 for pid, _ in read_pids(pid_file) if psutil.pid_exists(pid) and _not_zombie(pid))
+        return sum(1 for pid, _ in read_pids(pid_file) if process_alive(pid))
 
     async def one() -> None:
         nonlocal fabricated

@@ -30,7 +30,7 @@ import psutil
 from claude_code_sdk import ClaudeCodeOptions, ResultMessage
 
 from sdk_wrapper import QueryLimits, QueryOutcome, open_query, run_query
-from sdk_wrapper.testing import install_standin, read_pids, scenario_env
+from sdk_wrapper.testing import install_standin, process_alive, read_pids, scenario_env
 
 SCENARIOS = ["ok", "slow", "hang", "hang_ignore_term", "exit_error", "max_turns", "grandchild_stdout",
              "grandchild_devnull", "grandchild_setsid", "malformed_json", "rate_limited", "tools"]
@@ -40,13 +40,6 @@ LIMITS = QueryLimits(timeout_s=5.0, terminate_grace_s=0.3, kill_grace_s=2.0, exi
 
 class Leak(Exception):
     pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 class Soak:
@@ -89,8 +82,8 @@ class Soak:
             raise Leak(f"operation {self.done} ({scenario}): cleanup left {outcome.cleanup.leftover_pids}")
 
     def check(self) -> str:
-        live = [(pid, role) for pid, role in read_pids(self.pid_file) if _alive(pid)]
-        descendants = [c.pid for c in self.me.children(recursive=True) if _alive(c.pid)]
+        live = [(pid, role) for pid, role in read_pids(self.pid_file) if process_alive(pid)]
+        descendants = [c.pid for c in self.me.children(recursive=True) if process_alive(c.pid)]
         fds = self.me.num_fds()
         rss = self.me.memory_info().rss
         line = (f"ops {self.done:>7}  live processes {len(live) + len(descendants):>3}  fds {fds:>4} "

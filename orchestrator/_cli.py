@@ -80,9 +80,13 @@ def print_report(report: RunReport, journal: Journal) -> None:
     print(f"journal: {journal.path}; messages: {journal.messages_dir / report.run_id}")
 
 
+def _journal_path(args: argparse.Namespace) -> Path:
+    return Path(args.journal) if args.journal else Path(args.project_dir).resolve() / DEFAULT_PATH
+
+
 def _orchestrator(args: argparse.Namespace, pipeline: Pipeline | None) -> Orchestrator:
     project = Path(args.project_dir).resolve()
-    journal = Journal(Path(args.journal) if args.journal else project / DEFAULT_PATH)
+    journal = Journal(_journal_path(args))
     cli_path = install_standin(journal.path.parent / "standin-bin") if args.simulate else None
     progress = Progress(pipeline) if pipeline is not None and sys.stdout.isatty() else None
     return Orchestrator(journal, project_dir=project, cli_path=cli_path, on_phase=progress)
@@ -97,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    journal = Journal(Path(args.journal) if args.journal else Path(args.project_dir).resolve() / DEFAULT_PATH)
+    journal = Journal(_journal_path(args))
     source = args.pipeline or journal.pipeline_of(args.run_id).get("source")
     journal.close()
     if not source:
@@ -110,7 +114,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    journal = Journal(Path(args.journal) if args.journal else Path(args.project_dir).resolve() / DEFAULT_PATH)
+    journal = Journal(_journal_path(args))
     runs = journal.runs()
     if not runs:
         print("no runs recorded")
@@ -128,7 +132,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    journal = Journal(Path(args.journal) if args.journal else Path(args.project_dir).resolve() / DEFAULT_PATH)
+    journal = Journal(_journal_path(args))
     for run in journal.runs():
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started"]))
         print(f"{run['run_id']:<32} {run['status']:<10} {started}  {run['note'] or ''}")
@@ -168,7 +172,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_masked(args: argparse.Namespace) -> int:
     from sdk_wrapper._shadow import read_masked
 
-    path = Path(args.journal) if args.journal else Path(args.project_dir).resolve() / DEFAULT_PATH
+    path = _journal_path(args)
     rows = read_masked(path)
     for row in rows:
         print(json.dumps(row))

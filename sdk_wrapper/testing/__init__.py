@@ -8,7 +8,7 @@ is a loopback Anthropic Messages API for running the *real* CLI offline.
 
 from __future__ import annotations
 
-from ._install import install_standin, read_pids, standin_command, standin_script
+from ._install import install_standin, process_alive, read_pids, standin_command, standin_script
 from ._messages_api import DUMMY_KEY, MessagesAPIMock
 from ._scenario import PID_FILE_ENV, PRESETS, SCENARIO_ENV, Scenario, ScenarioError, load_scenario, scenario_env
 
@@ -22,6 +22,7 @@ __all__ = [
     "ScenarioError",
     "install_standin",
     "load_scenario",
+    "process_alive",
     "read_pids",
     "scenario_env",
     "standin_command",

@@ -7,6 +7,8 @@ import stat
 import sys
 from pathlib import Path
 
+import psutil
+
 
 def standin_script() -> Path:
     """The stand-in's script file (stdlib only, runnable by any Python >= 3.11)."""
@@ -34,6 +36,15 @@ def install_standin(directory: str | os.PathLike[str], name: str = "claude") -> 
     )
     target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return target
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process. A zombie is not: it has ended and only waits to be reaped
+    (by its parent, or by an init that may never reap it)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
 
 
 def read_pids(pid_file: str | os.PathLike[str]) -> list[tuple[int, str]]:

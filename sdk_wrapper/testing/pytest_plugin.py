@@ -29,20 +29,13 @@ from typing import Any
 import psutil
 import pytest
 
-from ._install import install_standin, read_pids
+from ._install import install_standin, process_alive, read_pids
 from ._scenario import PID_FILE_ENV
 
 
 def fd_count() -> int:
     """Open descriptors of this process."""
     return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else psutil.Process().num_fds()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 class _Collector(logging.Handler):
@@ -75,14 +68,14 @@ class LeakGuard:
         return read_pids(self.pid_file)
 
     def live_recorded(self) -> list[tuple[int, str]]:
-        return [(pid, role) for pid, role in self.recorded_pids() if _alive(pid)]
+        return [(pid, role) for pid, role in self.recorded_pids() if process_alive(pid)]
 
     def new_descendants(self) -> list[int]:
         try:
             children = psutil.Process().children(recursive=True)
         except psutil.Error:
             return []
-        return [c.pid for c in children if c.pid not in self.baseline_children and _alive(c.pid)]
+        return [c.pid for c in children if c.pid not in self.baseline_children and process_alive(c.pid)]
 
     def problems(self) -> list[str]:
         out = []

@@ -18,7 +18,7 @@ from claude_code_sdk import ClaudeCodeOptions
 
 from migration import migrate, read_masked
 from sdk_wrapper import v3
-from sdk_wrapper.testing import scenario_env
+from sdk_wrapper.testing import process_alive, scenario_env
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 
 ROOT = Path(__file__).parents[2]
@@ -46,17 +46,10 @@ def run_runner(runner: Path, scenario: str | dict[str, Any], work: Path, guard: 
     proc = subprocess.run([sys.executable, str(runner), str(work), f"p1:do it:{timeout_s}"], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=60)
     record = json.loads(proc.stdout.strip().splitlines()[-1])
-    left = [pid for pid, _ in guard.recorded_pids() if pid not in before and _alive(pid)]
+    left = [pid for pid, _ in guard.recorded_pids() if pid not in before and process_alive(pid)]
     for pid in left:
         psutil.Process(pid).kill()
     return record, left
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def test_good_run_reports_the_same_success(leak_guard: LeakGuard, standin_on_path: Path, runners: dict[str, Path],
@@ -139,9 +132,9 @@ async def test_leaving_early_without_closing_is_safe(leak_guard: LeakGuard, stan
     del stream  # finalized by asyncio's async-generator hook, in a new task
     for _ in range(100):
         await anyio.sleep(0.02)
-        if not any(_alive(pid) for pid, _ in leak_guard.recorded_pids()):
+        if not any(process_alive(pid) for pid, _ in leak_guard.recorded_pids()):
             break
-    assert not any(_alive(pid) for pid, _ in leak_guard.recorded_pids())
+    assert not any(process_alive(pid) for pid, _ in leak_guard.recorded_pids())
 
 
 def test_threads_each_with_their_own_loop(leak_guard: LeakGuard, standin_on_path: Path, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from orchestrator import (
     PipelineError,
     load_pipeline,
 )
+from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 
 GOOD = """
@@ -182,18 +183,12 @@ def test_resume_after_kill_9(leak_guard: LeakGuard, tmp_path: Path) -> None:
             as orch:
         report = anyio.run(orch.resume, "k", pipeline)
         assert {live.pid, grandchild} <= set(report.orphans_ended)
-        assert not _alive(cli.pid) and not _alive(grandchild)  # (a zombie of a non-reaping init counts as ended)
+        # (a zombie of a non-reaping init counts as ended)
+        assert not process_alive(cli.pid) and not process_alive(grandchild)
         assert report.phases["first"].from_journal and report.phases["first"].attempts == 1
         assert not orch.journal.message_log("k", "first", 2).exists()  # the finished phase did not run again
         assert report.phases["second"].status is PhaseStatus.SUCCEEDED and report.phases["second"].attempts == 2
         assert orch.journal.live_processes() == []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def test_reused_pid_is_never_signalled(leak_guard: LeakGuard, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from claude_code_sdk import AssistantMessage, ClaudeCodeOptions, ResultMessage, 
 
 from orchestrator import Orchestrator, Phase, Pipeline, file_exists
 from sdk_wrapper import FailureKind, QueryLimits, SpawnedCLI, open_query, run_query, v3
-from sdk_wrapper.testing import MessagesAPIMock
+from sdk_wrapper.testing import MessagesAPIMock, process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 
 REAL_CLI = os.environ.get("CLAUDE_SCOPE_REAL_CLI", "")
@@ -133,14 +133,7 @@ async def test_cancel_during_bash_ends_the_tool_in_its_own_session(leak_guard: L
     assert all(sid != cli_session for sid in tool.values())  # the tool left the CLI's session
     assert stream.outcome.failure is not None and stream.outcome.failure.kind is FailureKind.CANCELLED
     assert set(tool) <= set(stream.outcome.cleanup.pids_ended)
-    assert not any(_alive(pid) for pid in tool)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    assert not any(process_alive(pid) for pid in tool)
 
 
 @pytest.mark.anyio

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
+from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 
 PROBE = Path(__file__).with_name("raw_probe.py")
@@ -38,18 +38,11 @@ def probe(row: str, guard: LeakGuard) -> tuple[dict[str, Any], str, dict[str, bo
     time.sleep(0.3)  # let a process that is exiting by itself finish, so "alive" means left running
     alive: dict[str, bool] = {}
     for pid, role in guard.recorded_pids():
-        running = _running(pid)
+        running = process_alive(pid)
         alive[role] = alive.get(role, False) or running
         if running:
             _end(pid)
     return found, err.read_text(), alive
-
-
-def _running(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _end(pid: int) -> None:
@@ -59,7 +52,7 @@ def _end(pid: int) -> None:
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, os.WNOHANG)  # ours if this process is a subreaper and the orphan came to us
-        if not _running(pid):
+        if not process_alive(pid):
             return
         time.sleep(0.01)
 
