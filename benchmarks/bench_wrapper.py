@@ -1,4 +1,4 @@
-"""Raw claude-code-sdk vs sdk_wrapper, side by side on the stand-in CLI, in one run; prints a table.
+"""Raw claude-code-sdk (and claude-agent-sdk) vs sdk_wrapper, side by side on the stand-in CLI; prints a table.
 
     ./scripts/bench            # full: 5 bursts, 50 overhead queries, 100+20 cancels, 1,000 cancelled queries
     ./scripts/bench --quick    # smaller counts, same rows
@@ -34,6 +34,8 @@ from sdk_wrapper import QueryLimits, open_query, run_query
 from sdk_wrapper.testing import install_standin, process_alive, read_pids, scenario_env
 
 CONTESTANTS = ("raw", "run_query", "open_query")
+#: with claude-agent-sdk installed: its own query(), and run_query given ClaudeAgentOptions
+AGENT_CONTESTANTS = ("agent_raw", "agent_run_query")
 ROOT = Path(__file__).resolve().parents[1]
 #: scenarios whose CLI never prints a result: any success reported for one was made up
 NO_RESULT = {"hang", "hang_ignore_term"}
@@ -41,6 +43,25 @@ NO_RESULT = {"hang", "hang_ignore_term"}
 
 def _opts(scenario: str | dict[str, Any], work: Path) -> ClaudeCodeOptions:
     return ClaudeCodeOptions(cwd=str(work), env=scenario_env(scenario))
+
+
+def _agent_opts(scenario: str | dict[str, Any], work: Path, cli: Path) -> Any:
+    """The agent SDK would take the CLI bundled in its wheel; it is pointed at the same stand-in instead."""
+    from claude_agent_sdk import ClaudeAgentOptions
+
+    return ClaudeAgentOptions(cwd=str(work), env=scenario_env(scenario), cli_path=str(cli))
+
+
+async def _agent_raw(scenario: str | dict[str, Any], work: Path, cli: Path, reported: list[bool] | None) -> int:
+    from claude_agent_sdk import ResultMessage as AgentResult
+    from claude_agent_sdk import query as agent_query
+
+    count = 0
+    async for message in agent_query(prompt="bench", options=_agent_opts(scenario, work, cli)):
+        count += 1
+        if reported is not None and isinstance(message, AgentResult) and not message.is_error:
+            reported.append(True)
+    return count
 
 
 def _legacy_v3() -> Any:
@@ -79,13 +100,16 @@ async def _consume(contestant: str, scenario: str | dict[str, Any], work: Path, 
         if reported is not None:
             reported[-1] = success
         return count
+    if contestant == "agent_raw":
+        return await _agent_raw(scenario, work, cli, reported)
     if contestant == "raw":
         async for message in query(prompt="bench", options=_opts(scenario, work)):
             count += 1
             if reported is not None and isinstance(message, ResultMessage) and not message.is_error:
                 reported.append(True)
-    elif contestant == "run_query":
-        outcome = await run_query("bench", _opts(scenario, work), cli_path=cli, limits=limits)
+    elif contestant in ("run_query", "agent_run_query"):
+        options = _agent_opts(scenario, work, cli) if contestant == "agent_run_query" else _opts(scenario, work)
+        outcome = await run_query("bench", options, cli_path=cli, limits=limits)
         if reported is not None:
             reported.append(outcome.ok)
         if not outcome.ok:
@@ -130,14 +154,14 @@ async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, igno
     pid_file = Path(os.environ["CLAUDE_STANDIN_PID_FILE"])
     for _ in range(runs):
         before = len(read_pids(pid_file))
-        if contestant == "raw":
+        if contestant in ("raw", "agent_raw"):
             started = time.perf_counter()
-            with anyio.move_on_after(0.3):
-                async for _ in query(prompt="bench", options=_opts(scenario, work)):
-                    pass
-            latencies.append(time.perf_counter() - started - 0.3)
+            with anyio.move_on_after(0.3), contextlib.suppress(Exception):
+                await _consume(contestant, scenario, work, cli)
+            latencies.append(max(0.0, time.perf_counter() - started - 0.3))
         else:
-            async with open_query("bench", _opts(scenario, work), cli_path=cli,
+            options = _agent_opts(scenario, work, cli) if contestant.startswith("agent") else _opts(scenario, work)
+            async with open_query("bench", options, cli_path=cli,
                                   limits=QueryLimits(terminate_grace_s=grace)) as stream:
                 async for _ in stream:
                     break  # the first message: the CLI is up; leave now
@@ -213,6 +237,7 @@ def one(contestant: str, measurement: str, n: int, ignore_term: bool) -> dict[st
     import logging
 
     logging.getLogger("claude_code_sdk").setLevel(logging.CRITICAL)
+    logging.getLogger("claude_agent_sdk").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work, cli = Path(tmp, "work"), install_standin(Path(tmp, "bin"))
         work.mkdir()
@@ -257,8 +282,19 @@ def machine() -> str:
 
     import claude_code_sdk
 
+    agent = f", claude-agent-sdk {version('claude-agent-sdk')}" if agent_installed() else ""
     return (f"{os.cpu_count()} cores, Python {platform.python_version()}, claude-code-sdk "
-            f"{claude_code_sdk.__version__}, anyio {version('anyio')}, psutil {version('psutil')}")
+            f"{claude_code_sdk.__version__}{agent}, anyio {version('anyio')}, psutil {version('psutil')}")
+
+
+def agent_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("claude_agent_sdk") is not None
+
+
+def contestants() -> tuple[str, ...]:
+    return CONTESTANTS + (AGENT_CONTESTANTS if agent_installed() else ())
 
 
 def main() -> int:
@@ -288,17 +324,18 @@ def main() -> int:
     ]
     print(f"machine: {machine()}")
     cache: dict[tuple[str, str, int, bool], dict[str, Any]] = {}
-    print(f"| {'measurement':<50} | {'N':>5} | " + " | ".join(f"{c:>12}" for c in CONTESTANTS) + " |")
-    print(f"|{'-' * 52}|{'-' * 7}|" + "|".join("-" * 14 for _ in CONTESTANTS) + "|")
+    names = contestants()
+    print(f"| {'measurement':<50} | {'N':>5} | " + " | ".join(f"{c:>15}" for c in names) + " |")
+    print(f"|{'-' * 52}|{'-' * 7}|" + "|".join("-" * 17 for _ in names) + "|")
     for title, measurement, n, ignore, key, fmt in plan:
         cells = []
-        for contestant in CONTESTANTS:
+        for contestant in names:
             ck = (contestant, measurement, n, ignore)
             if ck not in cache:
                 cache[ck] = _spawn(contestant, measurement, n, ignore)
             data = cache[ck]
             cells.append("error" if "error" in data else fmt.format(data[key]))
-        print(f"| {title:<50} | {n:>5} | " + " | ".join(f"{c:>12}" for c in cells) + " |", flush=True)
+        print(f"| {title:<50} | {n:>5} | " + " | ".join(f"{c:>15}" for c in cells) + " |", flush=True)
     errors = {k: v["error"] for k, v in cache.items() if "error" in v}
     for k, v in errors.items():
         print(f"error in {k}: {v}")

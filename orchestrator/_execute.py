@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio
-from claude_code_sdk import ClaudeCodeOptions, Message
+from claude_code_sdk import ClaudeCodeOptions
 
-from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, SpawnedCLI, open_query
+from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, SpawnedCLI, open_query
 from sdk_wrapper._retry import run_with_retry
 
 from ._checks import CheckContext, CheckResult
@@ -36,7 +36,7 @@ class MessageLog:
         self._fh: IO[str] = path.open("a", encoding="utf-8")
         self.count = 0
 
-    def write(self, message: Message) -> None:
+    def write(self, message: Any) -> None:
         record: dict[str, Any] = {"type": type(message).__name__, **dataclasses.asdict(message)}
         self._fh.write(json.dumps(record, default=str) + "\n")
         self._fh.flush()
@@ -57,8 +57,9 @@ class PhaseRuntime:
     first_attempt: int = 0
 
 
-def phase_options(phase: Phase, project_dir: Path) -> ClaudeCodeOptions:
-    options = phase.options or ClaudeCodeOptions()
+def phase_options(phase: Phase, project_dir: Path) -> Any:
+    """The phase's options (either SDK's) with the project directory as cwd unless it names one."""
+    options: Any = phase.options or ClaudeCodeOptions()
     if options.cwd is None:
         options = replace(options, cwd=str(project_dir))
     return options
@@ -82,7 +83,8 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
         attempt += 1
         journal.phase_running(run_id, phase.name, attempt)
         log = MessageLog(journal.message_log(run_id, phase.name, attempt))
-        stream = open_query(prompt, options, limits=limits, cli_path=rt.cli_path, on_spawn=spawned)
+        stream: QueryStream[Any] = open_query(prompt, options, limits=limits, cli_path=rt.cli_path,
+                                              on_spawn=spawned)
         try:
             async with stream:
                 async for message in stream:

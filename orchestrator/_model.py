@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import QueryOutcome, RetryPolicy
+from sdk_wrapper._flavor import flavor_of
 
 if TYPE_CHECKING:
+    from claude_agent_sdk import ClaudeAgentOptions
+
     from ._checks import Check, CheckResult
 
 
@@ -54,11 +57,12 @@ Prompt = str | Callable[[RunContext], str]
 
 @dataclass(frozen=True)
 class Phase:
-    """One step of a pipeline. ``options`` is the SDK's own ``ClaudeCodeOptions``."""
+    """One step of a pipeline. ``options`` is the SDK's own ``ClaudeCodeOptions`` (or claude-agent-sdk's
+    ``ClaudeAgentOptions``, with the ``agent`` extra)."""
 
     name: str
     prompt: Prompt
-    options: ClaudeCodeOptions | None = None
+    options: ClaudeCodeOptions | ClaudeAgentOptions | None = None
     timeout_s: float | None = 600.0
     idle_timeout_s: float | None = None
     max_cost_usd: float | None = None
@@ -74,8 +78,8 @@ class Phase:
             raise PipelineError(f"phase {self.name!r}: prompt must be a string or a callable")
         if isinstance(self.prompt, str) and not self.prompt.strip():
             raise PipelineError(f"phase {self.name!r}: prompt is empty")
-        if self.options is not None and not isinstance(self.options, ClaudeCodeOptions):
-            raise PipelineError(f"phase {self.name!r}: options must be ClaudeCodeOptions")
+        if self.options is not None and flavor_of(self.options) is None:
+            raise PipelineError(f"phase {self.name!r}: options must be ClaudeCodeOptions or ClaudeAgentOptions")
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
         object.__setattr__(self, "checks", tuple(self.checks))
 

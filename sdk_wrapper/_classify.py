@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from claude_code_sdk import CLIConnectionError, CLIJSONDecodeError, CLINotFoundError, ProcessError
-from claude_code_sdk._errors import MessageParseError
-
 from ._errors import CLIPathError, InvalidOutputError
+from ._flavor import loaded_flavors
 from ._outcome import Failure, FailureKind
 from ._redact import redact
 
@@ -62,8 +60,8 @@ def classify_exception(exc: BaseException, *, side_effects: bool, stderr_tail: s
         found = _kind_of(link)
         if found is not None:
             kind = found
-            if isinstance(link, ProcessError):
-                exit_code = link.exit_code
+            code = getattr(link, "exit_code", None) if kind is FailureKind.PROCESS_EXIT else None
+            exit_code = code if isinstance(code, int) else None
             break
     retryable = kind in (FailureKind.PROCESS_EXIT, FailureKind.STALLED) and not side_effects
     return Failure(
@@ -73,12 +71,17 @@ def classify_exception(exc: BaseException, *, side_effects: bool, stderr_tail: s
 
 
 def _kind_of(exc: BaseException) -> FailureKind | None:
-    if isinstance(exc, CLINotFoundError | CLIPathError):
+    if isinstance(exc, CLIPathError):
         return FailureKind.CLI_NOT_FOUND
-    if isinstance(exc, InvalidOutputError | CLIJSONDecodeError | MessageParseError):
+    if isinstance(exc, InvalidOutputError):
         return FailureKind.INVALID_OUTPUT
-    if isinstance(exc, ProcessError | CLIConnectionError):
-        return FailureKind.PROCESS_EXIT
+    for flavor in loaded_flavors():  # each SDK's own classes (CLINotFoundError subclasses CLIConnectionError)
+        if isinstance(exc, flavor.not_found_error):
+            return FailureKind.CLI_NOT_FOUND
+        if isinstance(exc, flavor.invalid_output_errors):
+            return FailureKind.INVALID_OUTPUT
+        if isinstance(exc, flavor.process_error | flavor.connection_error):
+            return FailureKind.PROCESS_EXIT
     if isinstance(exc, TimeoutError):
         return FailureKind.TIMEOUT
     return None

@@ -1,9 +1,10 @@
 """Checking a query's arguments and finding the CLI, before any process starts.
 
-Wrong argument types are programming errors and raise ``TypeError`` at once. The CLI is found from, in
-order: the ``cli_path`` argument, ``options.cli_path`` (claude-agent-sdk options have it), the
-``CLAUDE_SCOPE_CLI`` environment variable (read at call time), then the SDK's own search (PATH, then its
-list of usual install locations).
+Wrong argument types are programming errors and raise ``TypeError`` at once; a misuse the SDK itself
+forbids (``can_use_tool`` with a string prompt, say) raises its ``ValueError`` at once too. The CLI is found
+from, in order: the ``cli_path`` argument, ``options.cli_path`` (claude-agent-sdk options have it), the
+``CLAUDE_SCOPE_CLI`` environment variable (read at call time), then the options' SDK's own search
+(claude-code-sdk: PATH, then its usual install locations; claude-agent-sdk: its bundled CLI first).
 """
 
 from __future__ import annotations
@@ -14,29 +15,32 @@ from pathlib import Path
 from typing import Any
 
 from claude_code_sdk import ClaudeCodeOptions
-from claude_code_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
 from ._errors import CLIPathError
+from ._flavor import CODE, Flavor, flavor_of
 from ._outcome import QueryLimits
 
 CLI_ENV = "CLAUDE_SCOPE_CLI"
 
 
-def check_arguments(prompt: object, options: object, limits: object) -> tuple[ClaudeCodeOptions, QueryLimits]:
+def check_arguments(prompt: object, options: object, limits: object) -> tuple[Any, QueryLimits, Flavor]:
+    """The options to run (after the SDK's own rules), the limits, and the SDK the options belong to."""
     if not isinstance(prompt, str | AsyncIterable):
         raise TypeError(f"prompt must be a str or an AsyncIterable of dicts, got {type(prompt).__name__}")
     if options is None:
         options = ClaudeCodeOptions()
-    if not isinstance(options, ClaudeCodeOptions):
-        raise TypeError(f"options must be claude_code_sdk.ClaudeCodeOptions or None, got {type(options).__name__}")
+    flavor = flavor_of(options)
+    if flavor is None:
+        raise TypeError("options must be claude_code_sdk.ClaudeCodeOptions, claude_agent_sdk.ClaudeAgentOptions "
+                        f"or None, got {type(options).__name__}")
     if limits is None:
         limits = QueryLimits()
     if not isinstance(limits, QueryLimits):
         raise TypeError(f"limits must be QueryLimits or None, got {type(limits).__name__}")
-    return options, limits
+    return flavor.prepare(prompt, options), limits, flavor
 
 
-def resolve_cli(cli_path: str | os.PathLike[str] | None, options: Any) -> str:
+def resolve_cli(cli_path: str | os.PathLike[str] | None, options: Any, flavor: Flavor = CODE) -> str:
     """The CLI to run. Raises CLIPathError (explicit path is wrong) or the SDK's CLINotFoundError."""
     for value, source in ((cli_path, "cli_path"), (getattr(options, "cli_path", None), "options.cli_path"),
                           (os.environ.get(CLI_ENV) or None, CLI_ENV)):
@@ -46,4 +50,4 @@ def resolve_cli(cli_path: str | os.PathLike[str] | None, options: Any) -> str:
                 raise CLIPathError(os.fspath(value), source)
             return os.fspath(path)
     # The SDK's own discovery, as a plain query() would do it.
-    return SubprocessCLITransport(prompt="", options=ClaudeCodeOptions())._cli_path
+    return flavor.find_cli()

@@ -10,9 +10,14 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from claude_code_sdk import ResultMessage
+if TYPE_CHECKING:
+    import claude_agent_sdk
+    import claude_code_sdk
+
+    #: the CLI's result as the query's SDK parsed it (both classes have the same fields that are used here).
+    AnyResultMessage: TypeAlias = claude_code_sdk.ResultMessage | claude_agent_sdk.ResultMessage
 
 
 class FailureKind(enum.StrEnum):
@@ -132,7 +137,7 @@ class QueryOutcome:
     ``cost_usd`` is the CLI's ``total_cost_usd``: None when the CLI never said, never a made-up 0.0.
     """
 
-    result: ResultMessage | None
+    result: AnyResultMessage | None
     failure: Failure | None
     session_id: str | None = None
     cost_usd: float | None = None

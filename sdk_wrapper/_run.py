@@ -5,20 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from dataclasses import replace
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
 from ._options import check_arguments
 from ._outcome import Attempt, QueryLimits, QueryOutcome
 from ._retry import RetryPolicy, run_with_retry
-from ._scope import open_query
+from ._scope import QueryStream, open_query
 from ._tracker import ResourceTracker
+
+if TYPE_CHECKING:
+    from claude_agent_sdk import ClaudeAgentOptions
 
 
 async def run_query(
     prompt: str | AsyncIterable[dict[str, Any]],
-    options: ClaudeCodeOptions | None = None,
+    options: ClaudeCodeOptions | ClaudeAgentOptions | None = None,
     *,
     limits: QueryLimits | None = None,
     retry: RetryPolicy | None = None,
@@ -27,6 +30,7 @@ async def run_query(
 ) -> QueryOutcome:
     """Run a query to its end and return its outcome: the CLI's real result, or a Failure.
 
+    ``options`` is a ``claude_code_sdk.ClaudeCodeOptions`` or a ``claude_agent_sdk.ClaudeAgentOptions``.
     Never raises for CLI or agent failures. Raises TypeError for arguments of the wrong type. On
     cancellation the CLI's process tree is ended first (shielded), then the cancellation propagates.
     A streaming prompt (an AsyncIterable) is consumed by the first attempt, so it is never retried.
@@ -36,7 +40,9 @@ async def run_query(
         raise TypeError(f"retry must be RetryPolicy or None, got {type(retry).__name__}")
 
     async def once() -> QueryOutcome:
-        async with open_query(prompt, options, limits=limits, cli_path=cli_path, tracker=tracker) as stream:
+        stream: QueryStream[Any] = open_query(prompt, options, limits=limits, cli_path=cli_path,
+                                              tracker=tracker)
+        async with stream:
             async for _ in stream:
                 pass
         return stream.outcome

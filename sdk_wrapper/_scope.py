@@ -25,21 +25,29 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from os import PathLike
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import anyio
 import anyio.abc
 import psutil
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from claude_code_sdk import AssistantMessage, ClaudeCodeOptions, Message, ResultMessage, SystemMessage, ToolUseBlock
+from claude_code_sdk import ClaudeCodeOptions, Message
 
 from ._classify import classify_exception, classify_result
+from ._flavor import Flavor
 from ._logging import get_logger
 from ._options import check_arguments, resolve_cli
 from ._outcome import CleanupReport, Failure, FailureKind, QueryLimits, QueryOutcome
-from ._sdk import effective_options, sdk_messages
 from ._tracker import ResourceTracker
 from ._transport import ScopedTransport
+
+if TYPE_CHECKING:
+    from claude_agent_sdk import ClaudeAgentOptions
+    from claude_agent_sdk import Message as AgentMessage
+
+    from ._outcome import AnyResultMessage
+
+M = TypeVar("M")
 
 
 @dataclass(frozen=True)
@@ -88,13 +96,16 @@ class _Pump:
     def __init__(
         self,
         prompt: str | AsyncIterable[dict[str, Any]],
-        options: ClaudeCodeOptions,
+        options: Any,
         limits: QueryLimits,
         cli_path: str | PathLike[str] | None,
         tracker: ResourceTracker | None,
         on_spawn: Callable[[SpawnedCLI], None] | None = None,
+        *,
+        flavor: Flavor,
     ) -> None:
         self.prompt, self.options, self.limits, self.cli_path = prompt, options, limits, cli_path
+        self.flavor = flavor
         self.tracker = tracker
         self.on_spawn = on_spawn
         self.query_id = uuid.uuid4().hex
@@ -102,22 +113,22 @@ class _Pump:
         self.stop_scope = anyio.CancelScope()
         self.done = anyio.Event()
         self.outcome: QueryOutcome | None = None
-        self.result: ResultMessage | None = None
+        self.result: AnyResultMessage | None = None
         self.session_id: str | None = None
         self.count = 0
         self.side_effects = False
         self.consumer_left = False
 
-    async def run(self, send: MemoryObjectSendStream[Message]) -> None:
+    async def run(self, send: MemoryObjectSendStream[Any]) -> None:
         started = time.monotonic()
         transport: ScopedTransport | None = None
         failure: Failure | None = None
-        self.log.info("query.start")
+        self.log.info("query.start", sdk=self.flavor.name)
         try:
             with send, self.stop_scope:
                 transport = ScopedTransport(
-                    self.prompt, self.options, resolve_cli(self.cli_path, self.options),
-                    query_id=self.query_id, limits=self.limits, log=self.log,
+                    self.prompt, self.options, resolve_cli(self.cli_path, self.options, self.flavor),
+                    flavor=self.flavor, query_id=self.query_id, limits=self.limits, log=self.log,
                 )
                 failure = await self._drive(transport, send, started)
             left = self.stop_scope.cancelled_caught or self.consumer_left
@@ -133,7 +144,7 @@ class _Pump:
             self._finish(transport, failure, started)  # synchronous: nothing here can be cancelled
 
     async def _drive(
-        self, transport: ScopedTransport, send: MemoryObjectSendStream[Message], started: float
+        self, transport: ScopedTransport, send: MemoryObjectSendStream[Any], started: float
     ) -> Failure | None:
         limits = self.limits
         overall = anyio.current_time() + limits.timeout_s if limits.timeout_s is not None else math.inf
@@ -148,7 +159,7 @@ class _Pump:
                     if transport.pid is not None:
                         self._spawned(transport.pid)
                     tg.start_soon(transport.drain_stderr)
-                    generator = sdk_messages(self.prompt, self.options, transport)
+                    generator = self.flavor.messages(self.prompt, self.options, transport)
                     async with aclosing(generator):
                         async for message in generator:
                             self._observe(message)
@@ -159,7 +170,7 @@ class _Pump:
                                 await send.send(message)
                                 watch.handing = False
                             watch.beat()
-                            if isinstance(message, ResultMessage):
+                            if self.flavor.is_result(message):
                                 break  # a result ends the stream, even if a grandchild holds stdout
                 if limit.cancelled_caught:
                     failure = self._limit_failure(watch.fired, transport)
@@ -194,15 +205,16 @@ class _Pump:
         return Failure(kind, what, retryable=kind is FailureKind.STALLED and not self.side_effects,
                        stderr_tail=transport.stderr_tail(), side_effects=self.side_effects)
 
-    def _observe(self, message: Message) -> None:
+    def _observe(self, message: Any) -> None:
         self.count += 1
-        if isinstance(message, SystemMessage) and message.subtype == "init":
+        flavor = self.flavor
+        if isinstance(message, flavor.system_type) and message.subtype == "init":
             sid = message.data.get("session_id")
             self.session_id = sid if isinstance(sid, str) else self.session_id
-        elif isinstance(message, AssistantMessage):
-            if any(isinstance(block, ToolUseBlock) for block in message.content):
+        elif isinstance(message, flavor.assistant_type):
+            if any(isinstance(block, flavor.tool_use_type) for block in message.content):
                 self.side_effects = True
-        elif isinstance(message, ResultMessage):
+        elif isinstance(message, flavor.result_type):
             self.result = message
             self.session_id = message.session_id or self.session_id
 
@@ -247,8 +259,10 @@ def _with_cause(failure: Failure, outer: BaseException) -> Failure:
     return failure
 
 
-class QueryStream:
+class QueryStream(Generic[M]):
     """The object ``open_query`` returns; use it with ``async with`` and ``async for`` in one task.
+
+    ``M`` is the message type of the options' SDK: ``claude_code_sdk.Message`` or ``claude_agent_sdk.Message``.
 
     Leaving the block in any way (end, ``break``, exception, cancellation, a second cancellation) ends the
     CLI's whole process tree before ``__aexit__`` returns; ``outcome`` is set then.
@@ -257,7 +271,7 @@ class QueryStream:
     def __init__(self, pump: _Pump) -> None:
         self._pump = pump
         self._tg: anyio.abc.TaskGroup | None = None
-        self._receive: MemoryObjectReceiveStream[Message] | None = None
+        self._receive: MemoryObjectReceiveStream[M] | None = None
 
     @property
     def outcome(self) -> QueryOutcome:
@@ -274,19 +288,19 @@ class QueryStream:
         """Whether ``outcome`` is available (the block has been left and cleanup is done)."""
         return self._pump.outcome is not None
 
-    async def __aenter__(self) -> QueryStream:
+    async def __aenter__(self) -> QueryStream[M]:
         if self._tg is not None:
             raise RuntimeError("a QueryStream can be entered only once")
-        send, self._receive = anyio.create_memory_object_stream[Message](self._pump.limits.buffer_messages)
+        send, self._receive = anyio.create_memory_object_stream[M](self._pump.limits.buffer_messages)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._pump.run, send, name=f"claude-scope query {self._pump.query_id}")
         return self
 
-    def __aiter__(self) -> QueryStream:
+    def __aiter__(self) -> QueryStream[M]:
         return self
 
-    async def __anext__(self) -> Message:
+    async def __anext__(self) -> M:
         assert self._receive is not None, "use `async with open_query(...)` first"
         # Buffered messages are taken without a checkpoint (at most buffer_messages in a row); an empty
         # buffer waits, and that wait is where cancellation reaches the consumer.
@@ -312,6 +326,7 @@ class QueryStream:
         return False
 
 
+@overload
 def open_query(
     prompt: str | AsyncIterable[dict[str, Any]],
     options: ClaudeCodeOptions | None = None,
@@ -320,12 +335,37 @@ def open_query(
     cli_path: str | PathLike[str] | None = None,
     tracker: ResourceTracker | None = None,
     on_spawn: Callable[[SpawnedCLI], None] | None = None,
-) -> QueryStream:
+) -> QueryStream[Message]: ...
+
+
+@overload
+def open_query(
+    prompt: str | AsyncIterable[dict[str, Any]],
+    options: ClaudeAgentOptions,
+    *,
+    limits: QueryLimits | None = None,
+    cli_path: str | PathLike[str] | None = None,
+    tracker: ResourceTracker | None = None,
+    on_spawn: Callable[[SpawnedCLI], None] | None = None,
+) -> QueryStream[AgentMessage]: ...
+
+
+def open_query(
+    prompt: str | AsyncIterable[dict[str, Any]],
+    options: ClaudeCodeOptions | ClaudeAgentOptions | None = None,
+    *,
+    limits: QueryLimits | None = None,
+    cli_path: str | PathLike[str] | None = None,
+    tracker: ResourceTracker | None = None,
+    on_spawn: Callable[[SpawnedCLI], None] | None = None,
+) -> QueryStream[Any]:
     """Stream one query's messages (the SDK's own objects): ``async with open_query(p) as s: async for m in s``.
 
+    ``options`` is a ``claude_code_sdk.ClaudeCodeOptions`` (the default) or a
+    ``claude_agent_sdk.ClaudeAgentOptions`` (the ``agent`` extra); the messages are that SDK's own classes.
     Raises TypeError at once for arguments of the wrong type; every other problem ends up in
     ``s.outcome.failure`` after the block. ``on_spawn`` is called (synchronously, in the query's task)
     right after the CLI starts, e.g. to journal its pid.
     """
-    opts, lim = check_arguments(prompt, options, limits)
-    return QueryStream(_Pump(prompt, effective_options(prompt, opts), lim, cli_path, tracker, on_spawn))
+    opts, lim, flavor = check_arguments(prompt, options, limits)
+    return QueryStream(_Pump(prompt, opts, lim, cli_path, tracker, on_spawn, flavor=flavor))

@@ -11,15 +11,15 @@ Differences from the SDK's ``SubprocessCLITransport`` (each fixes a row of the f
 - errors are kept on ``self.error`` with their type, because the SDK's reader flattens any exception
   from a transport into a plain ``Exception(str)``.
 
-The command line itself is built by the SDK (``SubprocessCLITransport._build_command``), so options map to
-flags exactly as the SDK maps them.
+The command line itself is built by the SDK (its ``SubprocessCLITransport._build_command``), so options map
+to flags exactly as the SDK maps them; which SDK is the query's ``Flavor``. Errors are raised as that SDK's
+own classes, so its ``Query`` sees the types it expects.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterable
 from subprocess import PIPE
@@ -27,10 +27,10 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from claude_code_sdk import ClaudeCodeOptions, CLIConnectionError, CLINotFoundError, ProcessError, Transport
-from claude_code_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+from claude_code_sdk import Transport
 
 from ._errors import InvalidOutputError
+from ._flavor import Flavor, base_env
 from ._framing import LineFramer
 from ._outcome import CleanupReport, QueryLimits
 from ._proctree import MARKER_ENV, enable_subreaper, end_tree, snapshot_tree
@@ -45,16 +45,18 @@ class ScopedTransport(Transport):
     def __init__(
         self,
         prompt: str | AsyncIterable[dict[str, Any]],
-        options: ClaudeCodeOptions,
+        options: Any,
         cli_path: str,
         *,
+        flavor: Flavor,
         query_id: str,
         limits: QueryLimits,
         log: Any,
     ) -> None:
-        self._streaming = not isinstance(prompt, str)
+        self._streaming = flavor.always_streaming or not isinstance(prompt, str)
         self._options = options
-        self._argv = SubprocessCLITransport(prompt=prompt, options=options, cli_path=cli_path)._build_command()
+        self._flavor = flavor
+        self._argv = flavor.build_argv(prompt, options, cli_path)
         self._cli_path = cli_path
         self.query_id = query_id
         self._limits = limits
@@ -75,9 +77,8 @@ class ScopedTransport(Transport):
             return
         enable_subreaper()
         cwd = str(self._options.cwd) if self._options.cwd else None
-        env = {**os.environ, **self._options.env, "CLAUDE_CODE_ENTRYPOINT": "sdk-py", MARKER_ENV: self.query_id}
-        if cwd is not None:
-            env["PWD"] = cwd
+        env = base_env(self._flavor, self._options, MARKER_ENV, self.query_id)
+        errors = self._flavor
         try:
             self._process = await anyio.open_process(
                 self._argv, stdin=PIPE, stdout=PIPE, stderr=PIPE, cwd=cwd, env=env,
@@ -85,9 +86,9 @@ class ScopedTransport(Transport):
             )
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
             if cwd is not None and not await anyio.Path(cwd).is_dir():
-                self.error = CLIConnectionError(f"Working directory does not exist: {cwd}")
+                self.error = errors.connection_error(f"Working directory does not exist: {cwd}")
                 raise self.error from exc
-            self.error = CLINotFoundError("Claude Code CLI could not be started", cli_path=self._cli_path)
+            self.error = errors.not_found_error(f"Claude Code CLI could not be started: {self._cli_path}")
             self.error.__cause__ = exc
             raise self.error from exc
         self.pid = self._process.pid
@@ -98,12 +99,12 @@ class ScopedTransport(Transport):
 
     async def write(self, data: str) -> None:
         if not self._ready or self._process is None or self._process.stdin is None:
-            raise CLIConnectionError("transport is not ready for writing")
+            raise self._flavor.connection_error("transport is not ready for writing")
         try:
             await self._process.stdin.send(data.encode())
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self._ready = False
-            raise CLIConnectionError("the CLI's stdin is closed") from exc
+            raise self._flavor.connection_error("the CLI's stdin is closed") from exc
 
     async def end_input(self) -> None:
         if self._process is not None and self._process.stdin is not None:
@@ -148,8 +149,7 @@ class ScopedTransport(Transport):
             raise
         code = await self._process.wait()
         if code != 0:
-            self.error = ProcessError("Claude Code CLI exited with an error", exit_code=code,
-                                      stderr=self.stderr_tail())
+            self.error = self._flavor.exit_error(code, self.stderr_tail())
             raise self.error
 
     def _decode(self, line: bytes, line_number: int) -> dict[str, Any] | None:

@@ -15,3 +15,4 @@ def _quiet_sdk_logger() -> None:
     # The SDK logs "Fatal error in message reader" at ERROR for every failing CLI; the tests assert on
     # outcomes instead. (leak_guard listens to the asyncio logger, not this one.)
     logging.getLogger("claude_code_sdk").setLevel(logging.CRITICAL)
+    logging.getLogger("claude_agent_sdk").setLevel(logging.CRITICAL)

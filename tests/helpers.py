@@ -10,12 +10,24 @@ from claude_code_sdk import ClaudeCodeOptions
 from sdk_wrapper import QueryLimits, QueryOutcome, open_query, run_query
 from sdk_wrapper.testing import scenario_env
 
+#: the SDK packages the wrapper drives; tests parametrized over ``sdk`` run once through each.
+SDKS = ["code-sdk", "agent-sdk"]
+
 
 def options_for(scenario: str | dict[str, Any], cwd: Path, **extra: Any) -> ClaudeCodeOptions:
     return ClaudeCodeOptions(cwd=str(cwd), env=scenario_env(scenario), **extra)
 
 
-async def drive(mode: str, prompt: str, options: ClaudeCodeOptions, cli: Path,
+def sdk_options(sdk: str, scenario: str | dict[str, Any], cwd: Path, **extra: Any) -> Any:
+    """Options of the named SDK (``ClaudeCodeOptions`` or ``ClaudeAgentOptions``) for a stand-in scenario."""
+    if sdk == "code-sdk":
+        return options_for(scenario, cwd, **extra)
+    from claude_agent_sdk import ClaudeAgentOptions
+
+    return ClaudeAgentOptions(cwd=str(cwd), env=scenario_env(scenario), **extra)
+
+
+async def drive(mode: str, prompt: str, options: Any, cli: Path,
                 limits: QueryLimits | None = None) -> QueryOutcome:
     """Run one query through run_query or open_query (consuming every message)."""
     if mode == "run":

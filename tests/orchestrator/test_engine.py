@@ -225,3 +225,21 @@ async def test_wrapper_events_carry_run_and_phase_ids(leak_guard: LeakGuard, orc
     assert starts and starts[0]["run_id"] == "ids-1" and starts[0]["phase"] == "research" and starts[0]["query_id"]
     end = next(e for e in events if e["event"] == "query.end")
     assert end["session_id"] and end["ok"] is True
+
+
+async def test_phases_with_claude_agent_options(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    """A pipeline may mix both SDKs' options; each phase's messages are journalled either way."""
+    from claude_agent_sdk import ClaudeAgentOptions
+
+    p = orch.project_dir
+    agent_phase = Phase("research", "do research",
+                        options=ClaudeAgentOptions(cwd=str(p), env=scenario_env(write("research.md", "y" * 150))),
+                        checks=[file_exists("research.md", 100)])
+    report = await orch.run(Pipeline([agent_phase, phase("plan", "ok", p)]), run_id="mixed")
+    assert report.ok, report.phases
+    assert report.phases["research"].checks[0].passed
+    lines = [json.loads(line) for line in orch.journal.message_log("mixed", "research", 1).read_text().splitlines()]
+    assert [line["type"] for line in lines] == ["SystemMessage", "AssistantMessage", "UserMessage",
+                                                "ResultMessage"]
+    with pytest.raises(ValueError, match="ClaudeAgentOptions"):
+        Phase("bad", "x", options={"cwd": "."})  # type: ignore[arg-type]

@@ -19,11 +19,12 @@ from sdk_wrapper import (
     run_query,
 )
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
-from tests.helpers import options_for
+from tests.helpers import SDKS, options_for, sdk_options
 
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.parametrize("sdk", SDKS)
 @pytest.mark.parametrize(("preset", "kind", "retryable"), [
     ("not_logged_in", FailureKind.API_ERROR, False),
     ("auth_error", FailureKind.AUTH, False),
@@ -32,38 +33,43 @@ pytestmark = pytest.mark.anyio
     ("execution_error", FailureKind.EXECUTION_ERROR, False),
     ("max_turns", FailureKind.MAX_TURNS, False),
 ])
-async def test_error_results_are_never_ok(preset: str, kind: FailureKind, retryable: bool, leak_guard: LeakGuard,
-                                          standin_cli: Path, tmp_path: Path) -> None:
-    outcome = await run_query("hi", options_for(preset, tmp_path), cli_path=standin_cli)
+async def test_error_results_are_never_ok(sdk: str, preset: str, kind: FailureKind, retryable: bool,
+                                          leak_guard: LeakGuard, standin_cli: Path, tmp_path: Path) -> None:
+    outcome = await run_query("hi", sdk_options(sdk, preset, tmp_path), cli_path=standin_cli)
     assert not outcome.ok and outcome.result is not None  # the CLI's own result is kept
     assert outcome.failure is not None
     assert (outcome.failure.kind, outcome.failure.retryable) == (kind, retryable)
 
 
-async def test_is_error_with_success_subtype_is_a_failure(leak_guard: LeakGuard, standin_cli: Path,
+@pytest.mark.parametrize("sdk", SDKS)
+async def test_is_error_with_success_subtype_is_a_failure(sdk: str, leak_guard: LeakGuard, standin_cli: Path,
                                                           tmp_path: Path) -> None:
     scenario = {"result": {"is_error": True, "result": "something went wrong"}}
-    outcome = await run_query("hi", options_for(scenario, tmp_path), cli_path=standin_cli)
+    outcome = await run_query("hi", sdk_options(sdk, scenario, tmp_path), cli_path=standin_cli)
     assert outcome.result is not None and outcome.result.subtype == "success"
     assert not outcome.ok and outcome.failure is not None
     assert outcome.failure.kind is FailureKind.EXECUTION_ERROR
 
 
-async def test_no_result_and_exit_zero_is_not_success(leak_guard: LeakGuard, standin_cli: Path,
+@pytest.mark.parametrize("sdk", SDKS)
+async def test_no_result_and_exit_zero_is_not_success(sdk: str, leak_guard: LeakGuard, standin_cli: Path,
                                                       tmp_path: Path) -> None:
-    outcome = await run_query("hi", options_for({"result": None}, tmp_path), cli_path=standin_cli)
+    outcome = await run_query("hi", sdk_options(sdk, {"result": None}, tmp_path), cli_path=standin_cli)
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.PROCESS_EXIT
     assert outcome.result is None and outcome.cost_usd is None  # unknown, not 0.0
 
 
-async def test_missing_cli_is_cli_not_found(leak_guard: LeakGuard, tmp_path: Path,
+@pytest.mark.parametrize("sdk", SDKS)
+async def test_missing_cli_is_cli_not_found(sdk: str, leak_guard: LeakGuard, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    outcome = await run_query("hi", options_for("ok", tmp_path), cli_path=tmp_path / "no-such-claude")
+    outcome = await run_query("hi", sdk_options(sdk, "ok", tmp_path), cli_path=tmp_path / "no-such-claude")
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.CLI_NOT_FOUND
+    if sdk == "agent-sdk":
+        return  # its search finds the CLI bundled in its wheel first; that case is test_agent_sdk's
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing called claude on PATH, nor in the SDK's locations
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("CLAUDE_SCOPE_CLI", raising=False)
-    outcome = await run_query("hi", options_for("ok", tmp_path))
+    outcome = await run_query("hi", sdk_options(sdk, "ok", tmp_path))
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.CLI_NOT_FOUND
 
 
@@ -73,8 +79,10 @@ async def test_cli_from_environment_variable(leak_guard: LeakGuard, standin_cli:
     assert (await run_query("hi", options_for("ok", tmp_path))).ok
 
 
-async def test_missing_cwd_is_a_typed_failure(leak_guard: LeakGuard, standin_cli: Path, tmp_path: Path) -> None:
-    outcome = await run_query("hi", options_for("ok", tmp_path / "nope"), cli_path=standin_cli)
+@pytest.mark.parametrize("sdk", SDKS)
+async def test_missing_cwd_is_a_typed_failure(sdk: str, leak_guard: LeakGuard, standin_cli: Path,
+                                              tmp_path: Path) -> None:
+    outcome = await run_query("hi", sdk_options(sdk, "ok", tmp_path / "nope"), cli_path=standin_cli)
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.PROCESS_EXIT
     assert type(outcome.failure.cause).__name__ == "CLIConnectionError"
 
@@ -94,8 +102,10 @@ async def test_wrong_argument_types_raise_at_once() -> None:
         RetryPolicy(attempts=0)
 
 
-async def test_budget_exceeded_keeps_the_result(leak_guard: LeakGuard, standin_cli: Path, tmp_path: Path) -> None:
-    outcome = await run_query("hi", options_for({"result": {"total_cost_usd": 2.5}}, tmp_path),
+@pytest.mark.parametrize("sdk", SDKS)
+async def test_budget_exceeded_keeps_the_result(sdk: str, leak_guard: LeakGuard, standin_cli: Path,
+                                                tmp_path: Path) -> None:
+    outcome = await run_query("hi", sdk_options(sdk, {"result": {"total_cost_usd": 2.5}}, tmp_path),
                               cli_path=standin_cli, limits=QueryLimits(max_cost_usd=1.0))
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.BUDGET_EXCEEDED
     assert outcome.cost_usd == 2.5 and outcome.result is not None
@@ -167,7 +177,9 @@ async def test_resource_tracker_sees_everything_closed(leak_guard: LeakGuard, st
     assert tracker.verify() == []
 
 
-async def test_two_hundred_random_cancellations(leak_guard: LeakGuard, standin_cli: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sdk", SDKS)
+async def test_two_hundred_random_cancellations(sdk: str, leak_guard: LeakGuard, standin_cli: Path,
+                                                tmp_path: Path) -> None:
     """200 queries cancelled at random points (before spawn, mid-stream, during cleanup): all clean."""
     rng = random.Random(1234)
     fds_before = len(os.listdir("/proc/self/fd"))
@@ -175,7 +187,7 @@ async def test_two_hundred_random_cancellations(leak_guard: LeakGuard, standin_c
     for _ in range(200):
         scenario = rng.choice(["slow", "hang", "hang_ignore_term", "ok"])
         with anyio.move_on_after(rng.uniform(0.0, 0.15)):
-            async with open_query("hi", options_for(scenario, tmp_path), cli_path=standin_cli,
+            async with open_query("hi", sdk_options(sdk, scenario, tmp_path), cli_path=standin_cli,
                                   limits=QueryLimits(terminate_grace_s=0.05, kill_grace_s=1)) as stream:
                 async for _ in stream:
                     pass
