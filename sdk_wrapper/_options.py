@@ -48,6 +48,6 @@ def resolve_cli(cli_path: str | os.PathLike[str] | None, options: Any, flavor: F
             path = Path(value)
             if not (path.is_file() and os.access(path, os.X_OK)):
                 raise CLIPathError(os.fspath(value), source)
-            return os.fspath(path)
+            return os.path.abspath(path)  # checked here; the CLI starts in options.cwd, where a relative path breaks
     # The SDK's own discovery, as a plain query() would do it.
     return flavor.find_cli()

