@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 from ._errors import ClaudeScopeError, CLIPathError, InvalidOutputError, LineTooLongError
-from ._outcome import Attempt, CleanupReport, Failure, FailureKind, QueryLimits, QueryOutcome
+from ._outcome import Attempt, CleanupReport, Failure, FailureKind, QueryLimits, QueryOutcome, WebhookDelivery
 from ._preflight import Preflight, preflight
-from ._redact import redact, redact_event
+from ._redact import redact, redact_data, redact_event
 from ._retry import RetryPolicy
 from ._run import run_query
 from ._scope import QueryStream, SpawnedCLI, open_query
 from ._tracker import OpenResource, ResourceTracker
+from ._webhook import ResultWebhook
 
 __all__ = [
     "Attempt",
@@ -36,11 +37,14 @@ __all__ = [
     "QueryOutcome",
     "QueryStream",
     "ResourceTracker",
+    "ResultWebhook",
     "RetryPolicy",
     "SpawnedCLI",
+    "WebhookDelivery",
     "open_query",
     "preflight",
     "redact",
+    "redact_data",
     "redact_event",
     "run_query",
 ]

@@ -131,6 +131,16 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class WebhookDelivery:
+    """What became of a result webhook's POST: ``delivered`` means a 2xx answer within the timeout."""
+
+    delivered: bool
+    status_code: int | None
+    error: str | None
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class QueryOutcome:
     """The end of a query: the CLI's own result (or None) and, unless ok, a Failure.
 
@@ -148,6 +158,10 @@ class QueryOutcome:
     attempts: tuple[Attempt, ...] = ()
     #: the raw result line, with fields ``ResultMessage`` does not keep (terminal_reason, api_error_status).
     result_raw: dict[str, Any] | None = field(default=None, repr=False)
+    #: the id in this query's log events and in its CLI tree's ``CLAUDE_SCOPE_QUERY_ID`` (the last attempt's).
+    query_id: str | None = None
+    #: the result webhook's delivery, when one was configured; never part of ``ok``.
+    webhook: WebhookDelivery | None = None
 
     @property
     def ok(self) -> bool:

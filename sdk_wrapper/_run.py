@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
+from ._logging import get_logger
 from ._options import check_arguments
 from ._outcome import Attempt, QueryLimits, QueryOutcome
 from ._retry import RetryPolicy, run_with_retry
 from ._scope import QueryStream, open_query
 from ._tracker import ResourceTracker
+from ._webhook import ResultWebhook, deliver
 
 if TYPE_CHECKING:
     from claude_agent_sdk import ClaudeAgentOptions
@@ -27,6 +29,7 @@ async def run_query(
     retry: RetryPolicy | None = None,
     cli_path: str | PathLike[str] | None = None,
     tracker: ResourceTracker | None = None,
+    webhook: ResultWebhook | None = None,
 ) -> QueryOutcome:
     """Run a query to its end and return its outcome: the CLI's real result, or a Failure.
 
@@ -34,10 +37,13 @@ async def run_query(
     Never raises for CLI or agent failures. Raises TypeError for arguments of the wrong type. On
     cancellation the CLI's process tree is ended first (shielded), then the cancellation propagates.
     A streaming prompt (an AsyncIterable) is consumed by the first attempt, so it is never retried.
+    ``webhook`` gets the final outcome (after every attempt) POSTed once; see ``ResultWebhook``.
     """
     check_arguments(prompt, options, limits)
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise TypeError(f"retry must be RetryPolicy or None, got {type(retry).__name__}")
+    if webhook is not None and not isinstance(webhook, ResultWebhook):
+        raise TypeError(f"webhook must be ResultWebhook or None, got {type(webhook).__name__}")
 
     async def once() -> QueryOutcome:
         stream: QueryStream[Any] = open_query(prompt, options, limits=limits, cli_path=cli_path,
@@ -50,5 +56,9 @@ async def run_query(
     if retry is None or not isinstance(prompt, str):
         outcome = await once()
         kind = None if outcome.failure is None else outcome.failure.kind
-        return replace(outcome, attempts=(Attempt(1, outcome.ok, kind, outcome.duration_s),))
-    return await run_with_retry(retry, once)
+        outcome = replace(outcome, attempts=(Attempt(1, outcome.ok, kind, outcome.duration_s),))
+    else:
+        outcome = await run_with_retry(retry, once)
+    if webhook is not None:
+        outcome = await deliver(webhook, outcome, log=get_logger(query_id=outcome.query_id), tracker=tracker)
+    return outcome

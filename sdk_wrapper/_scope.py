@@ -40,6 +40,7 @@ from ._options import check_arguments, resolve_cli
 from ._outcome import CleanupReport, Failure, FailureKind, QueryLimits, QueryOutcome
 from ._tracker import ResourceTracker
 from ._transport import ScopedTransport
+from ._webhook import ResultWebhook, deliver
 
 if TYPE_CHECKING:
     from claude_agent_sdk import ClaudeAgentOptions
@@ -103,9 +104,11 @@ class _Pump:
         on_spawn: Callable[[SpawnedCLI], None] | None = None,
         *,
         flavor: Flavor,
+        webhook: ResultWebhook | None = None,
     ) -> None:
         self.prompt, self.options, self.limits, self.cli_path = prompt, options, limits, cli_path
         self.flavor = flavor
+        self.webhook = webhook
         self.tracker = tracker
         self.on_spawn = on_spawn
         self.query_id = uuid.uuid4().hex
@@ -141,7 +144,13 @@ class _Pump:
         except Exception as exc:  # becomes data: the caller gets a Failure, never this exception
             failure = classify_exception(exc, side_effects=self.side_effects)
         finally:
-            self._finish(transport, failure, started)  # synchronous: nothing here can be cancelled
+            outcome = self._finish(transport, failure, started)  # synchronous: nothing here can be cancelled
+            try:
+                if self.webhook is not None:
+                    outcome = await deliver(self.webhook, outcome, log=self.log, tracker=self.tracker)
+            finally:
+                self.outcome = outcome
+                self.done.set()
 
     async def _drive(
         self, transport: ScopedTransport, send: MemoryObjectSendStream[Any], started: float
@@ -218,7 +227,7 @@ class _Pump:
             self.result = message
             self.session_id = message.session_id or self.session_id
 
-    def _finish(self, transport: ScopedTransport | None, failure: Failure | None, started: float) -> None:
+    def _finish(self, transport: ScopedTransport | None, failure: Failure | None, started: float) -> QueryOutcome:
         cleanup = CleanupReport() if transport is None or transport.cleanup is None else transport.cleanup
         raw = None if transport is None else transport.result_raw
         if failure is None and raw is not None:
@@ -241,14 +250,15 @@ class _Pump:
         if self.tracker is not None and transport is not None and transport.pid is not None \
                 and transport.pid not in cleanup.leftover_pids:
             self.tracker.discard_process(transport.pid)
-        self.outcome = QueryOutcome(
+        outcome = QueryOutcome(
             result=self.result, failure=failure, session_id=self.session_id, cost_usd=cost,
             num_turns=None if self.result is None else self.result.num_turns,
             duration_s=time.monotonic() - started, message_count=self.count, cleanup=cleanup, result_raw=raw,
+            query_id=self.query_id,
         )
-        self.log.info("query.end", ok=self.outcome.ok, kind=None if failure is None else failure.kind.value,
+        self.log.info("query.end", ok=outcome.ok, kind=None if failure is None else failure.kind.value,
                       session_id=self.session_id, messages=self.count, cost_usd=cost)
-        self.done.set()
+        return outcome
 
 
 def _with_cause(failure: Failure, outer: BaseException) -> Failure:
@@ -335,6 +345,7 @@ def open_query(
     cli_path: str | PathLike[str] | None = None,
     tracker: ResourceTracker | None = None,
     on_spawn: Callable[[SpawnedCLI], None] | None = None,
+    webhook: ResultWebhook | None = None,
 ) -> QueryStream[Message]: ...
 
 
@@ -347,6 +358,7 @@ def open_query(
     cli_path: str | PathLike[str] | None = None,
     tracker: ResourceTracker | None = None,
     on_spawn: Callable[[SpawnedCLI], None] | None = None,
+    webhook: ResultWebhook | None = None,
 ) -> QueryStream[AgentMessage]: ...
 
 
@@ -358,6 +370,7 @@ def open_query(
     cli_path: str | PathLike[str] | None = None,
     tracker: ResourceTracker | None = None,
     on_spawn: Callable[[SpawnedCLI], None] | None = None,
+    webhook: ResultWebhook | None = None,
 ) -> QueryStream[Any]:
     """Stream one query's messages (the SDK's own objects): ``async with open_query(p) as s: async for m in s``.
 
@@ -365,7 +378,10 @@ def open_query(
     ``claude_agent_sdk.ClaudeAgentOptions`` (the ``agent`` extra); the messages are that SDK's own classes.
     Raises TypeError at once for arguments of the wrong type; every other problem ends up in
     ``s.outcome.failure`` after the block. ``on_spawn`` is called (synchronously, in the query's task)
-    right after the CLI starts, e.g. to journal its pid.
+    right after the CLI starts, e.g. to journal its pid. ``webhook`` (a ``ResultWebhook``) gets the outcome
+    POSTed once the tree is gone, before the block is left; its delivery is ``s.outcome.webhook``.
     """
     opts, lim, flavor = check_arguments(prompt, options, limits)
-    return QueryStream(_Pump(prompt, opts, lim, cli_path, tracker, on_spawn, flavor=flavor))
+    if webhook is not None and not isinstance(webhook, ResultWebhook):
+        raise TypeError(f"webhook must be ResultWebhook or None, got {type(webhook).__name__}")
+    return QueryStream(_Pump(prompt, opts, lim, cli_path, tracker, on_spawn, flavor=flavor, webhook=webhook))
