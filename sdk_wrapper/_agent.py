@@ -90,4 +90,5 @@ def build_flavor() -> Flavor:
         find_cli=_find_cli,
         messages=_messages,
         drop_env=("CLAUDECODE",),
+        stderr_sink=lambda options: options.stderr,  # the agent SDK's per-line callback
     )

@@ -68,6 +68,8 @@ class Flavor:
     messages: MessageSource
     #: variables of our own environment the CLI must not inherit.
     drop_env: tuple[str, ...] = ()
+    #: where the options ask for the CLI's stderr lines to go, if anywhere (besides our bounded tail).
+    stderr_sink: Callable[[Any], Callable[[str], None] | None] = lambda _options: None
 
     def is_result(self, message: object) -> bool:
         return isinstance(message, self.result_type)
@@ -91,6 +93,19 @@ def _code_argv(prompt: Prompt, options: ClaudeCodeOptions, cli_path: str) -> lis
 
 def _code_env(options: ClaudeCodeOptions) -> dict[str, str]:
     return {**options.env, "CLAUDE_CODE_ENTRYPOINT": "sdk-py"}
+
+
+def _code_stderr_sink(options: ClaudeCodeOptions) -> Callable[[str], None] | None:
+    """claude-code-sdk sends stderr to ``debug_stderr`` (a file) when ``extra_args`` has debug-to-stderr."""
+    target = options.debug_stderr
+    if "debug-to-stderr" not in options.extra_args or not target:
+        return None
+
+    def write(line: str) -> None:
+        target.write(line + "\n")
+        target.flush()
+
+    return write
 
 
 def _code_find_cli() -> str:
@@ -120,6 +135,7 @@ CODE = Flavor(
     extra_env=_code_env,
     find_cli=_code_find_cli,
     messages=_code_messages,
+    stderr_sink=_code_stderr_sink,
 )
 
 

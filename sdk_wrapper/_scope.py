@@ -193,6 +193,7 @@ class _Pump:
                     failure = _with_cause(failure, exc)
             finally:
                 await transport.close()
+                await transport.stderr_drained(within_s=0.2)  # the CLI is gone: its last stderr bytes are due
                 tg.cancel_scope.cancel()
         return failure
 

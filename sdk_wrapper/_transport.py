@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from subprocess import PIPE
 from typing import Any
 
@@ -70,6 +70,8 @@ class ScopedTransport(Transport):
         self.result_raw: dict[str, Any] | None = None
         self.pid: int | None = None
         self.skipped_lines = 0
+        self._stderr_done = anyio.Event()
+        self._draining = False
 
     # -- Transport interface -------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -179,15 +181,53 @@ class ScopedTransport(Transport):
         return data
 
     async def drain_stderr(self) -> None:
-        """Keep the last ``stderr_tail_bytes`` of stderr; runs until EOF or cancellation."""
+        """Keep the last ``stderr_tail_bytes`` of stderr; runs until EOF or cancellation.
+
+        Where the options ask for stderr lines (claude-agent-sdk's ``stderr`` callback, claude-code-sdk's
+        ``debug_stderr`` file), each line goes there too, redacted; a sink that raises is logged, not fatal.
+        """
         if self._process is None or self._process.stderr is None:
+            self._stderr_done.set()
             return
+        self._draining = True
         limit = self._limits.stderr_tail_bytes
-        with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            while True:
-                self._stderr += await self._process.stderr.receive(65536)
-                if len(self._stderr) > limit:
-                    del self._stderr[: len(self._stderr) - limit]
+        sink = self._flavor.stderr_sink(self._options)
+        pending = bytearray()
+        try:
+            with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                while True:
+                    chunk = await self._process.stderr.receive(65536)
+                    self._stderr += chunk
+                    if len(self._stderr) > limit:
+                        del self._stderr[: len(self._stderr) - limit]
+                    if sink is not None:
+                        pending += chunk
+                        *lines, rest = pending.split(b"\n")
+                        pending = bytearray(rest if len(rest) <= limit else rest[-limit:])
+                        for line in lines:
+                            self._emit(sink, line)
+        finally:
+            if sink is not None and pending:
+                self._emit(sink, pending)  # the last words before a stall or a kill
+            self._stderr_done.set()
+
+    async def stderr_drained(self, within_s: float) -> None:
+        """Wait (shielded, bounded) for stderr's EOF: after the tree is ended it comes at once, unless a
+        stranger holds the pipe; then the tail is what arrived in time."""
+        if not self._draining:
+            return  # never started (no process, or cancelled before the drain ran): nothing to wait for
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + within_s
+            await self._stderr_done.wait()
+
+    def _emit(self, sink: Callable[[str], None], line: bytes | bytearray) -> None:
+        text = redact(line.decode(errors="replace").rstrip())
+        if not text:
+            return
+        try:
+            sink(text)
+        except Exception as exc:  # the caller's callback; one bad line must not end the drain
+            self._log.debug("stderr.sink_failed", error=type(exc).__name__)
 
     def stderr_tail(self) -> str:
         return redact(self._stderr.decode(errors="replace"))

@@ -7,6 +7,7 @@ environment.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import claude_agent_sdk as agent
 import pytest
 from claude_agent_sdk import ClaudeAgentOptions
+from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import FailureKind, open_query, run_query
 from sdk_wrapper._flavor import agent_flavor
@@ -113,3 +115,34 @@ async def test_exit_after_error_result_keeps_the_result(leak_guard: LeakGuard, s
     outcome = await run_query("hi", _options(scenario, tmp_path), cli_path=standin_cli)
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.EXECUTION_ERROR
     assert isinstance(outcome.result, agent.ResultMessage) and outcome.result.is_error
+
+
+@pytest.mark.parametrize("sdk", ["code-sdk", "agent-sdk"])
+async def test_stderr_lines_reach_the_options_sink_redacted(sdk: str, leak_guard: LeakGuard, standin_cli: Path,
+                                                            tmp_path: Path) -> None:
+    """agent SDK: ``stderr=callback``; code SDK: ``debug_stderr`` with ``extra_args`` debug-to-stderr."""
+    secret = "sk-ant-api03-" + "k" * 40
+    scenario = {"steps": [{"text": "hi"}], "stderr": f"first line\nkey {secret}\nlast line"}
+    lines: list[str] = []
+    if sdk == "agent-sdk":
+        options: Any = ClaudeAgentOptions(cwd=str(tmp_path), env=scenario_env(scenario), stderr=lines.append)
+    else:
+        sink = io.StringIO()
+        options = ClaudeCodeOptions(cwd=str(tmp_path), env=scenario_env(scenario), debug_stderr=sink,
+                                    extra_args={"debug-to-stderr": None})
+    outcome = await run_query("hi", options, cli_path=standin_cli)
+    if sdk == "code-sdk":
+        lines = sink.getvalue().splitlines()
+    assert outcome.ok, outcome.failure
+    assert lines == ["first line", "key [REDACTED]", "last line"]
+
+
+async def test_a_raising_stderr_callback_is_not_fatal(leak_guard: LeakGuard, standin_cli: Path,
+                                                      tmp_path: Path) -> None:
+    def boom(_: str) -> None:
+        raise RuntimeError("callback bug")
+
+    scenario = {"steps": [{"text": "hi"}], "stderr": "one\ntwo"}
+    options = ClaudeAgentOptions(cwd=str(tmp_path), env=scenario_env(scenario), stderr=boom)
+    outcome = await run_query("hi", options, cli_path=standin_cli)
+    assert outcome.ok, outcome.failure
