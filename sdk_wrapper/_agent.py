@@ -39,6 +39,11 @@ def _prepare(prompt: Prompt, options: agent.ClaudeAgentOptions) -> agent.ClaudeA
     (``process_query`` configures them itself, and its configuring is not idempotent)."""
     validate_session_store_options(options)
     _configure_can_use_tool(options)
+    if options.session_store is not None and (options.resume is not None or options.continue_conversation):
+        # process_query skips this for any custom transport; silently starting a fresh session instead of
+        # the stored one would be a wrong answer, so it is refused until it is built here.
+        raise ValueError("resuming from a session_store is not supported by claude-scope yet: pass resume= without "
+                         "session_store (the CLI's own session files), or use claude_agent_sdk.query() for it")
     return options
 
 

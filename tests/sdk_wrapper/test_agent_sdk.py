@@ -146,3 +146,14 @@ async def test_a_raising_stderr_callback_is_not_fatal(leak_guard: LeakGuard, sta
     options = ClaudeAgentOptions(cwd=str(tmp_path), env=scenario_env(scenario), stderr=boom)
     outcome = await run_query("hi", options, cli_path=standin_cli)
     assert outcome.ok, outcome.failure
+
+
+async def test_session_store_resume_is_refused_not_silently_dropped(leak_guard: LeakGuard, standin_cli: Path,
+                                                                   tmp_path: Path) -> None:
+    from claude_agent_sdk import InMemorySessionStore
+
+    options = _options("ok", tmp_path, session_store=InMemorySessionStore(),
+                       resume="00000000-0000-4000-8000-000000000000")
+    with pytest.raises(ValueError, match="session_store"):
+        await run_query("hi", options, cli_path=standin_cli)
+    assert leak_guard.recorded_pids() == []
