@@ -14,7 +14,6 @@ session-state frames that its ``Query`` reads to tell when a run is over request
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -68,12 +67,12 @@ def _find_cli() -> str:
     return SubprocessCLITransport(prompt="", options=agent.ClaudeAgentOptions())._find_cli()
 
 
-async def _messages(prompt: Prompt, options: Any, transport: ScopedTransport) -> AsyncGenerator[Any, None]:
-    # Ours implements the same Transport interface (claude-code-sdk's ABC, which the agent SDK's repeats).
+def _messages(prompt: Prompt, options: Any, transport: ScopedTransport) -> AsyncGenerator[Any, None]:
+    """The SDK's own generator, handed to the pump as is (it is closed there with ``aclosing``): a wrapping
+    generator would cost a frame switch per message. Ours implements the same Transport interface
+    (claude-code-sdk's ABC, which the agent SDK's repeats)."""
     generator = InternalClient().process_query(prompt, options, transport=cast(Transport, transport))
-    async with contextlib.aclosing(generator):  # type: ignore[type-var]  # an AsyncIterator by annotation
-        async for message in generator:
-            yield message
+    return cast(AsyncGenerator[Any, None], generator)  # an async generator, annotated as an AsyncIterator
 
 
 def build_flavor() -> Flavor:
