@@ -14,6 +14,7 @@ session-state frames that its ``Query`` reads to tell when a run is over request
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -55,7 +56,7 @@ def _argv(prompt: Prompt, options: agent.ClaudeAgentOptions, cli_path: str) -> l
 
 def _env(options: agent.ClaudeAgentOptions) -> dict[str, str]:
     env = {"CLAUDE_CODE_ENTRYPOINT": "sdk-py", **options.env, "CLAUDE_AGENT_SDK_VERSION": agent_version}
-    if not any(key.upper() == _SESSION_STATE_ENV for key in env):
+    if not any(key.upper() == _SESSION_STATE_ENV for key in (*os.environ, *env)):  # a caller's choice wins
         env[_SESSION_STATE_ENV] = "1"
     if options.enable_file_checkpointing:
         env["CLAUDE_CODE_ENABLE_SDK_FILE_CHECKPOINTING"] = "true"

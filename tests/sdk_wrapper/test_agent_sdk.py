@@ -97,6 +97,7 @@ def test_options_become_the_agent_sdks_own_flags() -> None:
 async def test_the_cli_gets_the_agent_sdks_environment(leak_guard: LeakGuard, standin_cli: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLAUDECODE", "1")  # as inside a Claude Code session: the CLI must not inherit it
+    monkeypatch.setenv("CLAUDE_CODE_SDK_READS_SESSION_STATE", "0")  # the caller's own choice is kept
     dump = 'python3 -c "import json,os; print(json.dumps(dict(os.environ)))" > env.json'
     scenario = {"steps": [{"tool": {"name": "Bash", "input": {"command": dump}}}]}
     options = ClaudeAgentOptions(cwd=str(tmp_path), env={**scenario_env(scenario), "MINE": "x"})
@@ -106,6 +107,7 @@ async def test_the_cli_gets_the_agent_sdks_environment(leak_guard: LeakGuard, st
     assert "CLAUDECODE" not in env
     assert env["CLAUDE_AGENT_SDK_VERSION"] == agent.__version__ and env["MINE"] == "x"
     assert env["CLAUDE_CODE_ENTRYPOINT"] == "sdk-py" and env["CLAUDE_SCOPE_QUERY_ID"]
+    assert env["CLAUDE_CODE_SDK_READS_SESSION_STATE"] == "0"
 
 
 async def test_exit_after_error_result_keeps_the_result(leak_guard: LeakGuard, standin_cli: Path,
