@@ -71,9 +71,6 @@ class Flavor:
     #: where the options ask for the CLI's stderr lines to go, if anywhere (besides our bounded tail).
     stderr_sink: Callable[[Any], Callable[[str], None] | None] = lambda _options: None
 
-    def is_result(self, message: object) -> bool:
-        return isinstance(message, self.result_type)
-
     def exit_error(self, exit_code: int, stderr: str) -> Exception:
         """This SDK's ``ProcessError`` for a CLI that exited with ``exit_code``."""
         make: Any = self.process_error

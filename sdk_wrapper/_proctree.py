@@ -87,7 +87,7 @@ def _child_pids(pid: int) -> list[int] | None:
         if os.path.exists(f"/proc/{pid}"):
             return None  # the kernel has no children files (CONFIG_PROC_CHILDREN off)
         return []  # the process is gone
-    except (ProcessLookupError, PermissionError, ValueError, OSError):
+    except (ValueError, OSError):  # unreadable (permissions, a race with exit) or garbled
         return None
     return found
 

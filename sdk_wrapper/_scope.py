@@ -179,7 +179,7 @@ class _Pump:
                                 await send.send(message)
                                 watch.handing = False
                             watch.beat()
-                            if self.flavor.is_result(message):
+                            if isinstance(message, self.flavor.result_type):
                                 break  # a result ends the stream, even if a grandchild holds stdout
                 if limit.cancelled_caught:
                     failure = self._limit_failure(watch.fired, transport)

@@ -80,7 +80,6 @@ class ScopedTransport(Transport):
         enable_subreaper()
         cwd = str(self._options.cwd) if self._options.cwd else None
         env = base_env(self._flavor, self._options, MARKER_ENV, self.query_id)
-        errors = self._flavor
         try:
             self._process = await anyio.open_process(
                 self._argv, stdin=PIPE, stdout=PIPE, stderr=PIPE, cwd=cwd, env=env,
@@ -88,9 +87,9 @@ class ScopedTransport(Transport):
             )
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
             if cwd is not None and not await anyio.Path(cwd).is_dir():
-                self.error = errors.connection_error(f"Working directory does not exist: {cwd}")
+                self.error = self._flavor.connection_error(f"Working directory does not exist: {cwd}")
                 raise self.error from exc
-            self.error = errors.not_found_error(f"Claude Code CLI could not be started: {self._cli_path}")
+            self.error = self._flavor.not_found_error(f"Claude Code CLI could not be started: {self._cli_path}")
             self.error.__cause__ = exc
             raise self.error from exc
         self.pid = self._process.pid

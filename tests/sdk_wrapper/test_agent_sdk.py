@@ -23,12 +23,14 @@ from sdk_wrapper._flavor import agent_flavor
 from sdk_wrapper._options import resolve_cli
 from sdk_wrapper.testing import scenario_env
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
+from tests.helpers import sdk_options
 
 pytestmark = pytest.mark.anyio
 
 
 def _options(scenario: str | dict[str, Any], cwd: Path, **extra: Any) -> ClaudeAgentOptions:
-    return ClaudeAgentOptions(cwd=str(cwd), env=scenario_env(scenario), **extra)
+    options: ClaudeAgentOptions = sdk_options("agent-sdk", scenario, cwd, **extra)
+    return options
 
 
 async def test_every_message_and_block_is_the_agent_sdks_own(leak_guard: LeakGuard, standin_cli: Path,
