@@ -12,8 +12,18 @@
 
 from __future__ import annotations
 
+from ._cgroup import CpuUsage
 from ._errors import ClaudeScopeError, CLIPathError, InvalidOutputError, LineTooLongError
-from ._outcome import Attempt, CleanupReport, Failure, FailureKind, QueryLimits, QueryOutcome, WebhookDelivery
+from ._outcome import (
+    Attempt,
+    CleanupReport,
+    Containment,
+    Failure,
+    FailureKind,
+    QueryLimits,
+    QueryOutcome,
+    WebhookDelivery,
+)
 from ._preflight import Preflight, preflight
 from ._redact import redact, redact_data, redact_event
 from ._retry import RetryPolicy
@@ -27,6 +37,8 @@ __all__ = [
     "CLIPathError",
     "ClaudeScopeError",
     "CleanupReport",
+    "Containment",
+    "CpuUsage",
     "Failure",
     "FailureKind",
     "InvalidOutputError",

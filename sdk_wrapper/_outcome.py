@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from ._cgroup import CpuUsage
+
 if TYPE_CHECKING:
     import claude_agent_sdk
     import claude_code_sdk
@@ -68,9 +70,29 @@ class Failure:
         }
 
 
+class Containment(enum.StrEnum):
+    """How a query's process tree was held, from strongest to weakest.
+
+    ``cgroup``: the CLI ran in a cgroup of its own; everything it started was in it, ``cgroup.kill`` ended
+    it and an empty cgroup proved it. ``subreaper``: descendants are found by process tree, session and the
+    ``CLAUDE_SCOPE_QUERY_ID`` marker, and orphans come back to us; one that drops both session and marker is
+    reported in ``unattributed_pids``, not proved gone. ``marker``: tree, session and marker only (no
+    subreaper: orphans go to init, where only the marker finds them).
+    """
+
+    CGROUP = "cgroup"
+    SUBREAPER = "subreaper"
+    MARKER = "marker"
+
+
 @dataclass(frozen=True)
 class CleanupReport:
-    """What ending the CLI's process tree took. ``leftover_pids`` must be empty; if not, it is a failure."""
+    """What ending the CLI's process tree took. ``leftover_pids`` must be empty; if not, it is a failure.
+
+    ``verified`` is the claim that nothing the query started is left: true only when nothing is left *and*
+    nothing unexplained came back to us (``unattributed_pids``: processes reparented to this process during
+    the query that no cgroup, session or marker ties to any query; reported, not killed).
+    """
 
     pids_ended: tuple[int, ...] = ()
     signals_sent: tuple[tuple[int, str], ...] = ()
@@ -78,10 +100,18 @@ class CleanupReport:
     leftover_pids: tuple[int, ...] = ()
     exit_code: int | None = None
     duration_s: float = 0.0
+    containment: Containment | None = None
+    #: CPU time of the whole tree (cgroup containment only).
+    cpu: CpuUsage | None = None
+    unattributed_pids: tuple[int, ...] = ()
 
     @property
     def clean(self) -> bool:
         return not self.leftover_pids
+
+    @property
+    def verified(self) -> bool:
+        return self.clean and not self.unattributed_pids
 
 
 @dataclass(frozen=True)
@@ -107,16 +137,20 @@ class QueryLimits:
     def __post_init__(self) -> None:
         for name in ("timeout_s", "idle_timeout_s", "max_cost_usd"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int | float) or math.isnan(value) or value <= 0):
-                raise ValueError(f"QueryLimits.{name} must be a positive number or None, got {value!r}")
+            if value is not None and not (_is_number(value) and math.isfinite(value) and value > 0):
+                raise ValueError(f"QueryLimits.{name} must be a finite positive number or None, got {value!r}")
         for name in ("terminate_grace_s", "kill_grace_s", "exit_grace_s"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"QueryLimits.{name} must be a number >= 0, got {value!r}")
+            if not (_is_number(value) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"QueryLimits.{name} must be a finite number >= 0, got {value!r}")
         for name in ("max_line_bytes", "stderr_tail_bytes", "buffer_messages"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"QueryLimits.{name} must be a positive integer, got {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -166,3 +200,8 @@ class QueryOutcome:
     @property
     def ok(self) -> bool:
         return self.failure is None and self.result is not None and not self.result.is_error
+
+    @property
+    def cpu_s(self) -> float | None:
+        """CPU seconds the query's whole process tree used (user + system; cgroup containment only)."""
+        return None if self.cleanup.cpu is None else self.cleanup.cpu.total_s

@@ -29,7 +29,10 @@ from dataclasses import dataclass
 import anyio
 import psutil
 
-MARKER_ENV = "CLAUDE_SCOPE_QUERY_ID"
+from . import _procfs
+from ._cgroup import QueryCgroup
+
+MARKER_ENV = _procfs.MARKER_ENV
 SUBREAPER_ENV = "CLAUDE_SCOPE_SUBREAPER"
 _PR_SET_CHILD_SUBREAPER = 36
 _subreaper_lock = threading.Lock()
@@ -117,12 +120,18 @@ def descendants(pid: int) -> list[psutil.Process]:
     return out
 
 
-def snapshot_tree(root_pid: int | None, marker: str, *, everywhere: bool = False) -> dict[int, psutil.Process]:
-    """Every live process of the tree: descendants of the root, and marked orphans (see module doc).
+def snapshot_tree(root_pid: int | None, marker: str, *, everywhere: bool = False,
+                  cgroup: QueryCgroup | None = None) -> dict[int, psutil.Process]:
+    """Every live process of the tree: descendants of the root, marked orphans (see module doc), and
+    everything in the query's cgroup.
 
     ``everywhere`` scans every process for the marker, for trees whose owner died (their orphans went
     to init, not to us)."""
     found: dict[int, psutil.Process] = {}
+    if cgroup is not None:
+        for pid in cgroup.pids():
+            with contextlib.suppress(psutil.Error):
+                found[pid] = psutil.Process(pid)
     if root_pid is not None:
         with contextlib.suppress(psutil.Error):
             found[root_pid] = psutil.Process(root_pid)
@@ -195,13 +204,16 @@ async def end_tree(
     terminate_grace_s: float,
     kill_grace_s: float,
     everywhere: bool = False,
+    cgroup: QueryCgroup | None = None,
 ) -> TreeEnding:
     """SIGTERM, then SIGKILL, the whole tree; return what was sent and what (if anything) survived.
 
     Must run shielded: it is cleanup. ``wait_root`` waits for the root through its owner (anyio's
-    ``process.wait()``), which reaps it; psutil would only see a zombie.
+    ``process.wait()``), which reaps it; psutil would only see a zombie. With a ``cgroup``, its members
+    are part of the tree whatever their session or environment, SIGKILL is ``cgroup.kill``, and the tree
+    has ended only once the cgroup is empty.
     """
-    tree = snapshot_tree(root_pid, marker, everywhere=everywhere)
+    tree = snapshot_tree(root_pid, marker, everywhere=everywhere, cgroup=cgroup)
     sent: list[tuple[int, str]] = []
     if not tree:
         return TreeEnding((), sent, False, ())
@@ -216,19 +228,41 @@ async def end_tree(
     sigkill = bool(survivors)
     if survivors:
         # New children may have appeared while SIGTERM was handled; record again before killing.
-        tree.update(snapshot_tree(root_pid, marker, everywhere=everywhere))
+        tree.update(snapshot_tree(root_pid, marker, everywhere=everywhere, cgroup=cgroup))
+        if cgroup is not None:
+            cgroup.kill()
+            sent.append((0, "cgroup.kill"))
         if group:
             _signal(root_pid, signal.SIGKILL, sent, group=True)  # type: ignore[arg-type]
         for pid in tree:
             if pid != root_pid:
                 _signal(pid, signal.SIGKILL, sent)
         survivors = await _wait_phase(tree, root_pid, wait_root if root_alive else None, kill_grace_s)
-    late = await _end_stragglers(tree, marker, sent, kill_grace_s, everywhere)
+    late = await _end_stragglers(tree, marker, sent, kill_grace_s, everywhere, cgroup)
+    if cgroup is not None:
+        survivors = sorted(set(survivors) | set(await _cgroup_emptied(cgroup, sent, kill_grace_s)))
     return TreeEnding(tuple(tree), sent, sigkill or bool(late), tuple(survivors))
 
 
+async def _cgroup_emptied(cgroup: QueryCgroup, sent: list[tuple[int, str]], within_s: float) -> list[int]:
+    """Wait until the cgroup is empty (``cgroup.kill`` first if anything is in it); return what is not gone."""
+    if not cgroup.populated():
+        return []
+    if cgroup.pids():
+        cgroup.kill()
+        sent.append((0, "cgroup.kill"))
+    deadline = time.monotonic() + within_s
+    delay = 0.001
+    while cgroup.populated() and time.monotonic() < deadline:
+        _reap(cgroup.pids())
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return [pid for pid in cgroup.pids() if _procfs.alive(pid)]
+
+
 async def _end_stragglers(tree: dict[int, psutil.Process], marker: str, sent: list[tuple[int, str]],
-                          kill_grace_s: float, everywhere: bool, rounds: int = 3) -> list[int]:
+                          kill_grace_s: float, everywhere: bool, cgroup: QueryCgroup | None,
+                          rounds: int = 3) -> list[int]:
     """SIGKILL processes of the tree born while it was being ended, and return them.
 
     A fork can land between the snapshot and the signals: a child that then leaves the session (as the
@@ -237,7 +271,8 @@ async def _end_stragglers(tree: dict[int, psutil.Process], marker: str, sent: li
     """
     late: list[int] = []
     for _ in range(rounds):
-        found = {pid: p for pid, p in snapshot_tree(None, marker, everywhere=everywhere).items() if pid not in tree}
+        found = {pid: p for pid, p in snapshot_tree(None, marker, everywhere=everywhere, cgroup=cgroup).items()
+                 if pid not in tree}
         if not found:
             break
         for pid in found:
@@ -275,3 +310,32 @@ async def _wait_phase(
     remaining = max(0.0, within_s - (time.monotonic() - start))
     survivors += await _wait_gone(tree, root_pid if wait_root is not None else None, remaining)
     return survivors
+
+
+#: CLI roots this process started and has not finished ending (for ``unattributed_children``).
+live_roots: set[int] = set()
+
+
+def unattributed_children(since_ticks: int, exclude: set[int]) -> list[int]:
+    """Processes reparented to us (the subreaper) since ``since_ticks`` that nothing proves are ours.
+
+    Without a cgroup, a descendant that left the CLI's session *and* dropped the marker (``setsid`` and an
+    ``execve`` with an empty environment) cannot be told from anything else that became our child. We do
+    not kill what we cannot prove is ours; we report it, so a cleanup is never called verified on faith.
+    Excluded: ``exclude``; processes of our own session (subprocesses the host started itself); live CLI
+    roots and their sessions (other queries'); anything carrying a query id (ours were ended; others
+    belong to their own query); anything started before ``since_ticks``.
+    """
+    me, my_sid = os.getpid(), os.getsid(0)
+    found = []
+    for pid in _procfs.children(me):
+        ids = _procfs.stat_ids(pid)
+        if pid in exclude or pid in live_roots or ids is None or ids[0] in ("Z", "X"):
+            continue
+        if ids[3] == my_sid or ids[3] in live_roots:
+            continue
+        ticks = _procfs.start_ticks(pid)
+        if ticks is None or ticks < since_ticks or _procfs.marker_of(pid) is not None:
+            continue
+        found.append(pid)
+    return found

@@ -43,3 +43,21 @@ def redact_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any
         if isinstance(value, str):
             event_dict[key] = redact(value)
     return event_dict
+
+
+def redact_tail(data: bytes, limit: int, cut: bool) -> str:
+    """The last ``limit`` characters of a stream's text, redacted *before* it is cut.
+
+    Cutting first could split a secret and leave its random part unrecognised; so the text is redacted on
+    whole lines, then cut, and a line cut at its start (``cut``: the buffer lost its head; or the cut here)
+    is dropped rather than shown in part, unless it is the only line.
+    """
+    text = data.decode(errors="replace")
+    if cut and "\n" in text:
+        text = text.split("\n", 1)[1]
+    text = redact(text)
+    if len(text) > limit:
+        text = text[-limit:]
+        if "\n" in text[:-1]:
+            text = text.split("\n", 1)[1]
+    return text

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from subprocess import PIPE
@@ -29,12 +30,15 @@ import anyio
 import anyio.abc
 from claude_code_sdk import Transport
 
+from . import _procfs
+from ._cgroup import CpuUsage, QueryCgroup, host_cgroup
 from ._errors import InvalidOutputError
 from ._flavor import Flavor, base_env
 from ._framing import LineFramer
-from ._outcome import CleanupReport, QueryLimits
-from ._proctree import MARKER_ENV, enable_subreaper, end_tree, snapshot_tree
-from ._redact import redact
+from ._guard import guard_host_cgroup, guard_pid, guard_register, guard_unregister
+from ._outcome import CleanupReport, Containment, QueryLimits
+from ._proctree import MARKER_ENV, enable_subreaper, end_tree, live_roots, snapshot_tree, unattributed_children
+from ._redact import redact, redact_tail
 
 _READ_CHUNK = 256 * 1024
 
@@ -64,6 +68,7 @@ class ScopedTransport(Transport):
         self._process: anyio.abc.Process | None = None
         self._ready = False
         self._stderr = bytearray()
+        self._stderr_cut = False
         self._close_lock = anyio.Lock()
         self.cleanup: CleanupReport | None = None
         self.error: BaseException | None = None
@@ -72,20 +77,35 @@ class ScopedTransport(Transport):
         self.skipped_lines = 0
         self._stderr_done = anyio.Event()
         self._draining = False
+        self._cgroup: QueryCgroup | None = None
+        self._containment = Containment.MARKER
+        self._spawn_ticks = 0
+        self._lines_read = 0
 
     # -- Transport interface -------------------------------------------------------------------------
     async def connect(self) -> None:
         if self._process is not None:
             return
-        enable_subreaper()
+        self._containment = Containment.SUBREAPER if enable_subreaper() else Containment.MARKER
         cwd = str(self._options.cwd) if self._options.cwd else None
         env = base_env(self._flavor, self._options, MARKER_ENV, self.query_id)
+        argv = self._argv
+        if self._options.user is None and os.access(self._cli_path, os.X_OK):
+            # A CLI we may run as ourselves goes into a cgroup of its own (the shell that moves it there
+            # cannot move into another user's); a path we cannot execute keeps its plain spawn error.
+            support = host_cgroup()
+            self._cgroup = None if support.host is None else support.host.new_query(self.query_id)
+            if self._cgroup is not None and support.host is not None:
+                guard_host_cgroup(str(support.host.path))
+                argv = [*self._cgroup.spawn_prefix(), *argv]
+                self._containment = Containment.CGROUP
         try:
             self._process = await anyio.open_process(
-                self._argv, stdin=PIPE, stdout=PIPE, stderr=PIPE, cwd=cwd, env=env,
+                argv, stdin=PIPE, stdout=PIPE, stderr=PIPE, cwd=cwd, env=env,
                 start_new_session=True, user=self._options.user,
             )
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+            self._drop_cgroup()
             if cwd is not None and not await anyio.Path(cwd).is_dir():
                 self.error = self._flavor.connection_error(f"Working directory does not exist: {cwd}")
                 raise self.error from exc
@@ -93,6 +113,10 @@ class ScopedTransport(Transport):
             self.error.__cause__ = exc
             raise self.error from exc
         self.pid = self._process.pid
+        live_roots.add(self.pid)
+        self._spawn_ticks = _procfs.start_ticks(self.pid) or 0
+        guard_register(self.query_id, self.pid, self._spawn_ticks,
+                       None if self._cgroup is None else str(self._cgroup.path))
         self._log.debug("cli.spawned", pid=self.pid, cli=self._cli_path)
         if not self._streaming and self._process.stdin is not None:
             await self._process.stdin.aclose()
@@ -136,8 +160,9 @@ class ScopedTransport(Transport):
                     chunk = await stdout.receive(_READ_CHUNK)
                 except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
                     break
-                for line in framer.feed(chunk):
-                    message = self._decode(line, framer.line_number)
+                first = framer.line_number
+                for offset, line in enumerate(framer.feed(chunk)):
+                    message = self._decode(line, first + offset)
                     if message is not None:
                         yield message
             last = framer.tail()
@@ -149,6 +174,11 @@ class ScopedTransport(Transport):
             self.error = exc
             raise
         code = await self._process.wait()
+        if code in (126, 127) and self._cgroup is not None and self._lines_read == 0:
+            # The cgroup shell could not exec the CLI (126: not executable, 127: not found): the CLI never
+            # ran, as a direct spawn would have said with its OSError.
+            self.error = self._flavor.not_found_error(f"Claude Code CLI could not be started: {self._cli_path}")
+            raise self.error
         if code != 0:
             self.error = self._flavor.exit_error(code, self.stderr_tail())
             raise self.error
@@ -157,6 +187,7 @@ class ScopedTransport(Transport):
         stripped = line.strip()
         if not stripped:
             return None
+        self._lines_read += 1
         if not stripped.startswith(b"{"):
             # Not the protocol (a stray log line): keep going, but say so.
             self.skipped_lines += 1
@@ -165,14 +196,15 @@ class ScopedTransport(Transport):
             return None
         try:
             data = json.loads(stripped)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # bytes that are not UTF-8 are not JSON
+            what = "JSON that is not UTF-8" if isinstance(exc, UnicodeDecodeError) else "malformed JSON"
             raise InvalidOutputError(
-                "malformed JSON from the CLI", excerpt=redact(stripped[:200].decode(errors="replace")),
+                f"{what} from the CLI", excerpt=redact(stripped[:200].decode(errors="replace")),
                 line_number=line_number,
             ) from None
         if not isinstance(data, dict):
             raise InvalidOutputError(
-                "a JSON line that is not an object", excerpt=stripped[:200].decode(errors="replace"),
+                "a JSON line that is not an object", excerpt=redact(stripped[:200].decode(errors="replace")),
                 line_number=line_number,
             )
         if data.get("type") == "result":
@@ -197,8 +229,11 @@ class ScopedTransport(Transport):
                 while True:
                     chunk = await self._process.stderr.receive(65536)
                     self._stderr += chunk
-                    if len(self._stderr) > limit:
-                        del self._stderr[: len(self._stderr) - limit]
+                    if len(self._stderr) > 2 * limit:
+                        # Keep whole lines (up to twice the tail): redaction needs a secret whole, so the
+                        # cut to ``limit`` happens after it, in stderr_tail.
+                        del self._stderr[: len(self._stderr) - 2 * limit]
+                        self._stderr_cut = True
                     if sink is not None:
                         pending += chunk
                         *lines, rest = pending.split(b"\n")
@@ -229,7 +264,7 @@ class ScopedTransport(Transport):
             self._log.debug("stderr.sink_failed", error=type(exc).__name__)
 
     def stderr_tail(self) -> str:
-        return redact(self._stderr.decode(errors="replace"))
+        return redact_tail(bytes(self._stderr), self._limits.stderr_tail_bytes, self._stderr_cut)
 
     # -- ending -------------------------------------------------------------------------------------
     async def _end(self) -> CleanupReport:
@@ -249,6 +284,7 @@ class ScopedTransport(Transport):
             wait_root=process.wait,
             terminate_grace_s=self._limits.terminate_grace_s,
             kill_grace_s=self._limits.kill_grace_s,
+            cgroup=self._cgroup,
         )
         if process.pid not in ending.pids and process.returncode is None:
             # The root had just exited between checks; collect its status.
@@ -258,15 +294,38 @@ class ScopedTransport(Transport):
             self._log.info("cleanup.signal", target=target, signal=sig)
         with anyio.move_on_after(self._limits.kill_grace_s):
             await process.aclose()
-        leftover = tuple(sorted(set(ending.leftover) | set(snapshot_tree(None, self.query_id))))
+        leftover = set(ending.leftover) | set(snapshot_tree(None, self.query_id, cgroup=self._cgroup))
+        cpu: CpuUsage | None = None
+        unattributed: tuple[int, ...] = ()
+        if self._cgroup is not None:
+            cpu = self._cgroup.cpu()
+            if not leftover:
+                self._cgroup.remove()
+        else:
+            exclude = set(ending.pids) | {p for p in (guard_pid(),) if p is not None}
+            unattributed = tuple(unattributed_children(self._spawn_ticks, exclude))
+        live_roots.discard(process.pid)
+        if not leftover:
+            guard_unregister(self.query_id)  # a tree that is not gone stays the guard's, should we die
         report = CleanupReport(
             pids_ended=tuple(sorted(ending.pids)),
             signals_sent=tuple(ending.signals),
             sigkill_needed=ending.sigkill_needed,
-            leftover_pids=leftover,
+            leftover_pids=tuple(sorted(leftover)),
             exit_code=process.returncode,
             duration_s=time.monotonic() - started,
+            containment=self._containment,
+            cpu=cpu,
+            unattributed_pids=unattributed,
         )
-        self._log.info("cleanup.verified", clean=report.clean, leftover=list(leftover),
-                       seconds=round(report.duration_s, 4))
+        if unattributed:
+            self._log.warning("cleanup.unattributed", pids=list(unattributed), containment=self._containment.value)
+        self._log.info("cleanup.verified", clean=report.clean, verified=report.verified, leftover=list(leftover),
+                       containment=self._containment.value, seconds=round(report.duration_s, 4))
         return report
+
+    def _drop_cgroup(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
+            self._containment = Containment.SUBREAPER if enable_subreaper() else Containment.MARKER

@@ -36,3 +36,14 @@ async def drive(mode: str, prompt: str, options: Any, cli: Path,
         async for _ in stream:
             pass
     return stream.outcome
+
+
+def cgroups_or_skip() -> None:
+    """Skip (the reason shows in pytest's -ra summary) where per-query cgroups are not available here."""
+    import pytest
+
+    from sdk_wrapper._cgroup import host_cgroup
+
+    support = host_cgroup()
+    if support.host is None:
+        pytest.skip(f"cgroup v2 is not writable here: {support.reason}")

@@ -45,7 +45,7 @@ TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "exit_code": int,
     "stderr": str,
 }
-SPAWN_KEYS = {"hold_stdout": bool, "new_session": bool, "seconds": (int, float)}
+SPAWN_KEYS = {"hold_stdout": bool, "new_session": bool, "seconds": (int, float), "escape": bool}
 BURST_KEYS = {"count": int, "text_bytes": int}
 TOOL_KEYS = {"name": str, "input": dict, "output": str, "is_error": bool}
 

@@ -139,6 +139,9 @@ class Run:
         return f"{name} done", False
 
     def spawn(self, spec: dict[str, Any]) -> None:
+        if spec.get("escape", False):
+            self.escape(float(spec.get("seconds", 3600)))
+            return
         hold = bool(spec.get("hold_stdout", False))
         proc = subprocess.Popen(
             ["sleep", str(spec.get("seconds", 3600))],
@@ -148,6 +151,27 @@ class Run:
             start_new_session=bool(spec.get("new_session", False)),
         )
         record_pid(proc.pid, "grandchild")
+
+    def escape(self, seconds: float) -> None:
+        """A descendant that sheds every mark: double fork, ``setsid``, ``execve`` with an empty environment.
+
+        Only a cgroup still holds it; the pid file (read by leak_guard) is written before the exec."""
+        pid_file = os.environ.get(PID_FILE_ENV)
+        child = os.fork()
+        if child == 0:
+            try:
+                os.setsid()
+                if os.fork() == 0:
+                    if pid_file:
+                        os.environ[PID_FILE_ENV] = pid_file
+                        record_pid(os.getpid(), "escaped")
+                    devnull = os.open(os.devnull, os.O_RDWR)  # as a daemon does: no pipe of the CLI held
+                    for fd in (0, 1, 2):
+                        os.dup2(devnull, fd)
+                    os.execve("/bin/sleep", ["sleep", str(seconds)], {})
+            finally:
+                os._exit(0)
+        os.waitpid(child, 0)
 
     def burst(self, spec: dict[str, Any]) -> None:
         count, size = int(spec["count"]), int(spec.get("text_bytes", 200))
