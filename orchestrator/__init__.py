@@ -25,7 +25,7 @@ from ._checks import (
     glob_matches,
 )
 from ._engine import Orchestrator
-from ._journal import Journal, JournalCorruptError, JournalError, JournalLockedError
+from ._journal import Journal, JournalCorruptError, JournalError, JournalLockedError, Owner, RunBusyError
 from ._model import (
     BUDGET_EXCEEDED,
     VALIDATION_FAILED,
@@ -54,11 +54,13 @@ __all__ = [
     "JournalError",
     "JournalLockedError",
     "Orchestrator",
+    "Owner",
     "Phase",
     "PhaseOutcome",
     "PhaseStatus",
     "Pipeline",
     "PipelineError",
+    "RunBusyError",
     "RunContext",
     "RunReport",
     "check",

@@ -9,19 +9,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import structlog
 
-from sdk_wrapper import redact_event
+from sdk_wrapper import redact, redact_event
 from sdk_wrapper.testing import install_standin
 
-from ._engine import Orchestrator
+from ._engine import Orchestrator, new_run_id
 from ._journal import DEFAULT_PATH, Journal, JournalError
 from ._model import PhaseOutcome, PhaseStatus, Pipeline, PipelineError, RunReport
 from ._pipeline_file import load_pipeline
@@ -92,12 +95,64 @@ def _orchestrator(args: argparse.Namespace, pipeline: Pipeline | None) -> Orches
     return Orchestrator(journal, project_dir=project, cli_path=cli_path, on_phase=progress)
 
 
+_EXIT_ON = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
+
+
+async def _until_signal(work: Callable[[], Awaitable[RunReport]]) -> tuple[RunReport | None, signal.Signals | None]:
+    """Run ``work``; SIGINT or SIGTERM cancels it as a graceful cancel (running phases' CLI trees ended,
+    the run journalled as interrupted). Later signals, while that cleanup runs, are absorbed."""
+    caught: list[signal.Signals] = []
+    report: RunReport | None = None
+    work_scope = anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+        with anyio.open_signal_receiver(*_EXIT_ON) as signals:
+            async def watch() -> None:
+                async for signum in signals:
+                    if not caught:
+                        caught.append(signal.Signals(signum))
+                        work_scope.cancel()
+
+            tg.start_soon(watch)
+            with work_scope:
+                report = await work()
+            tg.cancel_scope.cancel()
+    return report, caught[0] if caught else None
+
+
+def _resume_command(args: argparse.Namespace, run_id: str) -> str:
+    parts = ["claude-scope", "--project-dir", shlex.quote(str(Path(args.project_dir).resolve()))]
+    if args.journal:
+        parts += ["--journal", shlex.quote(str(Path(args.journal).resolve()))]
+    parts += ["resume", shlex.quote(run_id)]
+    if args.simulate:
+        parts.append("--simulate")
+    return " ".join(parts)
+
+
+def _finish(args: argparse.Namespace, orch: Orchestrator, run_id: str,
+            work: Callable[[], Awaitable[RunReport]]) -> int:
+    try:
+        report, signum = anyio.run(_until_signal, work)
+    except Exception as exc:  # the run crashed: the journal says so (run_crashed); one clear line here
+        leaves = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
+        why = "; ".join(f"{type(e).__name__}: {e}" for e in leaves)
+        print(f"claude-scope: run {run_id} crashed ({redact(why)}); finished phases are kept in "
+              f"{orch.journal.path}. After fixing the cause: {_resume_command(args, run_id)}", file=sys.stderr)
+        return 1
+    if report is None:
+        name = signum.name if signum is not None else "a cancellation"
+        print(f"claude-scope: run {run_id} interrupted by {name}; its running phases were ended, finished ones "
+              f"are kept. Resume with: {_resume_command(args, run_id)}", file=sys.stderr)
+        return _EXIT_ON.get(signum, 1) if signum is not None else 1
+    print_report(report, orch.journal)
+    return 0 if report.ok else 1
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.pipeline, project_dir=args.project_dir, simulate=args.simulate)
     orch = _orchestrator(args, pipeline)
-    report = anyio.run(orch.run, pipeline, args.run_id)
-    print_report(report, orch.journal)
-    return 0 if report.ok else 1
+    run_id = args.run_id or new_run_id()
+    return _finish(args, orch, run_id, lambda: orch.run(pipeline, run_id))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -108,9 +163,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise PipelineError("this run's pipeline file is not recorded; pass --pipeline FILE")
     pipeline = load_pipeline(source, project_dir=args.project_dir, simulate=args.simulate)
     orch = _orchestrator(args, pipeline)
-    report = anyio.run(orch.resume, args.run_id, pipeline)
-    print_report(report, orch.journal)
-    return 0 if report.ok else 1
+    return _finish(args, orch, args.run_id, lambda: orch.resume(args.run_id, pipeline))
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -8,9 +8,11 @@ the query id its processes carry in their environment.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -21,7 +23,7 @@ from sdk_wrapper._logging import get_logger
 from sdk_wrapper._proctree import end_tree
 
 from ._execute import PhaseRuntime, run_phase
-from ._journal import DEFAULT_PATH, Journal, LiveProcess
+from ._journal import DEFAULT_PATH, Journal, LiveProcess, RunBusyError
 from ._model import BUDGET_EXCEEDED, Phase, PhaseOutcome, PhaseStatus, Pipeline, RunContext, RunReport
 
 PhaseListener = Callable[[str, PhaseStatus, PhaseOutcome | None], None]
@@ -68,10 +70,10 @@ class Orchestrator:
 
     async def run(self, pipeline: Pipeline, run_id: str | None = None) -> RunReport:
         """Run every phase. ``run_id`` may be chosen by the caller; it must be new."""
-        run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        run_id = run_id or new_run_id()
         if self.journal.run_exists(run_id):
             raise ValueError(f"run {run_id!r} already exists in {self.journal.path}; use resume()")
-        return await self._execute(pipeline, run_id, {})
+        return await self._execute(pipeline, run_id, {}, new=True)
 
     async def resume(self, run_id: str, pipeline: Pipeline) -> RunReport:
         """Rerun only what did not succeed; succeeded phases keep their journalled outcome."""
@@ -85,9 +87,14 @@ class Orchestrator:
         return await self._execute(pipeline, run_id, kept)
 
     async def end_orphans(self) -> tuple[int, ...]:
-        """End CLI trees that a killed orchestrator left running (see module doc); return their pids."""
+        """End CLI trees that a killed orchestrator left running (see module doc); return their pids.
+
+        Only trees whose owning orchestrator is gone: another orchestrator's running CLI, on the same
+        journal, is never touched."""
         ended: list[int] = []
         for proc in self.journal.live_processes():
+            if not proc.orphaned():
+                continue
             root = proc.pid if _same_process(proc) else None
             with anyio.CancelScope(shield=True):
                 ending = await end_tree(root, proc.query_id, wait_root=None, terminate_grace_s=3.0,
@@ -98,21 +105,29 @@ class Orchestrator:
             self.journal.forget_process(proc)
         return tuple(ended)
 
-    async def _execute(self, pipeline: Pipeline, run_id: str, kept: dict[str, PhaseOutcome]) -> RunReport:
+    async def _execute(self, pipeline: Pipeline, run_id: str, kept: dict[str, PhaseOutcome], *,
+                       new: bool = False) -> RunReport:
         started = time.monotonic()
-        orphans = await self.end_orphans()
-        names = [p.name for p in pipeline.phases]
-        self.journal.start_run(run_id, _describe(pipeline), names)
-        state = _RunState(pipeline, kept)
-        ctx = RunContext(run_id, self.project_dir, state.outcomes)
-        try:
-            async with anyio.create_task_group() as tg:
-                for phase in pipeline.phases:
-                    if phase.name not in kept:
-                        tg.start_soon(self._phase_task, phase, ctx, state, name=f"phase {phase.name}")
-        except BaseException:
-            self.journal.end_run(run_id, "cancelled")  # synchronous: a cancellation cannot interrupt it
-            raise
+        with _claim(self.journal, run_id):
+            orphans = await self.end_orphans()
+            names = [p.name for p in pipeline.phases]
+            self.journal.start_run(run_id, _describe(pipeline), names, new=new)
+            state = _RunState(pipeline, kept)
+            ctx = RunContext(run_id, self.project_dir, state.outcomes)
+            try:
+                async with anyio.create_task_group() as tg:
+                    for phase in pipeline.phases:
+                        if phase.name not in kept:
+                            tg.start_soon(self._phase_task, phase, ctx, state, name=f"phase {phase.name}")
+            except BaseException as exc:
+                # Synchronous journal writes: a cancellation cannot interrupt them.
+                if _only_cancellation(exc):
+                    self.journal.end_run(run_id, "interrupted", "cancelled before it finished; resume it")
+                else:
+                    why = "; ".join(f"{type(e).__name__}: {e}" for e in _leaves(exc) if not _is_cancellation(e))
+                    self.journal.run_crashed(run_id, why)
+                    self.log.error("run.crashed", run_id=run_id, error=why)
+                raise
         report = RunReport(
             run_id=run_id, phases={n: state.outcomes[n] for n in names},
             cost_usd=sum(o.cost_usd or 0.0 for o in state.outcomes.values()),
@@ -181,6 +196,45 @@ class _RunState:
     def record(self, outcome: PhaseOutcome) -> None:
         self.outcomes[outcome.name] = outcome
         self.done[outcome.name].set()
+
+
+_active_lock = threading.Lock()
+_active: set[tuple[str, str]] = set()
+
+
+@contextmanager
+def _claim(journal: Journal, run_id: str) -> Iterator[None]:
+    """Hold ``run_id`` for this process while it runs: a second orchestrator in this process (another thread)
+    gets ``RunBusyError``; other processes are kept out by the run's owner in the journal."""
+    key = (str(journal.path.resolve()), run_id)
+    with _active_lock:
+        if key in _active:
+            raise RunBusyError(run_id, journal.owner, journal.path)
+        _active.add(key)
+    try:
+        yield
+    finally:
+        with _active_lock:
+            _active.discard(key)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    return isinstance(exc, anyio.get_cancelled_exc_class() | KeyboardInterrupt)
+
+
+def _only_cancellation(exc: BaseException) -> bool:
+    return all(_is_cancellation(leaf) for leaf in _leaves(exc))
+
+
+def new_run_id() -> str:
+    """A run id: sortable by start time, unique across concurrent orchestrators."""
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
 
 
 def _skipped(phase: Phase, reason: str, kind: str | None = None) -> PhaseOutcome:

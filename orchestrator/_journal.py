@@ -9,13 +9,18 @@ locked database is a typed error naming the file, never a silent fresh start.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from sdk_wrapper import redact
 
@@ -41,6 +46,11 @@ CREATE TABLE IF NOT EXISTS live_processes (
     query_id TEXT NOT NULL, PRIMARY KEY (run_id, name, pid)
 );
 """
+# Added after the first release; a journal made before them gets them on open (NULL: owner unknown).
+_OWNER_COLUMNS = {
+    "runs": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL"),
+    "live_processes": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL"),
+}
 
 
 class JournalError(RuntimeError):
@@ -59,6 +69,44 @@ class JournalLockedError(JournalError):
     """Another process holds a lock on the journal longer than the busy timeout."""
 
 
+class RunBusyError(JournalError):
+    """The run is being executed right now by another live orchestrator (named by ``owner``)."""
+
+    def __init__(self, run_id: str, owner: Owner, path: Path) -> None:
+        super().__init__(f"run {run_id!r} is running in process {owner.pid} on {owner.host}", path)
+        self.run_id = run_id
+        self.owner = owner
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that owns a run or a CLI tree: host, pid and the pid's start time (a reused pid has
+    another start time, so a dead owner is never mistaken for a live one)."""
+
+    host: str
+    pid: int
+    start: float
+
+    @classmethod
+    def current(cls) -> Owner:
+        return cls(socket.gethostname(), os.getpid(), psutil.Process().create_time())
+
+    def alive(self) -> bool:
+        """Whether the owner still runs. An owner on another host is taken as alive: we cannot see it."""
+        if self.host != socket.gethostname():
+            return True
+        try:
+            return abs(psutil.Process(self.pid).create_time() - self.start) < 0.05
+        except psutil.Error:
+            return False
+
+
+def _owner(row: sqlite3.Row) -> Owner | None:
+    if row["owner_pid"] is None:
+        return None
+    return Owner(row["owner_host"], row["owner_pid"], row["owner_start"])
+
+
 @dataclass(frozen=True)
 class LiveProcess:
     run_id: str
@@ -66,6 +114,13 @@ class LiveProcess:
     pid: int
     create_time: float
     query_id: str
+    #: the orchestrator process that started it; None in rows written before owners were recorded.
+    owner: Owner | None = None
+
+    def orphaned(self) -> bool:
+        """Whether its owner is gone, so nobody else will end it (a row of unknown owner counts as orphaned,
+        as every row did before owners were recorded)."""
+        return self.owner is None or not self.owner.alive()
 
 
 def _translate(exc: sqlite3.Error, path: Path) -> JournalError:
@@ -85,15 +140,33 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.messages_dir = self.path.parent / "messages"
+        self.owner = Owner.current()
+        # One connection, used from any thread (an Orchestrator per thread may share a Journal): every
+        # statement and transaction holds this lock, so two threads never interleave inside one transaction.
+        self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
                                        check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._add_owner_columns()
             self._db.execute("SELECT count(*) FROM runs").fetchone()
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
+
+    def _add_owner_columns(self) -> None:
+        missing = [(table, column) for table, columns in _OWNER_COLUMNS.items()
+                   for column in columns if column.split()[0] not in self._columns(table)]
+        if missing:  # a write only for a journal made before these columns existed
+            with self._tx() as db:
+                for table, column in missing:
+                    if column.split()[0] not in self._columns(table):  # another process may have added it
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
 
     def close(self) -> None:
         self._db.close()
@@ -106,31 +179,46 @@ class Journal:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock:
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        try:
-            self._db.row_factory = sqlite3.Row
-            return list(self._db.execute(sql, args).fetchall())
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, args).fetchall())
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
 
     # -- runs -------------------------------------------------------------------------------------
-    def start_run(self, run_id: str, pipeline: dict[str, Any], phase_names: list[str]) -> None:
-        now = time.time()
+    def start_run(self, run_id: str, pipeline: dict[str, Any], phase_names: list[str], *, new: bool = False) -> None:
+        """Record that this process runs ``run_id`` now (a new run, or a resume).
+
+        In one transaction (so two orchestrators cannot both take a run): ``new`` with a run id that exists
+        is a ValueError; a run that another live orchestrator is running is a ``RunBusyError``.
+        """
+        now, me = time.time(), self.owner
         with self._tx() as db:
+            row = db.execute("SELECT status, owner_host, owner_pid, owner_start FROM runs WHERE run_id = ?",
+                             (run_id,)).fetchone()
+            if row is not None and new:
+                raise ValueError(f"run {run_id!r} already exists in {self.path}; use resume()")
+            if row is not None and row["status"] == "running":
+                owner = _owner(row)
+                if owner is not None and owner != me and owner.alive():
+                    raise RunBusyError(run_id, owner, self.path)
             db.execute("INSERT OR IGNORE INTO runs (run_id, pipeline, status, started) VALUES (?, ?, 'running', ?)",
                        (run_id, json.dumps(pipeline), now))
-            db.execute("UPDATE runs SET status = 'running', ended = NULL WHERE run_id = ?", (run_id,))
+            db.execute("UPDATE runs SET status = 'running', ended = NULL, note = NULL, owner_host = ?, owner_pid = ?, "
+                       "owner_start = ? WHERE run_id = ?", (me.host, me.pid, me.start, run_id))
             for name in phase_names:
                 db.execute("INSERT OR IGNORE INTO phases (run_id, name, status, updated) VALUES (?, ?, 'pending', ?)",
                            (run_id, name, now))
@@ -139,6 +227,17 @@ class Journal:
         with self._tx() as db:
             db.execute("UPDATE runs SET status = ?, ended = ?, note = ? WHERE run_id = ?",
                        (status, time.time(), note, run_id))
+
+    def run_crashed(self, run_id: str, why: str) -> None:
+        """The run ended by an error of ours or of the caller's code (not a phase's failure): the run is
+        ``crashed`` with the error, and a phase it left ``running`` is ``failed`` (kind ``unexpected``), so
+        nothing claims to be running and ``resume`` reruns it."""
+        note = redact(f"crashed: {why}")[:4000]
+        with self._tx() as db:
+            db.execute("UPDATE runs SET status = 'crashed', ended = ?, note = ? WHERE run_id = ?",
+                       (time.time(), note, run_id))
+            db.execute("UPDATE phases SET status = 'failed', kind = 'unexpected', message = ?, updated = ? "
+                       "WHERE run_id = ? AND status = 'running'", (note, time.time(), run_id))
 
     def runs(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._query(
@@ -195,13 +294,17 @@ class Journal:
         )
 
     # -- processes --------------------------------------------------------------------------------
-    def process_started(self, run_id: str, name: str, pid: int, create_time: float, query_id: str) -> None:
+    def process_started(self, run_id: str, name: str, pid: int, create_time: float, query_id: str,
+                        owner: Owner | None = None) -> None:
+        """Record a running CLI, owned by ``owner`` (default: this process)."""
+        owner = owner or self.owner
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO live_processes VALUES (?, ?, ?, ?, ?)",
-                       (run_id, name, pid, create_time, query_id))
+            db.execute("INSERT OR REPLACE INTO live_processes (run_id, name, pid, create_time, query_id, owner_host, "
+                       "owner_pid, owner_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (run_id, name, pid, create_time, query_id, owner.host, owner.pid, owner.start))
 
     def live_processes(self) -> list[LiveProcess]:
-        return [LiveProcess(r["run_id"], r["name"], r["pid"], r["create_time"], r["query_id"])
+        return [LiveProcess(r["run_id"], r["name"], r["pid"], r["create_time"], r["query_id"], _owner(r))
                 for r in self._query("SELECT * FROM live_processes")]
 
     def forget_process(self, proc: LiveProcess) -> None:

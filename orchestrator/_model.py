@@ -8,6 +8,7 @@ A ``Pipeline`` validates its graph when built: duplicate names, unknown or cycli
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,15 @@ class PhaseStatus(enum.StrEnum):
 #: failure kinds the orchestrator adds to sdk_wrapper's FailureKind values
 VALIDATION_FAILED = "validation_failed"
 BUDGET_EXCEEDED = "budget_exceeded"
+
+
+def _positive_or_none(what: str, value: object) -> None:
+    """Limits are finite and positive: ``nan`` compares false with everything (a budget never enforced),
+    ``inf`` is no limit (say None), and a negative budget would skip every phase."""
+    if value is None:
+        return
+    if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+        raise PipelineError(f"{what} must be a finite positive number (or unset), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,8 @@ class Phase:
             raise PipelineError(f"phase {self.name!r}: prompt is empty")
         if self.options is not None and flavor_of(self.options) is None:
             raise PipelineError(f"phase {self.name!r}: options must be ClaudeCodeOptions or ClaudeAgentOptions")
+        for key in ("timeout_s", "idle_timeout_s", "max_cost_usd"):
+            _positive_or_none(f"phase {self.name!r}: {key}", getattr(self, key))
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
         object.__setattr__(self, "checks", tuple(self.checks))
 
@@ -112,8 +124,9 @@ class Pipeline:
         object.__setattr__(self, "phases", tuple(self.phases))
         if not self.phases:
             raise PipelineError("a pipeline needs at least one phase")
-        if not isinstance(self.max_parallel, int) or self.max_parallel < 1:
+        if not isinstance(self.max_parallel, int) or isinstance(self.max_parallel, bool) or self.max_parallel < 1:
             raise PipelineError(f"max_parallel must be an integer >= 1, got {self.max_parallel!r}")
+        _positive_or_none("max_cost_usd", self.max_cost_usd)
         names = [p.name for p in self.phases]
         for name in names:
             if names.count(name) > 1:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -83,10 +84,20 @@ def _check(where: str, table: Mapping[str, Any], allowed: Mapping[str, Any]) -> 
             raise PipelineError(f"{where}: key {key!r} must be {names}, got {type(value).__name__}")
 
 
+def _finite_positive(where: str, key: str, value: float, *, zero: bool = False) -> None:
+    # TOML has nan and inf; neither is a limit (nan compares false with everything, so it is never hit).
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise PipelineError(f"{where}: key {key!r} must be a finite {'non-negative' if zero else 'positive'} "
+                            f"number, got {value!r}")
+
+
 def parse_pipeline(data: Mapping[str, Any], *, project_dir: Path, simulate: bool = False) -> Pipeline:
     _check("file", data, {"pipeline": dict, "defaults": dict, "phases": list})
     settings = data.get("pipeline", {})
     _check("[pipeline]", settings, _PIPELINE_KEYS)
+    for key in ("max_cost_usd", "max_parallel"):
+        if key in settings:
+            _finite_positive("[pipeline]", key, settings[key])
     defaults = data.get("defaults", {})
     _check("[defaults]", defaults, {k: v for k, v in _PHASE_KEYS.items() if k not in ("name", "depends_on")})
     tables = data.get("phases")
@@ -128,13 +139,16 @@ def _phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> 
     retry = None
     if "retry" in t:
         _check(f"{where}.retry", t["retry"], _RETRY_KEYS)
+        for key in ("initial_wait_s", "max_wait_s", "jitter_s"):
+            if key in t["retry"]:
+                _finite_positive(f"{where}.retry", key, t["retry"][key], zero=True)
         try:
             retry = RetryPolicy(**t["retry"])
         except ValueError as exc:
             raise PipelineError(f"{where}.retry: {exc}") from None
-    for key in ("timeout_s", "idle_timeout_s", "max_cost_usd"):
-        if key in t and t[key] <= 0:
-            raise PipelineError(f"{where}: key {key!r} must be positive")
+    for key in ("timeout_s", "idle_timeout_s", "max_cost_usd", "max_turns"):
+        if key in t:
+            _finite_positive(where, key, t[key])
     return Phase(
         name=t["name"], prompt=t["prompt"], options=options, timeout_s=t.get("timeout_s", 600.0),
         idle_timeout_s=t.get("idle_timeout_s"), max_cost_usd=t.get("max_cost_usd"), retry=retry,
@@ -147,6 +161,11 @@ def _check_spec(where: str, c: Any) -> Check:
     if not isinstance(c, dict) or c.get("type") not in _CHECK_KEYS:
         raise PipelineError(f"{where}: key 'type' must be one of {sorted(_CHECK_KEYS)}")
     _check(where, c, _CHECK_KEYS[c["type"]])
+    for key in ("min_bytes", "min_count"):
+        if key in c:
+            _finite_positive(where, key, c[key], zero=True)
+    if "timeout_s" in c:
+        _finite_positive(where, "timeout_s", c["timeout_s"])
     name = c.get("name", "")
     if c["type"] == "file_exists":
         if "path" not in c:

@@ -8,6 +8,7 @@ sleeps, for tests. Every attempt is kept in ``QueryOutcome.attempts``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -41,8 +42,11 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if not isinstance(self.attempts, int) or self.attempts < 1:
             raise ValueError(f"RetryPolicy.attempts must be an integer >= 1, got {self.attempts!r}")
-        if min(self.initial_wait_s, self.max_wait_s, self.jitter_s) < 0:
-            raise ValueError("RetryPolicy waits must not be negative")
+        for name in ("initial_wait_s", "max_wait_s", "jitter_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+                    and value >= 0):
+                raise ValueError(f"RetryPolicy.{name} must be a finite number >= 0, got {value!r}")
 
     def should_retry(self, outcome: QueryOutcome) -> bool:
         failure = outcome.failure

@@ -202,7 +202,7 @@ class Run:
             hang()
         elif kind == "raw":
             self._pause()
-            self.out.raw(value.encode() + b"\n")
+            self.out.raw(value.encode("utf-8", "surrogateescape") + b"\n")  # "\udcff" is the byte 0xff
         elif kind == "malformed_json":
             self._pause()
             self.out.raw(b'{"type":"assistant","message":{"content":[{"type":"text","text":"trunc\n')
