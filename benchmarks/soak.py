@@ -30,6 +30,7 @@ import psutil
 from claude_code_sdk import ClaudeCodeOptions, ResultMessage
 
 from sdk_wrapper import QueryLimits, QueryOutcome, open_query, run_query
+from sdk_wrapper._guard import guard_pid
 from sdk_wrapper.testing import install_standin, process_alive, read_pids, scenario_env
 
 SCENARIOS = ["ok", "slow", "hang", "hang_ignore_term", "exit_error", "max_turns", "grandchild_stdout",
@@ -80,10 +81,13 @@ class Soak:
             self.fabricated += 1
         if outcome.cleanup.leftover_pids:
             raise Leak(f"operation {self.done} ({scenario}): cleanup left {outcome.cleanup.leftover_pids}")
+        if not outcome.cleanup.verified:
+            raise Leak(f"operation {self.done} ({scenario}): cleanup not verified: {outcome.cleanup}")
 
     def check(self) -> str:
         live = [(pid, role) for pid, role in read_pids(self.pid_file) if process_alive(pid)]
-        descendants = [c.pid for c in self.me.children(recursive=True) if process_alive(c.pid)]
+        guard = guard_pid()  # the host guard: one per process, for its whole life (sdk_wrapper._guard)
+        descendants = [c.pid for c in self.me.children(recursive=True) if process_alive(c.pid) and c.pid != guard]
         fds = self.me.num_fds()
         rss = self.me.memory_info().rss
         line = (f"ops {self.done:>7}  live processes {len(live) + len(descendants):>3}  fds {fds:>4} "

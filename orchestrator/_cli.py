@@ -24,7 +24,7 @@ import structlog
 from sdk_wrapper import redact, redact_event
 from sdk_wrapper.testing import install_standin
 
-from ._engine import Orchestrator, new_run_id
+from ._engine import Orchestrator, _leaves, new_run_id
 from ._journal import DEFAULT_PATH, Journal, JournalError
 from ._model import PhaseOutcome, PhaseStatus, Pipeline, PipelineError, RunReport
 from ._pipeline_file import load_pipeline
@@ -95,15 +95,19 @@ def _orchestrator(args: argparse.Namespace, pipeline: Pipeline | None) -> Orches
     return Orchestrator(journal, project_dir=project, cli_path=cli_path, on_phase=progress)
 
 
+_BAD_INPUT = (PipelineError, JournalError, KeyError, ValueError)
+_early: list[signal.Signals] = []
 _EXIT_ON = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
 
 
 async def _until_signal(work: Callable[[], Awaitable[RunReport]]) -> tuple[RunReport | None, signal.Signals | None]:
     """Run ``work``; SIGINT or SIGTERM cancels it as a graceful cancel (running phases' CLI trees ended,
     the run journalled as interrupted). Later signals, while that cleanup runs, are absorbed."""
-    caught: list[signal.Signals] = []
+    caught: list[signal.Signals] = list(_early)  # a signal before the receiver: the run does not start
     report: RunReport | None = None
     work_scope = anyio.CancelScope()
+    if caught:
+        work_scope.cancel()
     async with anyio.create_task_group() as tg:
         with anyio.open_signal_receiver(*_EXIT_ON) as signals:
             async def watch() -> None:
@@ -134,11 +138,17 @@ def _finish(args: argparse.Namespace, orch: Orchestrator, run_id: str,
     try:
         report, signum = anyio.run(_until_signal, work)
     except Exception as exc:  # the run crashed: the journal says so (run_crashed); one clear line here
-        leaves = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
+        leaves = _leaves(exc)
+        if len(leaves) == 1 and isinstance(leaves[0], _BAD_INPUT):
+            raise leaves[0] from None  # refused before it started (a busy run, a bad journal): exit 2
         why = "; ".join(f"{type(e).__name__}: {e}" for e in leaves)
         print(f"claude-scope: run {run_id} crashed ({redact(why)}); finished phases are kept in "
               f"{orch.journal.path}. After fixing the cause: {_resume_command(args, run_id)}", file=sys.stderr)
         return 1
+    if report is None and not orch.journal.run_exists(run_id):
+        name = signum.name if signum is not None else "a cancellation"
+        print(f"claude-scope: interrupted by {name} before run {run_id} started; nothing ran", file=sys.stderr)
+        return _EXIT_ON.get(signum, 1) if signum is not None else 1
     if report is None:
         name = signum.name if signum is not None else "a cancellation"
         print(f"claude-scope: run {run_id} interrupted by {name}; its running phases were ended, finished ones "
@@ -259,7 +269,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _remember(signum: int, _frame: object) -> None:
+    _early.append(signal.Signals(signum))
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Until a run's own receiver takes over, SIGINT/SIGTERM are remembered rather than fatal, so a signal
+    # in start-up (reading the pipeline, opening the journal) still ends as an interruption, exit 130/143.
+    for signum in _EXIT_ON:
+        signal.signal(signum, _remember)
     args = _parser().parse_args(argv)
     logging.getLogger("claude_code_sdk").setLevel(logging.CRITICAL)  # outcomes are reported instead
     # The application configures logging: JSON lines on stderr; on a terminal only warnings (the table shows
@@ -273,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                 "migrate": cmd_migrate, "masked": cmd_masked}
     try:
         return commands[args.command](args)
-    except (PipelineError, JournalError, KeyError, ValueError) as exc:
+    except _BAD_INPUT as exc:
         print(f"claude-scope: {exc}", file=sys.stderr)
         return 2
 

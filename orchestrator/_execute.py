@@ -68,7 +68,12 @@ def phase_options(phase: Phase, project_dir: Path) -> Any:
 async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOutcome:
     """Run ``phase`` to its outcome. Cancellation is journalled (a synchronous write), then re-raised."""
     started = time.monotonic()
-    prompt = phase.prompt if isinstance(phase.prompt, str) else phase.prompt(ctx)
+    try:
+        prompt = phase.prompt if isinstance(phase.prompt, str) else phase.prompt(ctx)
+    except Exception as exc:  # the caller's code failed for this phase: the phase fails, the run goes on
+        return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=FailureKind.UNEXPECTED.value,
+                            message=f"the prompt callable raised {type(exc).__name__}: {exc}",
+                            duration_s=time.monotonic() - started)
     options = phase_options(phase, rt.project_dir)
     limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s,
                          max_cost_usd=phase.max_cost_usd)

@@ -43,3 +43,13 @@ def test_soak_check_trips_on_a_leaked_process_and_descriptor(tmp_path: Path) -> 
         os.close(fd)
     assert "live processes   0" in state.check()
     assert not psutil.pid_exists(child.pid) or psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.timeout(300)  # about 20 s on 2 cores; the bound only catches a hang
+def test_soak_many_orchestrators_on_one_journal_is_clean() -> None:
+    """The second stage: 4 orchestrator processes x 5 runs on one journal, some kill -9ed or SIGTERMed and
+    resumed; every run and phase ends as its scenarios say, nothing is left."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.soak_journal", "--orchestrators", "4", "--runs", "5"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-1].startswith("clean: 4 orchestrators x 5 runs on one journal")
