@@ -243,6 +243,14 @@ def cmd_masked(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ._doctor import diagnose, render, render_json
+
+    diagnosis = anyio.run(diagnose)
+    print(render_json(diagnosis) if args.json else render(diagnosis))
+    return 0 if diagnosis.healthy else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claude-scope", description=__doc__)
     parser.add_argument("--project-dir", default=".", help="the project the phases work in (default: .)")
@@ -266,6 +274,8 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--check", action="store_true", help="exit 1 when a file needs the change")
     mode.add_argument("--write", action="store_true", help="rewrite the files in place")
     sub.add_parser("masked", help="failures V3 would have hidden (recorded in shadow mode)")
+    doctor = sub.add_parser("doctor", help="which process containment is in force here, proved by a probe query")
+    doctor.add_argument("--json", action="store_true", help="one JSON object instead of text")
     return parser
 
 
@@ -288,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                             logging.WARNING if sys.stdout.isatty() else logging.INFO),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     commands = {"run": cmd_run, "resume": cmd_resume, "status": cmd_status, "runs": cmd_runs, "demo": cmd_demo,
-                "migrate": cmd_migrate, "masked": cmd_masked}
+                "migrate": cmd_migrate, "masked": cmd_masked, "doctor": cmd_doctor}
     try:
         return commands[args.command](args)
     except _BAD_INPUT as exc:

@@ -71,6 +71,23 @@ def own_cgroup_dir() -> Path | None:
     return None
 
 
+def mount_options(directory: Path) -> set[str]:
+    """The cgroup2 mount options in force for ``directory`` (e.g. ``favordynmods``)."""
+    best: tuple[int, set[str]] = (-1, set())
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return set()
+    for mount in mounts:
+        left, _, right = mount.partition(" - ")
+        fields, rest = left.split(), right.split()
+        if len(rest) >= 3 and rest[0] == "cgroup2" and len(fields) > 4:
+            point = fields[4]
+            if (str(directory) + "/").startswith(point.rstrip("/") + "/") and len(point) > best[0]:
+                best = (len(point), set(rest[2].split(",")))
+    return best[1]
+
+
 def _parent_dir() -> tuple[Path | None, str]:
     setting = os.environ.get(CGROUP_ENV, "")
     if setting == "0":

@@ -67,3 +67,29 @@ async def test_without_cgroups_an_unmarked_orphan_is_reported_not_verified(
     finally:
         os.kill(escaped[0], signal.SIGKILL)
         os.waitpid(escaped[0], 0)  # noqa: ASYNC222 (reparented to us, the subreaper: ours to reap; instant)
+
+
+def test_doctor_reports_the_containment_in_force_and_proves_it(leak_guard: LeakGuard, tmp_path: Path) -> None:
+    """`claude-scope doctor` runs a probe query whose descendant sheds every mark; its verdict must match the
+    containment: with cgroups the descendant is ended and the cleanup verified; without, it is reported."""
+    import json
+    import subprocess
+    import sys
+
+    from sdk_wrapper._cgroup import host_cgroup
+
+    def doctor(**env: str) -> tuple[int, dict[str, object]]:
+        run = subprocess.run([sys.executable, "-m", "orchestrator._cli", "doctor", "--json"], capture_output=True,
+                             text=True, timeout=60, cwd=tmp_path, env={**os.environ, **env})
+        return run.returncode, json.loads(run.stdout)
+
+    code, found = doctor(CLAUDE_SCOPE_CGROUP="0")
+    assert found["containment"] == "subreaper" and found["probe_escapee_ended"] is False
+    assert found["probe_ok"] is True and found["probe_verified"] is False and code == 0
+    code, found = doctor(CLAUDE_SCOPE_CGROUP="0", CLAUDE_SCOPE_SUBREAPER="0")
+    assert found["containment"] == "marker" and found["probe_verified"] is False and code == 1
+    if host_cgroup().host is not None:
+        code, found = doctor()
+        assert found["containment"] == "cgroup" and code == 0
+        assert found["probe_escapee_ended"] is True and found["probe_verified"] is True
+        assert isinstance(found["probe_cpu_s"], float) and found["guard_pid"] is not None
