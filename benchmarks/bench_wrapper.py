@@ -64,14 +64,6 @@ async def _agent_raw(scenario: str | dict[str, Any], work: Path, cli: Path, repo
     return count
 
 
-def _legacy_v3() -> Any:
-    """The test copy of V3's masking wrapper (tests/migration/v3_legacy), as V3 code imports it."""
-    sys.path.insert(0, str(ROOT / "tests" / "migration" / "v3_legacy"))
-    import claude_code_sdk_fixed_v3
-
-    return claude_code_sdk_fixed_v3
-
-
 async def _consume_v3(module: Any, scenario: str | dict[str, Any], work: Path) -> tuple[int, bool]:
     """V3's consumer pattern: async for over query_v3, list trimmed past 500; (count, reported success)."""
     messages: list[Any] = []
@@ -90,10 +82,9 @@ async def _consume(contestant: str, scenario: str | dict[str, Any], work: Path, 
                    limits: QueryLimits | None = None, reported: list[bool] | None = None) -> int:
     """Run one query to its end; ``reported`` gets whether the contestant reported a success."""
     count = 0
-    if contestant in ("v3", "v3_dropin"):
-        from sdk_wrapper import v3 as dropin
+    if contestant == "v3_dropin":
+        from sdk_wrapper import v3 as module
 
-        module = _legacy_v3() if contestant == "v3" else dropin
         if reported is not None:
             reported.append(False)
         count, success = await _consume_v3(module, scenario, work)
@@ -145,7 +136,7 @@ async def overhead(contestant: str, work: Path, cli: Path, runs: int) -> dict[st
 
 
 async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, ignore_term: bool) -> dict[str, Any]:
-    if contestant in ("v3", "v3_dropin"):
+    if contestant == "v3_dropin":
         return await _cancel_latency_v3(contestant, work, cli, runs, ignore_term)
     """From leaving the block (cancel) to the whole tree ended. Raw: whether the CLI is even signalled."""
     grace = 0.5
@@ -263,12 +254,25 @@ def one(contestant: str, measurement: str, n: int, ignore_term: bool) -> dict[st
     return result
 
 
+V3_PYTHON_ENV = "CLAUDE_SCOPE_V3_PYTHON"
+
+
 def _spawn(contestant: str, measurement: str, n: int, ignore_term: bool = False) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.bench_wrapper", "--one", contestant, measurement, str(n)]
+    env = None
+    if contestant == "v3":
+        # V3 ran on claude-code-sdk 0.0.10, which cannot share our venv: measured in its own (bench_v3_sdk).
+        v3_python = os.environ.get(V3_PYTHON_ENV) or str(ROOT / ".cache" / "v3-sdk-0.0.10" / "bin" / "python")
+        if not Path(v3_python).exists():
+            return {"error": "no claude-code-sdk 0.0.10 venv (scripts/test or scripts/evidence make it)"}
+        cmd = [v3_python, "-m", "benchmarks.bench_v3_sdk", measurement, str(n)]
+        env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests' / 'migration' / 'v3_legacy'}{os.pathsep}{ROOT}",
+               "CLAUDE_SCOPE_STANDIN_PYTHON": sys.executable}
+    else:
+        cmd = [sys.executable, "-m", "benchmarks.bench_wrapper", "--one", contestant, measurement, str(n)]
     if ignore_term:
         cmd.append("--ignore-term")
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.run(cmd, stdout=out, stderr=err, timeout=1800)
+        proc = subprocess.run(cmd, stdout=out, stderr=err, timeout=1800, cwd=ROOT, env=env)
         out.seek(0)
         err.seek(0)
         lines = out.read().strip().splitlines()

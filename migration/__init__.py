@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
-from sdk_wrapper._shadow import read_masked, v3_string_category, v3_would_mask
+from sdk_wrapper._shadow import StreamFacts, read_masked, v3_verdict
 
-from ._codemod import FileResult, migrate, python_files, rewrite_file, rewrite_source
+from ._codemod import FileResult, migrate, python_files, revert_source, rewrite_file, rewrite_source
+from ._record import record_legacy
 
 __all__ = [
     "FileResult",
+    "StreamFacts",
     "migrate",
     "python_files",
     "read_masked",
+    "record_legacy",
+    "revert_source",
     "rewrite_file",
     "rewrite_source",
-    "v3_string_category",
-    "v3_would_mask",
+    "v3_verdict",
 ]

@@ -214,22 +214,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     try:
-        from migration import migrate
+        from migration import migrate, record_legacy
     except ImportError as exc:  # libcst is the `migrate` extra
         print(f"claude-scope migrate needs libcst: pip install 'claude-scope[migrate]' ({exc})", file=sys.stderr)
         return 2
-    results = migrate([Path(p) for p in args.paths], write=args.write)
+    paths = [Path(p) for p in args.paths]
+    results = migrate(paths, write=args.write or args.revert, revert=args.revert)
     for r in results:
         if r.diff:
             sys.stdout.write(r.diff)
         for note in r.notes:
             print(f"{r.path}: note: {note}", file=sys.stderr)
+        for reference in r.left:
+            print(f"{r.path}: V3 reference left: {reference}", file=sys.stderr)
         if r.error:
             print(f"{r.path}: {r.error}", file=sys.stderr)
     changed = [r for r in results if r.changed]
-    verb = "rewrote" if args.write else "would rewrite"
-    print(f"{verb} {len(changed)} of {len(results)} file(s)", file=sys.stderr)
-    return 1 if args.check and changed else 0
+    left = [r for r in results if r.left or r.error]
+    legacy = next((m for r in results for m in r.legacy_modules), None)
+    if args.write and legacy is not None:
+        recorded = record_legacy(paths, legacy)
+        if recorded is not None:
+            print(f"recorded legacy_module = {legacy!r} in {recorded} (for CLAUDE_SCOPE_MODE=legacy)", file=sys.stderr)
+    verb = "reverted" if args.revert else "rewrote" if args.write else "would rewrite"
+    print(f"{verb} {len(changed)} of {len(results)} file(s); {len(left)} with V3 references left", file=sys.stderr)
+    return 1 if args.check and (changed or left) else 0
 
 
 def cmd_masked(args: argparse.Namespace) -> int:
@@ -239,7 +248,7 @@ def cmd_masked(args: argparse.Namespace) -> int:
     rows = read_masked(path)
     for row in rows:
         print(json.dumps(row))
-    print(f"{len(rows)} failure(s) V3 would have reported as success (shadow mode, {path})", file=sys.stderr)
+    print(f"{len(rows)} thing(s) the real V3 would have hidden or lost (shadow mode, {path})", file=sys.stderr)
     return 0
 
 
@@ -271,8 +280,10 @@ def _parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="rewrite V3 imports to sdk_wrapper.v3 (prints a diff)")
     mig.add_argument("paths", nargs="+")
     mode = mig.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true", help="exit 1 when a file needs the change")
+    mode.add_argument("--check", action="store_true",
+                      help="exit 1 while a file needs the change or any V3 reference is left")
     mode.add_argument("--write", action="store_true", help="rewrite the files in place")
+    mode.add_argument("--revert", action="store_true", help="put back the imports an earlier --write rewrote")
     sub.add_parser("masked", help="failures V3 would have hidden (recorded in shadow mode)")
     doctor = sub.add_parser("doctor", help="which process containment is in force here, proved by a probe query")
     doctor.add_argument("--json", action="store_true", help="one JSON object instead of text")

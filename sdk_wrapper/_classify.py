@@ -8,6 +8,7 @@ Exception groups are split into their leaves; each leaf is classified and kept.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._errors import CLIPathError, InvalidOutputError
@@ -93,7 +94,7 @@ def classify_result(raw: dict[str, Any], *, side_effects: bool, stderr_tail: str
     is_error = raw.get("is_error") is True
     if subtype == "success" and not is_error:
         return None
-    message = redact(str(raw.get("result") or subtype or "error result"))[:2000]
+    message = redact(str(raw.get("result") or error_reason(raw) or subtype or "error result"))[:2000]
     status = raw.get("api_error_status")
     kind, retryable = FailureKind.EXECUTION_ERROR, False
     if subtype == "error_max_turns":
@@ -108,3 +109,26 @@ def classify_result(raw: dict[str, Any], *, side_effects: bool, stderr_tail: str
         kind = FailureKind.API_ERROR
         retryable = isinstance(status, int) and status in _RETRYABLE_STATUS
     return Failure(kind=kind, message=message, retryable=retryable, stderr_tail=stderr_tail, side_effects=side_effects)
+
+
+#: the CLI's cost field, then the older names it used (V3's own patch mapped the same three)
+COST_KEYS = ("total_cost_usd", "total_cost", "cost_usd")
+
+
+def cli_cost(raw: dict[str, Any] | None) -> float | None:
+    """The cost the CLI reported, under its current or an older field name; None when it said none."""
+    for key in COST_KEYS:
+        value = None if raw is None else raw.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    return None
+
+
+def error_reason(raw: dict[str, Any] | None) -> str | None:
+    """The reason an error result gives in ``errors`` (strings, or objects with a message): the CLI's
+    ``error_max_turns`` result has no ``result`` text."""
+    errors = None if raw is None else raw.get("errors")
+    if not isinstance(errors, list):
+        return None
+    texts = [e if isinstance(e, str) else str(e.get("message", "")) if isinstance(e, dict) else "" for e in errors]
+    return "; ".join(t for t in texts if t) or None

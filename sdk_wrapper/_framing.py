@@ -40,6 +40,11 @@ class LineFramer:
         return rest
 
     @property
+    def pending(self) -> bool:
+        """Whether part of a line is buffered, waiting for its newline."""
+        return bool(self._buffer)
+
+    @property
     def line_number(self) -> int:
         return self._lines_seen + 1
 

@@ -33,7 +33,7 @@ import psutil
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from claude_code_sdk import ClaudeCodeOptions, Message
 
-from ._classify import classify_exception, classify_result
+from ._classify import classify_exception, classify_result, cli_cost
 from ._flavor import Flavor
 from ._logging import get_logger
 from ._options import check_arguments, resolve_cli
@@ -121,6 +121,7 @@ class _Pump:
         self.count = 0
         self.side_effects = False
         self.consumer_left = False
+        self.transport: ScopedTransport | None = None
 
     async def run(self, send: MemoryObjectSendStream[Any]) -> None:
         started = time.monotonic()
@@ -129,7 +130,7 @@ class _Pump:
         self.log.info("query.start", sdk=self.flavor.name)
         try:
             with send, self.stop_scope:
-                transport = ScopedTransport(
+                transport = self.transport = ScopedTransport(
                     self.prompt, self.options, resolve_cli(self.cli_path, self.options, self.flavor),
                     flavor=self.flavor, query_id=self.query_id, limits=self.limits, log=self.log,
                 )
@@ -234,7 +235,9 @@ class _Pump:
         if failure is None and raw is not None:
             failure = classify_result(raw, side_effects=self.side_effects,
                                       stderr_tail="" if transport is None else transport.stderr_tail())
-        cost = self.result.total_cost_usd if self.result is not None else None
+        cost = None
+        if self.result is not None:
+            cost = self.result.total_cost_usd if self.result.total_cost_usd is not None else cli_cost(raw)
         if failure is None and cost is not None and self.limits.max_cost_usd is not None \
                 and cost > self.limits.max_cost_usd:
             failure = Failure(FailureKind.BUDGET_EXCEEDED,
@@ -293,6 +296,13 @@ class QueryStream(Generic[M]):
     @property
     def query_id(self) -> str:
         return self._pump.query_id
+
+    @property
+    def result_raw(self) -> dict[str, Any] | None:
+        """The CLI's result line as it was sent (fields the SDK's ``ResultMessage`` drops, such as ``errors``
+        or older cost names), once it has arrived; None before."""
+        transport = self._pump.transport
+        return None if transport is None else transport.result_raw
 
     @property
     def finished(self) -> bool:

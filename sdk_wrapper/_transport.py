@@ -75,6 +75,9 @@ class ScopedTransport(Transport):
         self.result_raw: dict[str, Any] | None = None
         self.pid: int | None = None
         self.skipped_lines = 0
+        #: for shadow mode's model of V3 on claude-code-sdk 0.0.10, which parsed reads rather than lines
+        self.misaligned_reads = 0
+        self.longest_line = 0
         self._stderr_done = anyio.Event()
         self._draining = False
         self._cgroup: QueryCgroup | None = None
@@ -161,7 +164,12 @@ class ScopedTransport(Transport):
                 except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
                     break
                 first = framer.line_number
-                for offset, line in enumerate(framer.feed(chunk)):
+                lines = framer.feed(chunk)
+                if len(lines) != 1 or framer.pending:
+                    self.misaligned_reads += 1  # not one whole line: claude-code-sdk 0.0.10 failed on these
+                for offset, line in enumerate(lines):
+                    if len(line) > self.longest_line:
+                        self.longest_line = len(line)
                     message = self._decode(line, first + offset)
                     if message is not None:
                         yield message

@@ -44,6 +44,7 @@ TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "result": (dict, type(None)),
     "exit_code": int,
     "stderr": str,
+    "omit_result_keys": list,
 }
 SPAWN_KEYS = {"hold_stdout": bool, "new_session": bool, "seconds": (int, float), "escape": bool}
 BURST_KEYS = {"count": int, "text_bytes": int}
@@ -68,6 +69,8 @@ class Scenario:
     result: dict[str, Any] | None = field(default_factory=dict)
     exit_code: int = 0
     stderr: str = ""
+    #: keys of the default result line to leave out (an older CLI without total_cost_usd, say)
+    omit_result_keys: tuple[str, ...] = ()
 
 
 def _result(**fields: Any) -> dict[str, Any]:
@@ -102,7 +105,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "max_turns": {
         "description": "error_max_turns result, exit 1",
         "steps": [{"text": "turn"}],
-        "result": _result(subtype="error_max_turns", is_error=True, num_turns=3),
+        "result": _result(subtype="error_max_turns", is_error=True, num_turns=3,
+                          errors=["Reached maximum number of turns (3)"]),
+        "omit_result_keys": ["result"],  # as the real CLI: the reason is in errors, there is no result text
         "exit_code": 1,
     },
     "execution_error": {
@@ -232,7 +237,10 @@ def parse_scenario(data: Any) -> Scenario:
     steps = tuple(_check_step(i, s) for i, s in enumerate(merged.pop("steps", [])))
     if merged.get("delay_s", 0) < 0:
         raise ScenarioError("scenario.delay_s: must not be negative")
-    return Scenario(steps=steps, **merged)
+    omit = merged.pop("omit_result_keys", [])
+    if not all(isinstance(k, str) for k in omit):
+        raise ScenarioError("scenario.omit_result_keys: must be a list of strings")
+    return Scenario(steps=steps, omit_result_keys=tuple(omit), **merged)
 
 
 def load_scenario(source: str | None) -> Scenario:

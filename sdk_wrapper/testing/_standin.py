@@ -233,6 +233,8 @@ class Run:
             "permission_denials": [], "uuid": str(uuid.uuid4()),
         }
         line.update(self.s.result)
+        for key in self.s.omit_result_keys:
+            line.pop(key, None)
         self.emit(line)
 
     def play(self) -> None:

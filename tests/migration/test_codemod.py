@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
-from migration import migrate, rewrite_source
+from migration import migrate, revert_source, rewrite_source
 
 LADDER = '''"""Phase orchestrator (V3)."""
 import anyio  # event loop per phase
@@ -28,13 +30,20 @@ except ImportError:
 '''
 
 
-def test_ladder_keeps_formatting_and_comments() -> None:
+def _plain(code: str) -> str:
+    """The code without the codemod's record comments."""
+    return re.sub(r"  # claude-scope-migrate: .*", "", code)
+
+
+def test_ladder_keeps_formatting_and_comments_and_reverts_exactly() -> None:
     new, notes = rewrite_source(LADDER)
     expected = LADDER.replace("from .claude_code_sdk_fixed_v3 import", "from sdk_wrapper.v3 import").replace(
         "from claude_code_sdk_fixed_v3 import (", "from sdk_wrapper.v3 import (")
-    assert new == expected  # byte for byte: only the module names changed
-    assert notes == ["left `from .claude_code_sdk_fixed_v2 import query` untouched: that name is not V3's "
-                     "query_v3; review by hand"]
+    assert _plain(new) == expected  # byte for byte but the record comments: only the module names changed
+    assert new.count("# claude-scope-migrate: ") == 2
+    assert notes == ["left `from .claude_code_sdk_fixed_v2 import ...` as it is: sdk_wrapper.v3 has no query "
+                     "with that meaning; review by hand"]
+    assert revert_source(new) == LADDER  # --revert puts back every original, comments inside it included
 
 
 def test_other_forms() -> None:
@@ -42,9 +51,38 @@ def test_other_forms() -> None:
            "from ..pkg.claude_code_sdk_fixed_v3 import query_v3 as q\nfrom claude_code_sdk_fixed_v2 import *\n"
            "from claude_code_sdk_fixed_v3_extra import x\n")
     new, _ = rewrite_source(src)
-    assert new == ("import sdk_wrapper.v3 as claude_code_sdk_fixed_v3\nimport sdk_wrapper.v3 as v4, os\n"
-                   "from sdk_wrapper.v3 import query_v3 as q\nfrom sdk_wrapper.v3 import *\n"
-                   "from claude_code_sdk_fixed_v3_extra import x\n")
+    assert _plain(new) == ("import sdk_wrapper.v3 as claude_code_sdk_fixed_v3\nimport sdk_wrapper.v3 as v4, os\n"
+                           "from sdk_wrapper.v3 import query_v3 as q\nfrom sdk_wrapper.v3 import *\n"
+                           "from claude_code_sdk_fixed_v3_extra import x\n")
+    assert revert_source(new) == src
+
+
+def test_v4_names_package_imports_and_import_module_are_rewritten() -> None:
+    src = ("from .claude_code_sdk_fixed_v4 import query_v4_fixed as query, ClaudeCodeOptions, get_v4_fixed_wrapper\n"
+           "from . import claude_code_sdk_fixed_v3 as m\nfrom src import claude_code_sdk_fixed_v3\n"
+           "mod = importlib.import_module('claude_code_sdk_fixed_v3')\n"
+           "rel = import_module('.claude_code_sdk_fixed_v3', package='src')\n")
+    new, notes = rewrite_source(src)
+    assert _plain(new) == (
+        "from sdk_wrapper.v3 import query_v4_fixed as query, ClaudeCodeOptions, get_v4_fixed_wrapper\n"
+        "from sdk_wrapper import v3 as m\nfrom sdk_wrapper import v3 as claude_code_sdk_fixed_v3\n"
+        'mod = importlib.import_module("sdk_wrapper.v3")\nrel = import_module("sdk_wrapper.v3")\n')
+    assert notes == [] and revert_source(new) == src
+    import sdk_wrapper.v3 as drop_in  # every name written above exists in the drop-in
+
+    assert all(hasattr(drop_in, n) for n in ("query_v4_fixed", "get_v4_fixed_wrapper", "ClaudeCodeOptions"))
+
+
+def test_an_import_that_cannot_work_is_never_written(tmp_path: Path) -> None:
+    src = ("from .claude_code_sdk_fixed_v3 import _patched_parse_message\n"
+           "from . import claude_code_sdk_fixed_v3, helpers\n")
+    new, notes = rewrite_source(src)
+    assert new == src  # left as it was
+    assert "sdk_wrapper.v3 has no _patched_parse_message" in notes[0] and "mixes a V3 module" in notes[1]
+    target = tmp_path / "m.py"
+    target.write_text(src)
+    (result,) = migrate([target], write=False)
+    assert [line.split(":")[0] for line in result.left] == ["line 1", "line 2"]
 
 
 def test_unchanged_file_is_untouched() -> None:
@@ -57,10 +95,13 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, cwd=cwd)
 
 
-def test_check_diff_write_and_unparseable(tmp_path: Path) -> None:
+def test_check_diff_write_record_and_revert(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "__init__.py").write_text("")
     target = tmp_path / "src" / "phase_orchestrator.py"
     target.write_text(LADDER)
+    clean = tmp_path / "src" / "clean.py"
+    clean.write_text("from .claude_code_sdk_fixed_v3 import query_v3\n")
     broken = tmp_path / "src" / "broken.py"
     broken.write_text("def oops(:\n    from claude_code_sdk_fixed_v3 import query_v3\n")
     (tmp_path / ".venv").mkdir()
@@ -71,9 +112,26 @@ def test_check_diff_write_and_unparseable(tmp_path: Path) -> None:
     assert "+    from sdk_wrapper.v3 import" in check.stdout
     assert "broken.py: could not parse, left untouched" in check.stderr
     assert target.read_text() == LADDER  # --check writes nothing
-    assert _cli(".", "--write", cwd=tmp_path).returncode == 0
+    write = _cli(".", "--write", cwd=tmp_path)
+    assert write.returncode == 0
     assert "from sdk_wrapper.v3 import query_v3" in target.read_text()
     assert broken.read_text().startswith("def oops(:")  # untouched
     assert (tmp_path / ".venv" / "skipped.py").read_text() == "import claude_code_sdk_fixed_v3\n"
-    assert _cli("src", "--check", cwd=tmp_path).returncode == 0  # nothing left to change
+    # where the original pointed, for legacy mode (no pyproject.toml here, so beside the project)
+    record = (tmp_path / ".claude-scope" / "migration.toml").read_text()
+    assert 'legacy_module = "src.claude_code_sdk_fixed_v3"' in record
+    again = _cli("src", "--check", cwd=tmp_path)  # the v2 rung is left for review: still a V3 reference
+    assert again.returncode == 1 and "V3 reference left: line 16" in again.stderr
+    assert _cli("src/clean.py", "--check", cwd=tmp_path).returncode == 0  # nothing left in that one
     assert [r.changed for r in migrate([target], write=False)] == [False]
+    assert _cli("src", "--revert", cwd=tmp_path).returncode == 0
+    assert target.read_text() == LADDER and clean.read_text() == "from .claude_code_sdk_fixed_v3 import query_v3\n"
+
+
+def test_the_record_goes_into_an_existing_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    (tmp_path / "runner.py").write_text("from claude_code_sdk_fixed_v3 import query_v3\n")
+    assert _cli("runner.py", "--write", cwd=tmp_path).returncode == 0
+    text = (tmp_path / "pyproject.toml").read_text()
+    assert text.startswith('[project]\nname = "x"\n') and "[tool.claude-scope]" in text
+    assert tomllib.loads(text)["tool"]["claude-scope"]["legacy_module"] == "claude_code_sdk_fixed_v3"
