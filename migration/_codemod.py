@@ -29,6 +29,8 @@ import libcst as cst
 
 import sdk_wrapper.v3 as drop_in
 
+from ._record import project_root
+
 TARGET = "sdk_wrapper.v3"
 MARK = "# claude-scope-migrate: "
 _OLD = re.compile(r"^claude_code_sdk_fixed_v[234]$")
@@ -72,11 +74,15 @@ def _expr(dotted: str) -> cst.Attribute | cst.Name:
 
 
 def _package_of(path: Path | None) -> str:
-    """The dotted package a file belongs to (folders with ``__init__.py``), '' for a top-level module."""
+    """The dotted package a file belongs to: folders with ``__init__.py``; or, for a folder without one
+    (a namespace package, as V3's ``src/``), its path below the project root."""
     if path is None:
         return ""
-    parts: list[str] = []
     folder = path.resolve().parent
+    if not (folder / "__init__.py").exists():
+        root = project_root([folder])
+        return ".".join(folder.relative_to(root).parts) if folder.is_relative_to(root) else ""
+    parts: list[str] = []
     while (folder / "__init__.py").exists():
         parts.insert(0, folder.name)
         folder = folder.parent

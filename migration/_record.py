@@ -18,8 +18,11 @@ def project_root(paths: list[Path]) -> Path:
     start = paths[0].resolve()
     start = start if start.is_dir() else start.parent
     for folder in (start, *start.parents):
-        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
+        if (folder / "pyproject.toml").exists() or (folder / ".git").exists() \
+                or (folder / "requirements.txt").exists():
             return folder
+    while (start / "__init__.py").exists():  # no project marker: the folder that holds the top package
+        start = start.parent
     return start
 
 

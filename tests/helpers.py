@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,28 @@ def cgroups_or_skip() -> None:
     support = host_cgroup()
     if support.host is None:
         pytest.skip(f"cgroup v2 is not writable here: {support.reason}")
+
+
+#: two sequential phases for pipeline-file tests: the second's scenario is filled in with ``.format(second=...)``
+TWO_PHASES = """
+[[phases]]
+name = "first"
+prompt = "one"
+scenario = "ok"
+[[phases]]
+name = "second"
+prompt = "two"
+scenario = "{second}"
+"""
+
+
+def wait_for(predicate: Callable[[], object], seconds: float) -> None:
+    """Poll ``predicate`` until it is true; AssertionError after ``seconds``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")

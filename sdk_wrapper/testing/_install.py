@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import stat
 import sys
+import threading
 from pathlib import Path
 
 import psutil
@@ -28,13 +29,17 @@ def install_standin(directory: str | os.PathLike[str], name: str = "claude") -> 
     target = Path(directory) / name
     target.parent.mkdir(parents=True, exist_ok=True)
     # -IS: one shebang argument; isolated mode and no site, as standin_command().
-    target.write_text(
-        f"#!{sys.executable} -IS\n"
-        "import runpy\n"
-        f"runpy.run_path({str(standin_script())!r}, run_name='__main__')\n",
-        encoding="utf-8",
-    )
-    target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    text = (f"#!{sys.executable} -IS\n"
+            "import runpy\n"
+            f"runpy.run_path({str(standin_script())!r}, run_name='__main__')\n")
+    with contextlib.suppress(OSError):
+        if target.read_text(encoding="utf-8") == text and os.access(target, os.X_OK):
+            return target  # already there: another orchestrator on this project may be running it right now
+    # Written beside it and renamed over it: a process starting the old file never sees a half-written one.
+    temporary = target.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.chmod(0o755)
+    os.replace(temporary, target)
     return target
 
 

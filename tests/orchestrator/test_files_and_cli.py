@@ -28,6 +28,7 @@ from orchestrator import (
 )
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
+from tests.helpers import TWO_PHASES, wait_for
 
 GOOD = """
 [pipeline]
@@ -134,34 +135,13 @@ def test_demo_command_reports_the_scripted_failure(leak_guard: LeakGuard, tmp_pa
     assert (tmp_path / "milestone_1" / "research.md").stat().st_size > 100
 
 
-KILLABLE = """
-[[phases]]
-name = "first"
-prompt = "one"
-scenario = "ok"
-[[phases]]
-name = "second"
-prompt = "two"
-scenario = "{second}"
-"""
-
-
-def _wait_for(predicate: object, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 @pytest.mark.parametrize("guard", [False, True], ids=["journal-reaps", "guard-reaps"])
 def test_resume_after_kill_9(guard: bool, leak_guard: LeakGuard, tmp_path: Path) -> None:
     """A real kill -9 of the orchestrator mid-phase: the finished phase is kept, the orphaned CLI ended.
 
     With the host guard (the default) the tree is gone within about 2 s of the kill, with no restart; without
     it (CLAUDE_SCOPE_GUARD=0) it runs on until the next orchestrator start on the journal ends it."""
-    (tmp_path / "p.toml").write_text(KILLABLE.format(second="grandchild_setsid"))
+    (tmp_path / "p.toml").write_text(TWO_PHASES.format(second="grandchild_setsid"))
     env = {**os.environ, "CLAUDE_SCOPE_GUARD": "1" if guard else "0"}
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator._cli", "run", "p.toml", "--simulate",
                              "--run-id", "k"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -173,21 +153,21 @@ def test_resume_after_kill_9(guard: bool, leak_guard: LeakGuard, tmp_path: Path)
         with Journal(db) as journal:
             return any(p.name == "second" for p in journal.live_processes())
 
-    _wait_for(second_running, 30)
+    wait_for(second_running, 30)
     with Journal(db) as journal:
         (live,) = journal.live_processes()
         assert journal.phases("k")["first"]["status"] == "succeeded"
-    _wait_for(lambda: any(r == "grandchild" for _, r in leak_guard.recorded_pids()), 10)
+    wait_for(lambda: any(r == "grandchild" for _, r in leak_guard.recorded_pids()), 10)
     grandchild = next(pid for pid, role in leak_guard.recorded_pids() if role == "grandchild")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     if guard:
-        _wait_for(lambda: not process_alive(live.pid) and not process_alive(grandchild), 2.5)
+        wait_for(lambda: not process_alive(live.pid) and not process_alive(grandchild), 2.5)
     else:
         time.sleep(0.5)
         assert process_alive(live.pid) and process_alive(grandchild)  # orphaned, as the bug report says
 
-    (tmp_path / "p.toml").write_text(KILLABLE.format(second="ok"))
+    (tmp_path / "p.toml").write_text(TWO_PHASES.format(second="ok"))
     pipeline = load_pipeline(tmp_path / "p.toml", simulate=True)
     with Orchestrator(db, project_dir=tmp_path, cli_path=tmp_path / ".claude-scope" / "standin-bin" / "claude") \
             as orch:

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import anyio
@@ -24,6 +23,7 @@ from claude_code_sdk import ClaudeCodeOptions
 from orchestrator import Journal, Orchestrator, Phase, PhaseStatus, Pipeline, RunBusyError, load_pipeline
 from sdk_wrapper.testing import process_alive, scenario_env
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
+from tests.helpers import TWO_PHASES, wait_for
 
 SLOW = {"steps": [{"text": "working"}, {"sleep": 1.5}, {"text": "done"}]}
 THREE = """
@@ -42,18 +42,6 @@ name = "c"
 prompt = "three"
 scenario = {scenario}
 """
-HANGING = """
-[[phases]]
-name = "first"
-prompt = "one"
-scenario = "ok"
-[[phases]]
-name = "second"
-prompt = "two"
-scenario = "{second}"
-"""
-
-
 def _toml(scenario: object) -> str:
     return json.dumps(json.dumps(scenario))  # a TOML basic string holding the scenario's JSON
 
@@ -61,15 +49,6 @@ def _toml(scenario: object) -> str:
 def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "orchestrator._cli", *args], cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-
-
-def _wait_for(predicate: object, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def _live_rows(db: Path) -> list[str]:
@@ -85,7 +64,7 @@ def test_a_second_orchestrator_never_touches_the_first_ones_cli(leak_guard: Leak
     (tmp_path / "quick.toml").write_text(THREE.format(scenario='"ok"'))
     db = tmp_path / ".claude-scope" / "runs.db"
     first = _start(tmp_path, "run", "slow.toml", "--simulate", "--run-id", "first")
-    _wait_for(lambda: "first" in _live_rows(db), 30)
+    wait_for(lambda: "first" in _live_rows(db), 30)
     second = _start(tmp_path, "run", "quick.toml", "--simulate", "--run-id", "second")
     _out2, err2 = second.communicate(timeout=120)
     out1, err1 = first.communicate(timeout=120)
@@ -111,7 +90,7 @@ def test_many_orchestrators_processes_and_threads_on_one_journal(leak_guard: Lea
     procs = [_start(tmp_path, "run", "p.toml", "--simulate", "--run-id", f"proc{i}") for i in range(4)]
     pipeline = load_pipeline(tmp_path / "p.toml", simulate=True)
     cli = tmp_path / ".claude-scope" / "standin-bin" / "claude"
-    _wait_for(cli.exists, 30)  # the processes install the stand-in there
+    wait_for(cli.exists, 30)  # the processes install the stand-in there
     reports: dict[str, object] = {}
     errors: list[BaseException] = []
     shared = Journal(db)
@@ -154,7 +133,7 @@ def test_resuming_a_run_another_orchestrator_is_running_is_refused(leak_guard: L
     (tmp_path / "slow.toml").write_text(THREE.format(scenario=_toml(SLOW)))
     db = tmp_path / ".claude-scope" / "runs.db"
     first = _start(tmp_path, "run", "slow.toml", "--simulate", "--run-id", "busy")
-    _wait_for(lambda: "busy" in _live_rows(db), 30)
+    wait_for(lambda: "busy" in _live_rows(db), 30)
     second = subprocess.run([sys.executable, "-m", "orchestrator._cli", "resume", "busy", "--simulate"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert second.returncode == 2 and f"is running in process {first.pid}" in second.stderr
@@ -187,11 +166,11 @@ def test_a_signal_interrupts_the_run_gracefully(signum: int, code: int, leak_gua
     """SIGTERM (systemd, docker stop, CI cancel) and SIGINT: the running phase's tree is ended by the run itself
     (the guard is off here, to prove it), the run is journalled interrupted, one line says how to resume,
     exit 128 + signal; then the exact resume command finishes the run."""
-    (tmp_path / "p.toml").write_text(HANGING.format(second="grandchild_setsid"))
+    (tmp_path / "p.toml").write_text(TWO_PHASES.format(second="grandchild_setsid"))
     db = tmp_path / ".claude-scope" / "runs.db"
     proc = _start(tmp_path, "run", "p.toml", "--simulate", "--run-id", "sig", env={"CLAUDE_SCOPE_GUARD": "0"})
-    _wait_for(lambda: "sig" in _live_rows(db), 30)
-    _wait_for(lambda: any(r == "grandchild" for _, r in leak_guard.recorded_pids()), 10)
+    wait_for(lambda: "sig" in _live_rows(db), 30)
+    wait_for(lambda: any(r == "grandchild" for _, r in leak_guard.recorded_pids()), 10)
     tree = [pid for pid, role in leak_guard.recorded_pids() if role in ("cli", "grandchild")]
     proc.send_signal(signum)
     _out, err = proc.communicate(timeout=60)
@@ -205,7 +184,7 @@ def test_a_signal_interrupts_the_run_gracefully(signum: int, code: int, leak_gua
         phases = journal.phases("sig")
         assert phases["first"]["status"] == "succeeded" and phases["second"]["status"] == "cancelled"
         assert journal.live_processes() == []
-    (tmp_path / "p.toml").write_text(HANGING.format(second="ok"))
+    (tmp_path / "p.toml").write_text(TWO_PHASES.format(second="ok"))
     command = shlex.split(lines[0].split("Resume with: ", 1)[1])
     assert command[0] == "claude-scope"
     resumed = subprocess.run([sys.executable, "-m", "orchestrator._cli", *command[1:]], cwd=tmp_path,
