@@ -19,13 +19,12 @@ from orchestrator import Orchestrator, Phase, Pipeline
 from sdk_wrapper import QueryLimits, run_query
 from sdk_wrapper.testing import scenario_env
 
-from .bench_wrapper import _consume, _legacy_v3, _opts
+from .bench_wrapper import _consume, _opts
 
 
 async def million(contestant: str, work: Path, cli: Path, n: int) -> dict[str, Any]:
     """Peak RSS of this process while one phase streams ``n`` messages (the ``burst`` step, count n).
 
-    ``v3``: V3's consumer (messages kept in a list trimmed to its last half past 500) over V3's wrapper;
     ``orchestrator``: one phase, every message streamed to the journal's JSONL file; others: consumed.
     """
     me = psutil.Process()
@@ -50,10 +49,6 @@ async def million(contestant: str, work: Path, cli: Path, n: int) -> dict[str, A
                 report = await orch.run(Pipeline([phase]))
             if not report.ok:
                 raise RuntimeError(f"phase failed: {report.phases['long']}")
-        elif contestant == "v3":
-            from .bench_wrapper import _consume_v3
-
-            await _consume_v3(_legacy_v3(), scenario, work)
         else:
             await _consume(contestant, scenario, work, cli, QueryLimits(timeout_s=3600))
         stop.set()
