@@ -118,14 +118,17 @@ class _HostGuard:
         # The child must not hold the parent's pipe (the guard would not see the parent die), nor reap or
         # signal the parent's guard: it only closes its copy of the write end.
         self.lock = threading.Lock()
-        if self.proc is not None and self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.proc.stdin.fileno())
+        if self.proc is not None:
+            if self.proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self.proc.stdin.close()  # the child's copy of the write end, through its own file object
+            _inherited.append(self.proc)  # the parent's guard: never waited for or collected here
         self.proc = None
         self.entries = {}
         self.spawn_s = None
 
 
+_inherited: list[subprocess.Popen[bytes]] = []
 _host = _HostGuard()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_host.forget_after_fork)

@@ -21,7 +21,7 @@ from sdk_wrapper.testing.pytest_plugin import LeakGuard
 from tests.helpers import cgroups_or_skip
 
 HOST = """
-import sys, anyio
+import os, sys, time, anyio
 from claude_code_sdk import ClaudeCodeOptions
 from sdk_wrapper import open_query
 
@@ -30,6 +30,11 @@ async def main() -> None:
     async with open_query("go", options, cli_path=sys.argv[1],
                           on_spawn=lambda cli: print("spawned", cli.pid, flush=True)) as stream:
         async for message in stream:
+            if len(sys.argv) > 4 and os.fork() == 0:  # a forked child that outlives its parent
+                with open(sys.argv[4], "w") as fh:
+                    fh.write(str(os.getpid()))
+                time.sleep(30)
+                os._exit(0)
             print("message", type(message).__name__, flush=True)
 
 anyio.run(main)
@@ -37,13 +42,15 @@ anyio.run(main)
 
 
 def _kill_host_and_time(tmp_path: Path, standin_cli: Path, steps: list[dict[str, object]], roles: set[str],
-                        env_extra: dict[str, str]) -> tuple[float, list[tuple[int, str]]]:
+                        env_extra: dict[str, str], fork_file: Path | None = None
+                        ) -> tuple[float, list[tuple[int, str]]]:
     script = tmp_path / "host.py"
     script.write_text(HOST)
     scenario = {"steps": [*steps, {"text": "working"}, {"hang": True}], "result": None}
     env = {**os.environ, **env_extra}
+    extra = [] if fork_file is None else [str(fork_file)]
     host = subprocess.Popen([sys.executable, str(script), str(standin_cli), str(tmp_path),
-                             json.dumps(scenario_env(scenario))], stdout=subprocess.PIPE, env=env, text=True)
+                             json.dumps(scenario_env(scenario)), *extra], stdout=subprocess.PIPE, env=env, text=True)
     assert host.stdout is not None
     pid_file = Path(os.environ["CLAUDE_STANDIN_PID_FILE"])
     try:
@@ -91,3 +98,22 @@ def test_host_sigkill_ends_the_tree_without_cgroups(leak_guard: LeakGuard, stand
     gone_after, _ = _kill_host_and_time(tmp_path, standin_cli, steps, {"cli", "grandchild"},
                                            {"CLAUDE_SCOPE_CGROUP": "0"})
     assert gone_after < 3.0
+
+
+def test_a_forked_child_of_the_host_does_not_keep_the_tree_alive(leak_guard: LeakGuard, standin_cli: Path,
+                                                                  tmp_path: Path) -> None:
+    """The host forks (multiprocessing, say) and the child lives on: the child dropped its copy of the guard's
+    pipe, so the guard still sees the host die and ends the tree."""
+    fork_file = tmp_path / "forked"
+    steps: list[dict[str, object]] = [{"spawn": {"new_session": True}}]
+    try:
+        gone_after, _ = _kill_host_and_time(tmp_path, standin_cli, steps, {"cli", "grandchild"}, {},
+                                            fork_file=fork_file)
+        assert gone_after < 3.0
+    finally:
+        if fork_file.exists() and fork_file.read_text():
+            forked = int(fork_file.read_text())
+            with contextlib.suppress(OSError):
+                os.kill(forked, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(forked, 0)
