@@ -29,12 +29,16 @@ async def main() -> None:
     options = ClaudeCodeOptions(cwd=sys.argv[2], env=dict(__import__("json").loads(sys.argv[3])))
     async with open_query("go", options, cli_path=sys.argv[1],
                           on_spawn=lambda cli: print("spawned", cli.pid, flush=True)) as stream:
+        forked = False
         async for message in stream:
-            if len(sys.argv) > 4 and os.fork() == 0:  # a forked child that outlives its parent
+            if len(sys.argv) > 4 and not forked:
+                forked = True
+                child = os.fork()
+                if child == 0:  # a forked child that outlives its parent
+                    time.sleep(30)
+                    os._exit(0)
                 with open(sys.argv[4], "w") as fh:
-                    fh.write(str(os.getpid()))
-                time.sleep(30)
-                os._exit(0)
+                    fh.write(str(child))
             print("message", type(message).__name__, flush=True)
 
 anyio.run(main)
