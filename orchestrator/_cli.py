@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -312,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
                 "migrate": cmd_migrate, "masked": cmd_masked, "doctor": cmd_doctor}
     try:
         return commands[args.command](args)
+    except BrokenPipeError:  # `claude-scope status | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except _BAD_INPUT as exc:
         print(f"claude-scope: {exc}", file=sys.stderr)
         return 2

@@ -240,8 +240,18 @@ class Journal:
                        "WHERE run_id = ? AND status = 'running'", (note, time.time(), run_id))
 
     def runs(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._query(
-            "SELECT run_id, status, started, ended, note FROM runs ORDER BY started DESC")]
+        """Every run, newest first. A run journalled ``running`` whose owner is gone (killed with no chance to
+        say so) is shown as ``interrupted``, with its owner in the note: nothing is running it any more."""
+        out = []
+        for row in self._query("SELECT run_id, status, started, ended, note, owner_host, owner_pid, owner_start "
+                               "FROM runs ORDER BY started DESC"):
+            run = {k: row[k] for k in ("run_id", "status", "started", "ended", "note")}
+            owner = _owner(row)
+            if run["status"] == "running" and owner is not None and not owner.alive():
+                run["status"] = "interrupted"
+                run["note"] = f"its orchestrator (pid {owner.pid} on {owner.host}) died; resume it"
+            out.append(run)
+        return out
 
     def run_exists(self, run_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)))

@@ -161,6 +161,9 @@ def test_resume_after_kill_9(guard: bool, leak_guard: LeakGuard, tmp_path: Path)
     grandchild = next(pid for pid, role in leak_guard.recorded_pids() if role == "grandchild")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    with Journal(db) as journal:  # journalled "running", but its owner is gone: shown as what it is
+        (run,) = journal.runs()
+        assert run["status"] == "interrupted" and f"pid {proc.pid}" in run["note"]
     if guard:
         wait_for(lambda: not process_alive(live.pid) and not process_alive(grandchild), 2.5)
     else:
