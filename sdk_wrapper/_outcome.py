@@ -96,6 +96,7 @@ class CleanupReport:
     """
 
     pids_ended: tuple[int, ...] = ()
+    #: (target, signal name): a pid, a negative process-group id, or 0 with ``cgroup.kill`` for the cgroup
     signals_sent: tuple[tuple[int, str], ...] = ()
     sigkill_needed: bool = False
     leftover_pids: tuple[int, ...] = ()
