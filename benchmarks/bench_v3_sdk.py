@@ -29,6 +29,8 @@ from typing import Any
 import anyio
 import psutil
 
+from benchmarks._stats import latency_summary
+
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN = ROOT / "sdk_wrapper" / "testing" / "_standin.py"
 MADE_UP = "Phase completed successfully (TaskGroup cleanup issue handled)"
@@ -111,10 +113,7 @@ async def cancel(b: Bench, runs: int, ignore_term: bool) -> dict[str, Any]:
         latencies.append(max(0.0, time.perf_counter() - started - 0.3))
         await anyio.sleep(0.05)
         left += b.left(before)
-    latencies.sort()
-    return {"p50_ms": statistics.median(latencies) * 1000,
-            "p99_ms": latencies[max(0, int(len(latencies) * .99) - 1)] * 1000, "left_alive": left, "runs": runs,
-            "samples_ms": [x * 1000 for x in latencies], "fabricated": b.fabricated}
+    return {**latency_summary(latencies, left, runs, 0.0), "fabricated": b.fabricated}
 
 
 async def cancelled_many(b: Bench, runs: int) -> dict[str, Any]:

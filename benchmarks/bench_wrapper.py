@@ -33,6 +33,8 @@ from claude_code_sdk import ClaudeCodeOptions, ResultMessage, query
 from sdk_wrapper import QueryLimits, open_query, run_query
 from sdk_wrapper.testing import install_standin, process_alive, read_pids, scenario_env
 
+from ._stats import latency_summary
+
 CONTESTANTS = ("raw", "run_query", "open_query")
 #: with claude-agent-sdk installed: its own query(), and run_query given ClaudeAgentOptions
 AGENT_CONTESTANTS = ("agent_raw", "agent_run_query")
@@ -160,14 +162,7 @@ async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, igno
             latencies.append(time.perf_counter() - started)
         await anyio.sleep(0.05)
         left += sum(1 for pid, _ in read_pids(pid_file)[before:] if process_alive(pid))
-    return _latency_summary(latencies, left, runs, grace)
-
-
-def _latency_summary(latencies: list[float], left: int, runs: int, grace: float) -> dict[str, Any]:
-    latencies.sort()
-    return {"p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[max(0, int(len(latencies) * .99) - 1)]
-            * 1000, "left_alive": left, "runs": runs, "grace_ms": grace * 1000,
-            "samples_ms": [x * 1000 for x in latencies]}
+    return latency_summary(latencies, left, runs, grace)
 
 
 async def _cancel_latency_v3(contestant: str, work: Path, cli: Path, runs: int, ignore_term: bool) -> dict[str, Any]:
@@ -183,7 +178,7 @@ async def _cancel_latency_v3(contestant: str, work: Path, cli: Path, runs: int, 
         latencies.append(max(0.0, time.perf_counter() - started - 0.3))
         await anyio.sleep(0.05)
         left += sum(1 for pid, _ in read_pids(pid_file)[before:] if process_alive(pid))
-    return _latency_summary(latencies, left, runs, 3.0)
+    return latency_summary(latencies, left, runs, 3.0)
 
 
 async def cancelled_many(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:

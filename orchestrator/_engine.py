@@ -16,14 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
-import psutil
 import structlog
 
 from sdk_wrapper._logging import get_logger
 from sdk_wrapper._proctree import end_tree
 
 from ._execute import PhaseRuntime, run_phase
-from ._journal import DEFAULT_PATH, Journal, LiveProcess, RunBusyError
+from ._journal import DEFAULT_PATH, Journal, RunBusyError, same_process
 from ._model import BUDGET_EXCEEDED, Phase, PhaseOutcome, PhaseStatus, Pipeline, RunContext, RunReport
 
 PhaseListener = Callable[[str, PhaseStatus, PhaseOutcome | None], None]
@@ -95,7 +94,7 @@ class Orchestrator:
         for proc in self.journal.live_processes():
             if not proc.orphaned():
                 continue
-            root = proc.pid if _same_process(proc) else None
+            root = proc.pid if same_process(proc.pid, proc.create_time) else None
             with anyio.CancelScope(shield=True):
                 ending = await end_tree(root, proc.query_id, wait_root=None, terminate_grace_s=3.0,
                                         kill_grace_s=2.0, everywhere=True)
@@ -239,13 +238,6 @@ def new_run_id() -> str:
 
 def _skipped(phase: Phase, reason: str, kind: str | None = None) -> PhaseOutcome:
     return PhaseOutcome(phase.name, PhaseStatus.SKIPPED, kind=kind, message=reason)
-
-
-def _same_process(proc: LiveProcess) -> bool:
-    try:
-        return abs(psutil.Process(proc.pid).create_time() - proc.create_time) < 0.05
-    except psutil.Error:
-        return False
 
 
 def _describe(pipeline: Pipeline) -> dict[str, object]:

@@ -93,12 +93,16 @@ class Owner:
 
     def alive(self) -> bool:
         """Whether the owner still runs. An owner on another host is taken as alive: we cannot see it."""
-        if self.host != socket.gethostname():
-            return True
-        try:
-            return abs(psutil.Process(self.pid).create_time() - self.start) < 0.05
-        except psutil.Error:
-            return False
+        return self.host != socket.gethostname() or same_process(self.pid, self.start)
+
+
+def same_process(pid: int, start: float) -> bool:
+    """Whether ``pid`` still names the process that started at ``start`` (psutil's create_time); a reused
+    pid has a later start."""
+    try:
+        return abs(psutil.Process(pid).create_time() - start) < 0.05
+    except psutil.Error:
+        return False
 
 
 def _owner(row: sqlite3.Row) -> Owner | None:

@@ -50,42 +50,41 @@ class CpuUsage:
         return self.user_s + self.system_s
 
 
+def _cgroup2_mounts() -> list[tuple[str, str, set[str]]]:
+    """(root within the hierarchy, mount point, super options) of each cgroup2 mount, from mountinfo."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, rest = left.split(), right.split()
+        if len(rest) >= 3 and rest[0] == "cgroup2" and len(fields) > 4:
+            found.append((fields[3], fields[4], set(rest[2].split(","))))
+    return found
+
+
 def own_cgroup_dir() -> Path | None:
     """This process's directory in the cgroup v2 hierarchy, or None where there is none."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
-        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:
         return None
     own = next((line[3:] for line in lines if line.startswith("0::")), None)
     if own is None:
         return None
-    for mount in mounts:
-        left, _, right = mount.partition(" - ")
-        if not right.startswith("cgroup2 "):
-            continue
-        fields = left.split()
-        root, point = fields[3], fields[4]
+    for root, point, _ in _cgroup2_mounts():
         if own == root or own.startswith(root.rstrip("/") + "/"):
             return Path(point) / own[len(root):].lstrip("/")
     return None
 
 
 def mount_options(directory: Path) -> set[str]:
-    """The cgroup2 mount options in force for ``directory`` (e.g. ``favordynmods``)."""
-    best: tuple[int, set[str]] = (-1, set())
-    try:
-        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return set()
-    for mount in mounts:
-        left, _, right = mount.partition(" - ")
-        fields, rest = left.split(), right.split()
-        if len(rest) >= 3 and rest[0] == "cgroup2" and len(fields) > 4:
-            point = fields[4]
-            if (str(directory) + "/").startswith(point.rstrip("/") + "/") and len(point) > best[0]:
-                best = (len(point), set(rest[2].split(",")))
-    return best[1]
+    """The cgroup2 mount options in force for ``directory`` (e.g. ``favordynmods``): the deepest mount."""
+    inside = [(point, options) for _, point, options in _cgroup2_mounts()
+              if (str(directory) + "/").startswith(point.rstrip("/") + "/")]
+    return max(inside, key=lambda m: len(m[0]))[1] if inside else set()
 
 
 def _parent_dir() -> tuple[Path | None, str]:

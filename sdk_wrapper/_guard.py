@@ -50,16 +50,16 @@ class _HostGuard:
         self.entries: dict[str, str] = {}
         self.spawn_s: float | None = None
         self.error: str | None = None
-        self.restarted = False
 
-    def _start(self) -> IO[bytes] | None:
-        self.restarted = False
+    def _start(self) -> tuple[IO[bytes] | None, bool]:
+        """The pipe to a running guard (started if need be), and whether it was just started (then it has
+        been sent every entry already)."""
         if self.proc is not None and self.proc.poll() is None and self.proc.stdin is not None:
-            return self.proc.stdin
+            return self.proc.stdin, False
         self._drop()  # a guard that died: close our end of its pipe before starting another
         if os.environ.get(GUARD_ENV, "1") == "0":
             self.error = f"{GUARD_ENV}=0"
-            return None
+            return None, False
         started = time.perf_counter()
         try:
             self.proc = subprocess.Popen(
@@ -69,14 +69,13 @@ class _HostGuard:
             )
         except OSError as exc:
             self.error = f"the guard could not start: {exc.strerror}"
-            return None
+            return None, False
         self.spawn_s = time.perf_counter() - started
         self.error = None
-        self.restarted = bool(self.entries)
         assert self.proc.stdin is not None
         for line in self.entries.values():  # a guard that died: the new one learns what is running
             self.proc.stdin.write(line.encode())
-        return self.proc.stdin
+        return self.proc.stdin, True
 
     def send(self, key: str, line: str | None) -> bool:
         with self.lock:
@@ -89,12 +88,12 @@ class _HostGuard:
                     return True  # already told
                 self.entries[key] = line
             for _ in range(2):  # a dead guard is replaced once
-                pipe = self._start()
+                pipe, fresh = self._start()
                 if pipe is None:
                     return False
                 try:
-                    if not self.restarted:
-                        pipe.write(line.encode())  # a restarted guard was sent every entry by _start
+                    if not fresh:  # a fresh guard was sent every entry, this one included, by _start
+                        pipe.write(line.encode())
                     pipe.flush()
                     return True
                 except (BrokenPipeError, ValueError, OSError):
@@ -161,7 +160,7 @@ def guard_status() -> tuple[int | None, float | None, str | None]:
 def ensure_guard() -> int | None:
     """Start the guard now rather than at the first query; return its pid."""
     with _host.lock:
-        _host._start()
+        _host._start()  # returns the pipe; nothing to send yet
     return _host.pid()
 
 
