@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._backend import loaded_backends
 from ._errors import CLIPathError, InvalidOutputError
-from ._flavor import loaded_flavors
 from ._outcome import Failure, FailureKind
 from ._redact import redact
 
@@ -76,12 +76,12 @@ def _kind_of(exc: BaseException) -> FailureKind | None:
         return FailureKind.CLI_NOT_FOUND
     if isinstance(exc, InvalidOutputError):
         return FailureKind.INVALID_OUTPUT
-    for flavor in loaded_flavors():  # each SDK's own classes (CLINotFoundError subclasses CLIConnectionError)
-        if isinstance(exc, flavor.not_found_error):
+    for backend in loaded_backends():  # each SDK's own classes (CLINotFoundError subclasses CLIConnectionError)
+        if isinstance(exc, backend.not_found_error):
             return FailureKind.CLI_NOT_FOUND
-        if isinstance(exc, flavor.invalid_output_errors):
+        if isinstance(exc, backend.invalid_output_errors):
             return FailureKind.INVALID_OUTPUT
-        if isinstance(exc, flavor.process_error | flavor.connection_error):
+        if isinstance(exc, backend.process_error | backend.connection_error):
             return FailureKind.PROCESS_EXIT
     if isinstance(exc, TimeoutError):
         return FailureKind.TIMEOUT

@@ -3,7 +3,8 @@
     ClaudeScopeError
      ├── InvalidOutputError       the CLI printed something that is not the stream-json protocol
      │    └── LineTooLongError     one line over QueryLimits.max_line_bytes
-     └── CLIPathError             cli_path / CLAUDE_SCOPE_CLI names nothing executable
+     ├── CLIPathError             cli_path / CLAUDE_SCOPE_CLI names nothing executable
+     └── SDKReaderError           the SDK's reader task failed on its own (it passes only text on)
 
 Each carries its context as attributes, so callers and the classifier read fields, not messages.
 """
@@ -39,3 +40,8 @@ class CLIPathError(ClaudeScopeError):
         super().__init__(f"{source} names {path!r}, which is not an executable file")
         self.path = path
         self.source = source
+
+
+class SDKReaderError(ClaudeScopeError):
+    """The SDK's own reader task failed with an error that was not our transport's (it passes errors on
+    as text only); classified as unexpected, with the text it gave."""

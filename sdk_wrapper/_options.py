@@ -16,31 +16,31 @@ from typing import Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
+from ._backend import Backend, backend_for, code_backend
 from ._errors import CLIPathError
-from ._flavor import CODE, Flavor, flavor_of
 from ._outcome import QueryLimits
 
 CLI_ENV = "CLAUDE_SCOPE_CLI"
 
 
-def check_arguments(prompt: object, options: object, limits: object) -> tuple[Any, QueryLimits, Flavor]:
+def check_arguments(prompt: object, options: object, limits: object) -> tuple[Any, QueryLimits, Backend]:
     """The options to run (after the SDK's own rules), the limits, and the SDK the options belong to."""
     if not isinstance(prompt, str | AsyncIterable):
         raise TypeError(f"prompt must be a str or an AsyncIterable of dicts, got {type(prompt).__name__}")
     if options is None:
         options = ClaudeCodeOptions()
-    flavor = flavor_of(options)
-    if flavor is None:
+    backend = backend_for(options)
+    if backend is None:
         raise TypeError("options must be claude_code_sdk.ClaudeCodeOptions, claude_agent_sdk.ClaudeAgentOptions "
                         f"or None, got {type(options).__name__}")
     if limits is None:
         limits = QueryLimits()
     if not isinstance(limits, QueryLimits):
         raise TypeError(f"limits must be QueryLimits or None, got {type(limits).__name__}")
-    return flavor.prepare(prompt, options), limits, flavor
+    return backend.prepare(prompt, options), limits, backend
 
 
-def resolve_cli(cli_path: str | os.PathLike[str] | None, options: Any, flavor: Flavor = CODE) -> str:
+def resolve_cli(cli_path: str | os.PathLike[str] | None, options: Any, backend: Backend | None = None) -> str:
     """The CLI to run. Raises CLIPathError (explicit path is wrong) or the SDK's CLINotFoundError."""
     for value, source in ((cli_path, "cli_path"), (getattr(options, "cli_path", None), "options.cli_path"),
                           (os.environ.get(CLI_ENV) or None, CLI_ENV)):
@@ -50,4 +50,4 @@ def resolve_cli(cli_path: str | os.PathLike[str] | None, options: Any, flavor: F
                 raise CLIPathError(os.fspath(value), source)
             return os.path.abspath(path)  # checked here; the CLI starts in options.cwd, where a relative path breaks
     # The SDK's own discovery, as a plain query() would do it.
-    return flavor.find_cli()
+    return (backend or code_backend()).find_cli()

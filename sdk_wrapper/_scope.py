@@ -33,8 +33,8 @@ import psutil
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from claude_code_sdk import ClaudeCodeOptions, Message
 
+from ._backend import Backend
 from ._classify import classify_exception, classify_result, cli_cost
-from ._flavor import Flavor
 from ._logging import get_logger
 from ._options import check_arguments, resolve_cli
 from ._outcome import CleanupReport, Failure, FailureKind, QueryLimits, QueryOutcome
@@ -103,11 +103,11 @@ class _Pump:
         tracker: ResourceTracker | None,
         on_spawn: Callable[[SpawnedCLI], None] | None = None,
         *,
-        flavor: Flavor,
+        backend: Backend,
         webhook: ResultWebhook | None = None,
     ) -> None:
         self.prompt, self.options, self.limits, self.cli_path = prompt, options, limits, cli_path
-        self.flavor = flavor
+        self.backend = backend
         self.webhook = webhook
         self.tracker = tracker
         self.on_spawn = on_spawn
@@ -127,12 +127,12 @@ class _Pump:
         started = time.monotonic()
         transport: ScopedTransport | None = None
         failure: Failure | None = None
-        self.log.info("query.start", sdk=self.flavor.name)
+        self.log.info("query.start", sdk=self.backend.name)
         try:
             with send, self.stop_scope:
                 transport = self.transport = ScopedTransport(
-                    self.prompt, self.options, resolve_cli(self.cli_path, self.options, self.flavor),
-                    flavor=self.flavor, query_id=self.query_id, limits=self.limits, log=self.log,
+                    self.prompt, self.options, resolve_cli(self.cli_path, self.options, self.backend),
+                    backend=self.backend, query_id=self.query_id, limits=self.limits, log=self.log,
                 )
                 failure = await self._drive(transport, send, started)
             left = self.stop_scope.cancelled_caught or self.consumer_left
@@ -169,7 +169,7 @@ class _Pump:
                     if transport.pid is not None:
                         self._spawned(transport.pid)
                     tg.start_soon(transport.drain_stderr)
-                    generator = self.flavor.messages(self.prompt, self.options, transport)
+                    generator = self.backend.messages(self.prompt, self.options, transport)
                     async with aclosing(generator):
                         async for message in generator:
                             self._observe(message)
@@ -180,7 +180,7 @@ class _Pump:
                                 await send.send(message)
                                 watch.handing = False
                             watch.beat()
-                            if isinstance(message, self.flavor.result_type):
+                            if isinstance(message, self.backend.result_type):
                                 break  # a result ends the stream, even if a grandchild holds stdout
                 if limit.cancelled_caught:
                     failure = self._limit_failure(watch.fired, transport)
@@ -218,14 +218,14 @@ class _Pump:
 
     def _observe(self, message: Any) -> None:
         self.count += 1
-        flavor = self.flavor
-        if isinstance(message, flavor.system_type) and message.subtype == "init":
+        backend = self.backend
+        if isinstance(message, backend.system_type) and message.subtype == "init":
             sid = message.data.get("session_id")
             self.session_id = sid if isinstance(sid, str) else self.session_id
-        elif isinstance(message, flavor.assistant_type):
-            if any(isinstance(block, flavor.tool_use_type) for block in message.content):
+        elif isinstance(message, backend.assistant_type):
+            if any(isinstance(block, backend.tool_use_type) for block in message.content):
                 self.side_effects = True
-        elif isinstance(message, flavor.result_type):
+        elif isinstance(message, backend.result_type):
             self.result = message
             self.session_id = message.session_id or self.session_id
 
@@ -392,7 +392,7 @@ def open_query(
     right after the CLI starts, e.g. to journal its pid. ``webhook`` (a ``ResultWebhook``) gets the outcome
     POSTed once the tree is gone, before the block is left; its delivery is ``s.outcome.webhook``.
     """
-    opts, lim, flavor = check_arguments(prompt, options, limits)
+    opts, lim, backend = check_arguments(prompt, options, limits)
     if webhook is not None and not isinstance(webhook, ResultWebhook):
         raise TypeError(f"webhook must be ResultWebhook or None, got {type(webhook).__name__}")
-    return QueryStream(_Pump(prompt, opts, lim, cli_path, tracker, on_spawn, flavor=flavor, webhook=webhook))
+    return QueryStream(_Pump(prompt, opts, lim, cli_path, tracker, on_spawn, backend=backend, webhook=webhook))

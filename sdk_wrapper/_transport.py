@@ -12,7 +12,7 @@ Differences from the SDK's ``SubprocessCLITransport`` (each fixes a row of the f
   from a transport into a plain ``Exception(str)``.
 
 The command line itself is built by the SDK (its ``SubprocessCLITransport._build_command``), so options map
-to flags exactly as the SDK maps them; which SDK is the query's ``Flavor``. Errors are raised as that SDK's
+to flags exactly as the SDK maps them; which SDK is the query's ``Backend``. Errors are raised as that SDK's
 own classes, so its ``Query`` sees the types it expects.
 """
 
@@ -31,9 +31,9 @@ import anyio.abc
 from claude_code_sdk import Transport
 
 from . import _procfs
+from ._backend import Backend
 from ._cgroup import CpuUsage, QueryCgroup, host_cgroup
 from ._errors import InvalidOutputError
-from ._flavor import Flavor, base_env
 from ._framing import LineFramer
 from ._guard import guard_host_cgroup, guard_pid, guard_register, guard_unregister
 from ._outcome import CleanupReport, Containment, QueryLimits
@@ -52,15 +52,15 @@ class ScopedTransport(Transport):
         options: Any,
         cli_path: str,
         *,
-        flavor: Flavor,
+        backend: Backend,
         query_id: str,
         limits: QueryLimits,
         log: Any,
     ) -> None:
-        self._streaming = flavor.always_streaming or not isinstance(prompt, str)
+        self._streaming = backend.always_streaming or not isinstance(prompt, str)
         self._options = options
-        self._flavor = flavor
-        self._argv = flavor.build_argv(prompt, options, cli_path)
+        self._backend = backend
+        self._argv = backend.build_argv(prompt, options, cli_path)
         self._cli_path = cli_path
         self.query_id = query_id
         self._limits = limits
@@ -91,7 +91,7 @@ class ScopedTransport(Transport):
             return
         self._containment = Containment.SUBREAPER if enable_subreaper() else Containment.MARKER
         cwd = str(self._options.cwd) if self._options.cwd else None
-        env = base_env(self._flavor, self._options, MARKER_ENV, self.query_id)
+        env = self._backend.env(self._options, MARKER_ENV, self.query_id)
         argv = self._argv
         if self._options.user is None and os.access(self._cli_path, os.X_OK):
             # A CLI we may run as ourselves goes into a cgroup of its own (the shell that moves it there
@@ -110,9 +110,9 @@ class ScopedTransport(Transport):
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
             self._drop_cgroup()
             if cwd is not None and not await anyio.Path(cwd).is_dir():
-                self.error = self._flavor.connection_error(f"Working directory does not exist: {cwd}")
+                self.error = self._backend.connection_error(f"Working directory does not exist: {cwd}")
                 raise self.error from exc
-            self.error = self._flavor.not_found_error(f"Claude Code CLI could not be started: {self._cli_path}")
+            self.error = self._backend.not_found_error(f"Claude Code CLI could not be started: {self._cli_path}")
             self.error.__cause__ = exc
             raise self.error from exc
         self.pid = self._process.pid
@@ -127,12 +127,12 @@ class ScopedTransport(Transport):
 
     async def write(self, data: str) -> None:
         if not self._ready or self._process is None or self._process.stdin is None:
-            raise self._flavor.connection_error("transport is not ready for writing")
+            raise self._backend.connection_error("transport is not ready for writing")
         try:
             await self._process.stdin.send(data.encode())
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self._ready = False
-            raise self._flavor.connection_error("the CLI's stdin is closed") from exc
+            raise self._backend.connection_error("the CLI's stdin is closed") from exc
 
     async def end_input(self) -> None:
         if self._process is not None and self._process.stdin is not None:
@@ -185,10 +185,10 @@ class ScopedTransport(Transport):
         if code in (126, 127) and self._cgroup is not None and self._lines_read == 0:
             # The cgroup shell could not exec the CLI (126: not executable, 127: not found): the CLI never
             # ran, as a direct spawn would have said with its OSError.
-            self.error = self._flavor.not_found_error(f"Claude Code CLI could not be started: {self._cli_path}")
+            self.error = self._backend.not_found_error(f"Claude Code CLI could not be started: {self._cli_path}")
             raise self.error
         if code != 0:
-            self.error = self._flavor.exit_error(code, self.stderr_tail())
+            self.error = self._backend.exit_error(code, self.stderr_tail())
             raise self.error
 
     def _decode(self, line: bytes, line_number: int) -> dict[str, Any] | None:
@@ -230,7 +230,7 @@ class ScopedTransport(Transport):
             return
         self._draining = True
         limit = self._limits.stderr_tail_bytes
-        sink = self._flavor.stderr_sink(self._options)
+        sink = self._backend.stderr_sink(self._options)
         pending = bytearray()
         try:
             with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):

@@ -45,6 +45,7 @@ import contextlib
 import os
 import threading
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -211,8 +212,6 @@ def _facts(stream: Any) -> StreamFacts:
 
 
 def _with_cwd(options: ClaudeCodeOptions, cwd: Path) -> ClaudeCodeOptions:
-    from dataclasses import replace
-
     return replace(options, cwd=str(cwd))
 
 

@@ -19,7 +19,7 @@ from claude_agent_sdk import ClaudeAgentOptions
 from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import FailureKind, open_query, run_query
-from sdk_wrapper._flavor import agent_flavor
+from sdk_wrapper._backend import agent_backend
 from sdk_wrapper._options import resolve_cli
 from sdk_wrapper.testing import scenario_env
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
@@ -84,12 +84,12 @@ def test_the_cli_is_found_as_the_agent_sdk_finds_it(monkeypatch: pytest.MonkeyPa
     """No explicit path: the agent SDK's search, which takes the CLI bundled in its wheel first."""
     monkeypatch.delenv("CLAUDE_SCOPE_CLI", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    found = Path(resolve_cli(None, ClaudeAgentOptions(), agent_flavor()))
+    found = Path(resolve_cli(None, ClaudeAgentOptions(), agent_backend()))
     assert found.parent.name == "_bundled" and found.parent.parent == Path(agent.__file__).parent
 
 
 def test_options_become_the_agent_sdks_own_flags() -> None:
-    argv = agent_flavor().build_argv("hi", ClaudeAgentOptions(max_turns=4, allowed_tools=["Read"]), "/bin/claude")
+    argv = agent_backend().build_argv("hi", ClaudeAgentOptions(max_turns=4, allowed_tools=["Read"]), "/bin/claude")
     assert argv[0] == "/bin/claude"
     assert argv[argv.index("--max-turns") + 1] == "4"
     assert argv[argv.index("--input-format") + 1] == "stream-json"  # the agent SDK streams every prompt
