@@ -1,19 +1,25 @@
-"""The one place where SDK exceptions and CLI results become ``Failure`` values.
+"""The one place where a query's end becomes its ``Failure`` (or None): exceptions, results, limits, cleanup.
 
-By type and by fields only: an exception's class (walking ``__cause__``, because the SDK re-raises its
-own errors as plain ``Exception`` ``from`` the real one), a ``ProcessError``'s ``exit_code``, a result's
-``subtype``, ``is_error``, ``terminal_reason`` and ``api_error_status``. Never by the text of a message.
+``decide`` is a pure function: the facts of a query's end in (``QueryFacts``: how the message loop
+stopped, the exception if any, the CLI's result line, cost, cleanup report), ``Failure | None`` out, with
+the precedence written once (see its docstring and the table in ``tests/sdk_wrapper/test_decide.py``).
+``retryable`` is decided in one function too. Classification is by type and by fields only: an
+exception's class (walking ``__cause__``, because the SDK re-raises its own errors as plain
+``Exception`` ``from`` the real one), a ``ProcessError``'s ``exit_code``, a result's ``subtype``,
+``is_error``, ``terminal_reason`` and ``api_error_status``. Never by the text of a message.
 Exception groups are split into their leaves; each leaf is classified and kept.
 """
 
 from __future__ import annotations
 
+import enum
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._backend import loaded_backends
 from ._errors import CLIPathError, InvalidOutputError
-from ._outcome import Failure, FailureKind
+from ._outcome import CleanupReport, Failure, FailureKind, QueryLimits
 from ._redact import redact
 
 # When several leaves of a group fail, the outcome's kind is the first of these that occurs.
@@ -33,26 +39,37 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions an exception (group) is made of, groups flattened; a plain exception is its own leaf."""
     if isinstance(exc, BaseExceptionGroup):
         out: list[BaseException] = []
         for inner in exc.exceptions:
-            out.extend(_leaves(inner))
+            out.extend(leaves(inner))
         return out
     return [exc]
 
 
+def retryable(kind: FailureKind, *, side_effects: bool, api_status: object = None) -> bool:
+    """Whether trying again is safe and may help: a crash or a stall before any side effect (a tool call),
+    a rate limit, or an API status that means "try later". A timeout is not: the next try gets as long."""
+    if kind in (FailureKind.PROCESS_EXIT, FailureKind.STALLED):
+        return not side_effects
+    if kind is FailureKind.RATE_LIMITED:
+        return True
+    return kind is FailureKind.API_ERROR and isinstance(api_status, int) and api_status in _RETRYABLE_STATUS
+
+
 def classify_exception(exc: BaseException, *, side_effects: bool, stderr_tail: str = "") -> Failure:
     """A Failure for ``exc``; an exception group yields the most telling leaf, with all leaves attached."""
-    leaves = _leaves(exc)
-    if len(leaves) > 1 or leaves[0] is not exc:
+    parts = leaves(exc)
+    if len(parts) > 1 or parts[0] is not exc:
         classified = tuple(
-            classify_exception(leaf, side_effects=side_effects, stderr_tail=stderr_tail) for leaf in leaves
+            classify_exception(leaf, side_effects=side_effects, stderr_tail=stderr_tail) for leaf in parts
         )
         kinds = [f.kind for f in classified]
         primary = next((classified[kinds.index(k)] for k in _PRIORITY if k in kinds), classified[0])
         return Failure(
-            kind=primary.kind, message=f"{len(leaves)} errors; first: {primary.message}", retryable=primary.retryable,
+            kind=primary.kind, message=f"{len(parts)} errors; first: {primary.message}", retryable=primary.retryable,
             exit_code=primary.exit_code, stderr_tail=primary.stderr_tail, side_effects=side_effects, cause=exc,
             leaves=classified,
         )
@@ -64,9 +81,9 @@ def classify_exception(exc: BaseException, *, side_effects: bool, stderr_tail: s
             code = getattr(link, "exit_code", None) if kind is FailureKind.PROCESS_EXIT else None
             exit_code = code if isinstance(code, int) else None
             break
-    retryable = kind in (FailureKind.PROCESS_EXIT, FailureKind.STALLED) and not side_effects
     return Failure(
-        kind=kind, message=redact(f"{type(exc).__name__}: {exc}")[:2000], retryable=retryable,
+        kind=kind, message=redact(f"{type(exc).__name__}: {exc}")[:2000],
+        retryable=retryable(kind, side_effects=side_effects),
         exit_code=exit_code, stderr_tail=stderr_tail, side_effects=side_effects, cause=exc,
     )
 
@@ -96,7 +113,7 @@ def classify_result(raw: dict[str, Any], *, side_effects: bool, stderr_tail: str
         return None
     message = redact(str(raw.get("result") or error_reason(raw) or subtype or "error result"))[:2000]
     status = raw.get("api_error_status")
-    kind, retryable = FailureKind.EXECUTION_ERROR, False
+    kind = FailureKind.EXECUTION_ERROR
     if subtype == "error_max_turns":
         kind = FailureKind.MAX_TURNS
     elif subtype == "error_during_execution":
@@ -104,11 +121,11 @@ def classify_result(raw: dict[str, Any], *, side_effects: bool, stderr_tail: str
     elif isinstance(status, int) and status in (401, 403):
         kind = FailureKind.AUTH
     elif status == 429:
-        kind, retryable = FailureKind.RATE_LIMITED, True
+        kind = FailureKind.RATE_LIMITED
     elif isinstance(status, int) or raw.get("terminal_reason") == "api_error":
         kind = FailureKind.API_ERROR
-        retryable = isinstance(status, int) and status in _RETRYABLE_STATUS
-    return Failure(kind=kind, message=message, retryable=retryable, stderr_tail=stderr_tail, side_effects=side_effects)
+    return Failure(kind=kind, message=message, retryable=retryable(kind, side_effects=side_effects, api_status=status),
+                   stderr_tail=stderr_tail, side_effects=side_effects)
 
 
 #: the CLI's cost field, then the older names it used (V3's own patch mapped the same three)
@@ -132,3 +149,83 @@ def error_reason(raw: dict[str, Any] | None) -> str | None:
         return None
     texts = [e if isinstance(e, str) else str(e.get("message", "")) if isinstance(e, dict) else "" for e in errors]
     return "; ".join(t for t in texts if t) or None
+
+
+class Stop(enum.Enum):
+    """How a query's message loop ended."""
+
+    #: the stream ended by itself: the CLI's result arrived, or its stdout closed
+    END = "end"
+    #: an exception ended it (``QueryFacts.error``)
+    ERROR = "error"
+    #: ``QueryLimits.timeout_s`` passed
+    TIMEOUT = "timeout"
+    #: ``QueryLimits.idle_timeout_s`` passed without a message
+    STALL = "stall"
+    #: the consumer left the ``async with`` block (or closed its end) first
+    CONSUMER_LEFT = "consumer_left"
+    #: the query's task was cancelled from outside
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryFacts:
+    """What is known once a query's tree is gone: everything ``decide`` needs, nothing live."""
+
+    stop: Stop
+    error: BaseException | None = None
+    #: the CLI's result line as sent (None when none arrived)
+    result_raw: dict[str, Any] | None = None
+    #: the SDK parsed a result message and it reached the consumer's stream
+    got_result: bool = False
+    cost_usd: float | None = None
+    limits: QueryLimits = field(default_factory=QueryLimits)
+    cleanup: CleanupReport = field(default_factory=CleanupReport)
+    side_effects: bool = False
+    stderr_tail: str = ""
+
+
+def decide(facts: QueryFacts) -> Failure | None:
+    """The query's failure, or None for a success the CLI itself reported. First match wins:
+
+    1. an exception (classified by type; groups split into leaves);
+    2. the timeout, then the idle timeout;
+    3. a cancellation from outside; the consumer leaving before the result;
+    4. the CLI's own error result (``subtype``, ``is_error``, ``api_error_status``);
+    5. a cost over ``max_cost_usd``;
+    6. no result at all (the CLI exited or closed stdout without one);
+    7. processes left after cleanup.
+
+    A later fact never hides an earlier one: a timed-out query whose cleanup also left a process is a
+    timeout (the report still lists the process).
+    """
+    f, effects = facts, facts.side_effects
+    if f.stop is Stop.ERROR and f.error is not None:
+        return classify_exception(f.error, side_effects=effects, stderr_tail=f.stderr_tail)
+    if f.stop in (Stop.TIMEOUT, Stop.STALL):
+        kind = FailureKind.TIMEOUT if f.stop is Stop.TIMEOUT else FailureKind.STALLED
+        what = (f"no result within timeout_s={f.limits.timeout_s}" if f.stop is Stop.TIMEOUT
+                else f"no message for idle_timeout_s={f.limits.idle_timeout_s}")
+        return Failure(kind, what, retryable=retryable(kind, side_effects=effects), stderr_tail=f.stderr_tail,
+                       side_effects=effects)
+    if f.stop is Stop.CANCELLED:
+        return Failure(FailureKind.CANCELLED, "the query was cancelled", side_effects=effects)
+    if f.stop is Stop.CONSUMER_LEFT and not f.got_result:
+        return Failure(FailureKind.CANCELLED, "the consumer left before the CLI's result", side_effects=effects)
+    if f.result_raw is not None:
+        failure = classify_result(f.result_raw, side_effects=effects, stderr_tail=f.stderr_tail)
+        if failure is not None:
+            return failure
+    budget = f.limits.max_cost_usd
+    if f.got_result and f.cost_usd is not None and budget is not None and f.cost_usd > budget:
+        return Failure(FailureKind.BUDGET_EXCEEDED, f"cost {f.cost_usd} USD is over max_cost_usd={budget}",
+                       side_effects=effects)
+    if not f.got_result:
+        return Failure(FailureKind.PROCESS_EXIT, "the CLI ended without a result", exit_code=f.cleanup.exit_code,
+                       retryable=retryable(FailureKind.PROCESS_EXIT, side_effects=effects),
+                       stderr_tail=f.stderr_tail, side_effects=effects)
+    if not f.cleanup.clean:
+        return Failure(FailureKind.CLEANUP_INCOMPLETE, f"processes left: {list(f.cleanup.leftover_pids)}",
+                       side_effects=effects)
+    return None
+

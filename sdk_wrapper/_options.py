@@ -11,20 +11,34 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
-from ._backend import Backend, backend_for, code_backend
+from ._backend import Backend, Prompt, backend_for, code_backend
 from ._errors import CLIPathError
 from ._outcome import QueryLimits
+from ._retry import RetryPolicy
+from ._webhook import ResultWebhook
 
 CLI_ENV = "CLAUDE_SCOPE_CLI"
 
 
-def check_arguments(prompt: object, options: object, limits: object) -> tuple[Any, QueryLimits, Backend]:
-    """The options to run (after the SDK's own rules), the limits, and the SDK the options belong to."""
+@dataclass(frozen=True)
+class Checked:
+    """A query's arguments after ``check_arguments``: the options to run and the backend they belong to."""
+
+    prompt: Prompt
+    options: Any
+    limits: QueryLimits
+    backend: Backend
+
+
+def check_arguments(prompt: object, options: object, limits: object, *, webhook: object = None,
+                    retry: object = None) -> Checked:
+    """Raise TypeError for an argument of the wrong type (ValueError for a misuse the SDK forbids)."""
     if not isinstance(prompt, str | AsyncIterable):
         raise TypeError(f"prompt must be a str or an AsyncIterable of dicts, got {type(prompt).__name__}")
     if options is None:
@@ -35,9 +49,12 @@ def check_arguments(prompt: object, options: object, limits: object) -> tuple[An
                         f"or None, got {type(options).__name__}")
     if limits is None:
         limits = QueryLimits()
-    if not isinstance(limits, QueryLimits):
-        raise TypeError(f"limits must be QueryLimits or None, got {type(limits).__name__}")
-    return backend.prepare(prompt, options), limits, backend
+    for name, value, kind in (("limits", limits, QueryLimits), ("webhook", webhook, ResultWebhook),
+                              ("retry", retry, RetryPolicy)):
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"{name} must be {kind.__name__} or None, got {type(value).__name__}")
+    assert isinstance(limits, QueryLimits)
+    return Checked(prompt, backend.prepare(prompt, options), limits, backend)
 
 
 def resolve_cli(cli_path: str | os.PathLike[str] | None, options: Any, backend: Backend | None = None) -> str:

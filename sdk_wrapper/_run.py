@@ -13,7 +13,7 @@ from ._logging import get_logger
 from ._options import check_arguments
 from ._outcome import Attempt, QueryLimits, QueryOutcome
 from ._retry import RetryPolicy, run_with_retry
-from ._scope import QueryStream, open_query
+from ._scope import checked_stream
 from ._tracker import ResourceTracker
 from ._webhook import ResultWebhook, deliver
 
@@ -39,15 +39,10 @@ async def run_query(
     A streaming prompt (an AsyncIterable) is consumed by the first attempt, so it is never retried.
     ``webhook`` gets the final outcome (after every attempt) POSTed once; see ``ResultWebhook``.
     """
-    check_arguments(prompt, options, limits)
-    if retry is not None and not isinstance(retry, RetryPolicy):
-        raise TypeError(f"retry must be RetryPolicy or None, got {type(retry).__name__}")
-    if webhook is not None and not isinstance(webhook, ResultWebhook):
-        raise TypeError(f"webhook must be ResultWebhook or None, got {type(webhook).__name__}")
+    checked = check_arguments(prompt, options, limits, webhook=webhook, retry=retry)
 
     async def once() -> QueryOutcome:
-        stream: QueryStream[Any] = open_query(prompt, options, limits=limits, cli_path=cli_path,
-                                              tracker=tracker)
+        stream = checked_stream(checked, cli_path=cli_path, tracker=tracker)
         async with stream:
             async for _ in stream:
                 pass

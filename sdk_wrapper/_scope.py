@@ -34,10 +34,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from claude_code_sdk import ClaudeCodeOptions, Message
 
 from ._backend import Backend
-from ._classify import classify_exception, classify_result, cli_cost
+from ._classify import QueryFacts, Stop, cli_cost, decide
 from ._logging import get_logger
-from ._options import check_arguments, resolve_cli
-from ._outcome import CleanupReport, Failure, FailureKind, QueryLimits, QueryOutcome
+from ._options import Checked, check_arguments, resolve_cli
+from ._outcome import CleanupReport, QueryLimits, QueryOutcome
 from ._tracker import ResourceTracker
 from ._transport import ScopedTransport
 from ._webhook import ResultWebhook, deliver
@@ -91,61 +91,63 @@ class _IdleWatch:
                 return
 
 
+@dataclass
+class _Seen:
+    """What the messages said as they passed: all the outcome needs of them."""
+
+    count: int = 0
+    #: a tool was called: retrying could repeat what it did
+    side_effects: bool = False
+    result: AnyResultMessage | None = None
+    session_id: str | None = None
+
+
 class _Pump:
-    """Runs the SDK generator to its end in one task and records everything the outcome needs."""
+    """Runs the SDK generator to its end in one task, then decides the outcome from what it saw."""
 
     def __init__(
         self,
+        *,
         prompt: str | AsyncIterable[dict[str, Any]],
         options: Any,
         limits: QueryLimits,
-        cli_path: str | PathLike[str] | None,
-        tracker: ResourceTracker | None,
-        on_spawn: Callable[[SpawnedCLI], None] | None = None,
-        *,
         backend: Backend,
+        cli_path: str | PathLike[str] | None = None,
+        tracker: ResourceTracker | None = None,
+        on_spawn: Callable[[SpawnedCLI], None] | None = None,
         webhook: ResultWebhook | None = None,
     ) -> None:
-        self.prompt, self.options, self.limits, self.cli_path = prompt, options, limits, cli_path
-        self.backend = backend
-        self.webhook = webhook
-        self.tracker = tracker
-        self.on_spawn = on_spawn
+        self.prompt, self.options, self.limits, self.backend = prompt, options, limits, backend
+        self.cli_path, self.tracker, self.on_spawn, self.webhook = cli_path, tracker, on_spawn, webhook
         self.query_id = uuid.uuid4().hex
         self.log = get_logger(query_id=self.query_id)
         self.stop_scope = anyio.CancelScope()
         self.done = anyio.Event()
         self.outcome: QueryOutcome | None = None
-        self.result: AnyResultMessage | None = None
-        self.session_id: str | None = None
-        self.count = 0
-        self.side_effects = False
-        self.consumer_left = False
+        self.seen = _Seen()
         self.transport: ScopedTransport | None = None
 
     async def run(self, send: MemoryObjectSendStream[Any]) -> None:
         started = time.monotonic()
-        transport: ScopedTransport | None = None
-        failure: Failure | None = None
+        stop, error = Stop.END, None
         self.log.info("query.start", sdk=self.backend.name)
         try:
             with send, self.stop_scope:
-                transport = self.transport = ScopedTransport(
-                    self.prompt, self.options, resolve_cli(self.cli_path, self.options, self.backend),
+                self.transport = ScopedTransport(
+                    prompt=self.prompt, options=self.options,
+                    cli_path=resolve_cli(self.cli_path, self.options, self.backend),
                     backend=self.backend, query_id=self.query_id, limits=self.limits, log=self.log,
                 )
-                failure = await self._drive(transport, send, started)
-            left = self.stop_scope.cancelled_caught or self.consumer_left
-            if left and failure is None and self.result is None:
-                failure = Failure(FailureKind.CANCELLED, "the consumer left before the CLI's result",
-                                  side_effects=self.side_effects)
+                stop, error = await self._drive(self.transport, send)
+            if self.stop_scope.cancelled_caught and stop is Stop.END:
+                stop = Stop.CONSUMER_LEFT
         except anyio.get_cancelled_exc_class():
-            failure = Failure(FailureKind.CANCELLED, "the query was cancelled", side_effects=self.side_effects)
+            stop = Stop.CANCELLED
             raise
         except Exception as exc:  # becomes data: the caller gets a Failure, never this exception
-            failure = classify_exception(exc, side_effects=self.side_effects)
+            stop, error = Stop.ERROR, exc
         finally:
-            outcome = self._finish(transport, failure, started)  # synchronous: nothing here can be cancelled
+            outcome = self._finish(stop, error, started)  # synchronous: nothing here can be cancelled
             try:
                 if self.webhook is not None:
                     outcome = await deliver(self.webhook, outcome, log=self.log, tracker=self.tracker)
@@ -154,11 +156,12 @@ class _Pump:
                 self.done.set()
 
     async def _drive(
-        self, transport: ScopedTransport, send: MemoryObjectSendStream[Any], started: float
-    ) -> Failure | None:
+        self, transport: ScopedTransport, send: MemoryObjectSendStream[Any]
+    ) -> tuple[Stop, BaseException | None]:
         limits = self.limits
         overall = anyio.current_time() + limits.timeout_s if limits.timeout_s is not None else math.inf
-        failure: Failure | None = None
+        stop, error = Stop.END, None
+        result_type = self.backend.result_type
         async with anyio.create_task_group() as tg:
             try:
                 with anyio.CancelScope(deadline=overall) as limit:
@@ -180,23 +183,19 @@ class _Pump:
                                 await send.send(message)
                                 watch.handing = False
                             watch.beat()
-                            if isinstance(message, self.backend.result_type):
+                            if isinstance(message, result_type):
                                 break  # a result ends the stream, even if a grandchild holds stdout
                 if limit.cancelled_caught:
-                    failure = self._limit_failure(watch.fired, transport)
+                    stop = Stop.STALL if watch.fired else Stop.TIMEOUT
             except anyio.BrokenResourceError:
-                self.consumer_left = True  # the consumer closed its end; same as leaving the block
+                stop = Stop.CONSUMER_LEFT  # the consumer closed its end; same as leaving the block
             except Exception as exc:
-                failure = classify_exception(
-                    transport.error or exc, side_effects=self.side_effects, stderr_tail=transport.stderr_tail()
-                )
-                if transport.error is not None and transport.error is not exc:
-                    failure = _with_cause(failure, exc)
+                stop, error = Stop.ERROR, _typed(transport.error, exc)
             finally:
                 await transport.close()
                 await transport.stderr_drained(within_s=0.2)  # the CLI is gone: its last stderr bytes are due
                 tg.cancel_scope.cancel()
-        return failure
+        return stop, error
 
     def _spawned(self, pid: int) -> None:
         if self.tracker is not None:
@@ -208,69 +207,53 @@ class _Pump:
                 started = 0.0
             self.on_spawn(SpawnedCLI(pid, started, self.query_id))
 
-    def _limit_failure(self, stalled: bool, transport: ScopedTransport) -> Failure:
-        if stalled:
-            kind, what = FailureKind.STALLED, f"no message for idle_timeout_s={self.limits.idle_timeout_s}"
-        else:
-            kind, what = FailureKind.TIMEOUT, f"no result within timeout_s={self.limits.timeout_s}"
-        return Failure(kind, what, retryable=kind is FailureKind.STALLED and not self.side_effects,
-                       stderr_tail=transport.stderr_tail(), side_effects=self.side_effects)
-
     def _observe(self, message: Any) -> None:
-        self.count += 1
-        backend = self.backend
+        seen, backend = self.seen, self.backend
+        seen.count += 1
         if isinstance(message, backend.system_type) and message.subtype == "init":
             sid = message.data.get("session_id")
-            self.session_id = sid if isinstance(sid, str) else self.session_id
+            seen.session_id = sid if isinstance(sid, str) else seen.session_id
         elif isinstance(message, backend.assistant_type):
             if any(isinstance(block, backend.tool_use_type) for block in message.content):
-                self.side_effects = True
+                seen.side_effects = True
         elif isinstance(message, backend.result_type):
-            self.result = message
-            self.session_id = message.session_id or self.session_id
+            seen.result = message
+            seen.session_id = message.session_id or seen.session_id
 
-    def _finish(self, transport: ScopedTransport | None, failure: Failure | None, started: float) -> QueryOutcome:
+    def _finish(self, stop: Stop, error: BaseException | None, started: float) -> QueryOutcome:
+        transport, seen, result = self.transport, self.seen, self.seen.result
         cleanup = CleanupReport() if transport is None or transport.cleanup is None else transport.cleanup
         raw = None if transport is None else transport.result_raw
-        if failure is None and raw is not None:
-            failure = classify_result(raw, side_effects=self.side_effects,
-                                      stderr_tail="" if transport is None else transport.stderr_tail())
         cost = None
-        if self.result is not None:
-            cost = self.result.total_cost_usd if self.result.total_cost_usd is not None else cli_cost(raw)
-        if failure is None and cost is not None and self.limits.max_cost_usd is not None \
-                and cost > self.limits.max_cost_usd:
-            failure = Failure(FailureKind.BUDGET_EXCEEDED,
-                              f"cost {cost} USD is over max_cost_usd={self.limits.max_cost_usd}",
-                              side_effects=self.side_effects)
-        if failure is None and self.result is None:
-            failure = Failure(FailureKind.PROCESS_EXIT, "the CLI ended without a result",
-                              exit_code=cleanup.exit_code, side_effects=self.side_effects,
-                              retryable=not self.side_effects,
-                              stderr_tail="" if transport is None else transport.stderr_tail())
-        if failure is None and not cleanup.clean:
-            failure = Failure(FailureKind.CLEANUP_INCOMPLETE, f"processes left: {list(cleanup.leftover_pids)}",
-                              side_effects=self.side_effects)
+        if result is not None:
+            cost = result.total_cost_usd if result.total_cost_usd is not None else cli_cost(raw)
+        failure = decide(QueryFacts(
+            stop=stop, error=error, result_raw=raw, got_result=result is not None, cost_usd=cost,
+            limits=self.limits, cleanup=cleanup, side_effects=seen.side_effects,
+            stderr_tail="" if transport is None else transport.stderr_tail(),
+        ))
         if self.tracker is not None and transport is not None and transport.pid is not None \
                 and transport.pid not in cleanup.leftover_pids:
             self.tracker.discard_process(transport.pid)
         outcome = QueryOutcome(
-            result=self.result, failure=failure, session_id=self.session_id, cost_usd=cost,
-            num_turns=None if self.result is None else self.result.num_turns,
-            duration_s=time.monotonic() - started, message_count=self.count, cleanup=cleanup, result_raw=raw,
+            result=result, failure=failure, session_id=seen.session_id, cost_usd=cost,
+            num_turns=None if result is None else result.num_turns,
+            duration_s=time.monotonic() - started, message_count=seen.count, cleanup=cleanup, result_raw=raw,
             query_id=self.query_id,
         )
         self.log.info("query.end", ok=outcome.ok, kind=None if failure is None else failure.kind.value,
-                      session_id=self.session_id, messages=self.count, cost_usd=cost)
+                      session_id=seen.session_id, messages=seen.count, cost_usd=cost)
         return outcome
 
 
-def _with_cause(failure: Failure, outer: BaseException) -> Failure:
-    # The SDK re-raised our transport's error as a plain Exception: keep the typed one, chain the other.
-    cause = failure.cause
-    if cause is not None and cause.__context__ is None:
-        cause.__context__ = outer
-    return failure
+def _typed(kept: BaseException | None, raised: Exception) -> BaseException:
+    """The transport's own typed error when the SDK re-raised it as a plain Exception (the SDK's one
+    chained as its context); otherwise what was raised."""
+    if kept is None or kept is raised:
+        return raised
+    if kept.__context__ is None:
+        kept.__context__ = raised
+    return kept
 
 
 class QueryStream(Generic[M]):
@@ -392,7 +375,19 @@ def open_query(
     right after the CLI starts, e.g. to journal its pid. ``webhook`` (a ``ResultWebhook``) gets the outcome
     POSTed once the tree is gone, before the block is left; its delivery is ``s.outcome.webhook``.
     """
-    opts, lim, backend = check_arguments(prompt, options, limits)
-    if webhook is not None and not isinstance(webhook, ResultWebhook):
-        raise TypeError(f"webhook must be ResultWebhook or None, got {type(webhook).__name__}")
-    return QueryStream(_Pump(prompt, opts, lim, cli_path, tracker, on_spawn, backend=backend, webhook=webhook))
+    checked = check_arguments(prompt, options, limits, webhook=webhook)
+    return checked_stream(checked, cli_path=cli_path, tracker=tracker, on_spawn=on_spawn, webhook=webhook)
+
+
+def checked_stream(
+    checked: Checked,
+    *,
+    cli_path: str | PathLike[str] | None = None,
+    tracker: ResourceTracker | None = None,
+    on_spawn: Callable[[SpawnedCLI], None] | None = None,
+    webhook: ResultWebhook | None = None,
+) -> QueryStream[Any]:
+    """``open_query`` for arguments already checked (``run_query`` checks once, then opens one per attempt)."""
+    return QueryStream(_Pump(prompt=checked.prompt, options=checked.options, limits=checked.limits,
+                             backend=checked.backend, cli_path=cli_path, tracker=tracker, on_spawn=on_spawn,
+                             webhook=webhook))
