@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sdk_wrapper._shadow import StreamFacts, read_masked, v3_verdict
+from sdk_wrapper.v3 import StreamFacts, read_masked, v3_verdict
 
 from ._codemod import FileResult, migrate, python_files, revert_source, rewrite_file, rewrite_source
 from ._record import record_legacy

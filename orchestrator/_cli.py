@@ -22,10 +22,12 @@ from typing import Any
 import anyio
 import structlog
 
-from sdk_wrapper import redact, redact_event
-from sdk_wrapper.testing import install_standin
+from sdk_wrapper import exception_leaves, redact, redact_event
+from sdk_wrapper.standin import install_standin
+from sdk_wrapper.v3 import read_masked
 
-from ._engine import Orchestrator, _leaves, new_run_id
+from ._doctor import diagnose, render, render_json
+from ._engine import Orchestrator, new_run_id
 from ._journal import DEFAULT_PATH, Journal, JournalError
 from ._model import PhaseOutcome, PhaseStatus, Pipeline, PipelineError, RunReport
 from ._pipeline_file import load_pipeline
@@ -139,7 +141,7 @@ def _finish(args: argparse.Namespace, orch: Orchestrator, run_id: str,
     try:
         report, signum = anyio.run(_until_signal, work)
     except Exception as exc:  # the run crashed: the journal says so (run_crashed); one clear line here
-        leaves = _leaves(exc)
+        leaves = exception_leaves(exc)
         if len(leaves) == 1 and isinstance(leaves[0], _BAD_INPUT):
             raise leaves[0] from None  # refused before it started (a busy run, a bad journal): exit 2
         why = "; ".join(f"{type(e).__name__}: {e}" for e in leaves)
@@ -243,8 +245,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_masked(args: argparse.Namespace) -> int:
-    from sdk_wrapper._shadow import read_masked
-
     path = _journal_path(args)
     rows = read_masked(path)
     for row in rows:
@@ -254,8 +254,6 @@ def cmd_masked(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from ._doctor import diagnose, render, render_json
-
     diagnosis = anyio.run(diagnose)
     print(render_json(diagnosis) if args.json else render(diagnosis))
     return 0 if diagnosis.healthy else 1

@@ -20,47 +20,35 @@ from typing import Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
-from sdk_wrapper import Containment, QueryLimits, run_query
-from sdk_wrapper._cgroup import host_cgroup, mount_options
-from sdk_wrapper._guard import ensure_guard, guard_status
-from sdk_wrapper._options import resolve_cli
-from sdk_wrapper._proctree import enable_subreaper
-from sdk_wrapper.testing import PID_FILE_ENV, install_standin, process_alive, read_pids, scenario_env
+from sdk_wrapper import Containment, HostContainment, QueryLimits, host_containment, run_query
+from sdk_wrapper.standin import PID_FILE_ENV, install_standin, process_alive, read_pids, scenario_env
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    containment: str
-    cgroup: str
-    cgroup_favordynmods: bool | None
-    subreaper: bool
-    guard_pid: int | None
-    guard_spawn_ms: float | None
-    guard_problem: str | None
-    cli: str
+    """The host's containment (``sdk_wrapper.host_containment``) and what the probe query proved."""
+
+    host: HostContainment
+    #: what the probe query actually got (it may differ from the host's view, e.g. a CLI run as another user)
+    containment: Containment
     probe_ok: bool
     probe_verified: bool
     probe_escapee_ended: bool | None
     probe_cpu_s: float | None
     probe_ms: float
-    healthy: bool
+
+    @property
+    def healthy(self) -> bool:
+        return self.containment is Containment.CGROUP or (
+            self.containment is Containment.SUBREAPER and self.host.guard_pid is not None)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _cli() -> str:
-    try:
-        return resolve_cli(None, ClaudeCodeOptions())
-    except Exception as exc:  # the SDK's CLINotFoundError, or CLIPathError for a bad CLAUDE_SCOPE_CLI
-        return f"not found ({type(exc).__name__})"
+        probe = {key: value for key, value in asdict(self).items() if key.startswith("probe_")}
+        return {**self.host.to_dict(), "containment": self.containment.value, **probe, "healthy": self.healthy}
 
 
 async def diagnose() -> Diagnosis:
-    support = host_cgroup()
-    favordynmods = None if support.host is None else "favordynmods" in mount_options(support.host.path)
-    subreaper = enable_subreaper()
-    ensure_guard()
+    host = host_containment()
     with tempfile.TemporaryDirectory(prefix="claude-scope-doctor-") as tmp:
         pid_file = Path(tmp, "pids")
         previous = os.environ.get(PID_FILE_ENV)
@@ -81,31 +69,28 @@ async def diagnose() -> Diagnosis:
         for escapee in escaped:  # the probe's own descendant: never left behind by the doctor itself
             if process_alive(escapee):
                 os.kill(escapee, signal.SIGKILL)
-    pid, spawn_s, problem = guard_status()
-    containment = outcome.cleanup.containment or Containment.MARKER
-    healthy = containment is Containment.CGROUP or (containment is Containment.SUBREAPER and pid is not None)
     return Diagnosis(
-        containment=containment.value, cgroup=support.reason, cgroup_favordynmods=favordynmods,
-        subreaper=subreaper, guard_pid=pid, guard_spawn_ms=None if spawn_s is None else spawn_s * 1000,
-        guard_problem=problem, cli=_cli(), probe_ok=outcome.ok, probe_verified=outcome.cleanup.verified,
-        probe_escapee_ended=ended, probe_cpu_s=outcome.cpu_s, probe_ms=probe_ms, healthy=healthy,
+        host=host, containment=outcome.cleanup.containment or Containment.MARKER, probe_ok=outcome.ok,
+        probe_verified=outcome.cleanup.verified, probe_escapee_ended=ended, probe_cpu_s=outcome.cpu_s,
+        probe_ms=probe_ms,
     )
 
 
 def render(d: Diagnosis) -> str:
-    lines = [f"containment: {d.containment}" + ("" if d.healthy else "  (WEAKER THAN NEEDED, see below)"),
-             f"  cgroup v2: {d.cgroup}"]
-    if d.cgroup_favordynmods is False:
+    host = d.host
+    lines = [f"containment: {d.containment.value}" + ("" if d.healthy else "  (WEAKER THAN NEEDED, see below)"),
+             f"  cgroup v2: {host.cgroup}"]
+    if host.cgroup_favordynmods is False:
         lines.append("  note: the cgroup2 mount lacks favordynmods: moving each CLI into its cgroup waits for an RCU "
                      "grace period (about 10-20 ms per query measured); `mount -o remount,favordynmods "
                      "<mount>` (Linux 6.0+) removes that wait")
-    lines.append(f"  subreaper: {'yes' if d.subreaper else 'no'}")
-    if d.guard_pid is not None:
-        spawn = "" if d.guard_spawn_ms is None else f", started in {d.guard_spawn_ms:.2f} ms"
-        lines.append(f"host guard: running (pid {d.guard_pid}{spawn}): CLI trees end if this process dies")
+    lines.append(f"  subreaper: {'yes' if host.subreaper else 'no'}")
+    if host.guard_pid is not None:
+        spawn = "" if host.guard_spawn_ms is None else f", started in {host.guard_spawn_ms:.2f} ms"
+        lines.append(f"host guard: running (pid {host.guard_pid}{spawn}): CLI trees end if this process dies")
     else:
-        lines.append(f"host guard: NOT running ({d.guard_problem}): CLI trees outlive a killed host")
-    lines.append(f"claude CLI (claude-code-sdk's search): {d.cli}")
+        lines.append(f"host guard: NOT running ({host.guard_problem}): CLI trees outlive a killed host")
+    lines.append(f"claude CLI (claude-code-sdk's search): {host.cli}")
     escapee = {True: "ended", False: "STILL RUNNING (reported, not verified)", None: "not started"}
     lines.append(f"probe: a query whose descendant sheds every mark: result {'ok' if d.probe_ok else 'FAILED'}, "
                  f"descendant {escapee[d.probe_escapee_ended]}, cleanup "

@@ -18,8 +18,7 @@ from pathlib import Path
 import anyio
 import structlog
 
-from sdk_wrapper._logging import get_logger
-from sdk_wrapper._proctree import end_tree
+from sdk_wrapper import end_query_tree, exception_leaves, get_logger
 
 from ._execute import PhaseRuntime, run_phase
 from ._journal import DEFAULT_PATH, Journal, RunBusyError, same_process
@@ -95,12 +94,10 @@ class Orchestrator:
             if not proc.orphaned():
                 continue
             root = proc.pid if same_process(proc.pid, proc.create_time) else None
-            with anyio.CancelScope(shield=True):
-                ending = await end_tree(root, proc.query_id, wait_root=None, terminate_grace_s=3.0,
-                                        kill_grace_s=2.0, everywhere=True)
-            ended.extend(ending.pids)
-            if ending.pids:
-                self.log.warning("orphans.ended", run_id=proc.run_id, phase=proc.name, pids=list(ending.pids))
+            pids = await end_query_tree(proc.query_id, root)
+            ended.extend(pids)
+            if pids:
+                self.log.warning("orphans.ended", run_id=proc.run_id, phase=proc.name, pids=list(pids))
             self.journal.forget_process(proc)
         return tuple(ended)
 
@@ -123,7 +120,8 @@ class Orchestrator:
                 if _only_cancellation(exc):
                     self.journal.end_run(run_id, "interrupted", "cancelled before it finished; resume it")
                 else:
-                    why = "; ".join(f"{type(e).__name__}: {e}" for e in _leaves(exc) if not _is_cancellation(e))
+                    why = "; ".join(f"{type(e).__name__}: {e}" for e in exception_leaves(exc)
+                                    if not _is_cancellation(e))
                     self.journal.run_crashed(run_id, why)
                     self.log.error("run.crashed", run_id=run_id, error=why)
                 raise
@@ -217,18 +215,12 @@ def _claim(journal: Journal, run_id: str) -> Iterator[None]:
             _active.discard(key)
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
-    return [exc]
-
-
 def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, anyio.get_cancelled_exc_class() | KeyboardInterrupt)
 
 
 def _only_cancellation(exc: BaseException) -> bool:
-    return all(_is_cancellation(leaf) for leaf in _leaves(exc))
+    return all(_is_cancellation(leaf) for leaf in exception_leaves(exc))
 
 
 def new_run_id() -> str:

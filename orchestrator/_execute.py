@@ -19,7 +19,6 @@ import anyio
 from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, SpawnedCLI, open_query
-from sdk_wrapper._retry import run_with_retry
 
 from ._checks import CheckContext, CheckResult
 from ._journal import Journal
@@ -101,7 +100,7 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
         return stream.outcome
 
     try:
-        outcome = await (run_with_retry(phase.retry, once) if phase.retry is not None else once())
+        outcome = await (phase.retry.run(once) if phase.retry is not None else once())
     except anyio.get_cancelled_exc_class():
         journal.phase_ended(run_id, PhaseOutcome(phase.name, PhaseStatus.CANCELLED, attempts=attempt,
                                                  duration_s=time.monotonic() - started,

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
-from sdk_wrapper import QueryOutcome, RetryPolicy
-from sdk_wrapper._backend import backend_for
+from sdk_wrapper import QueryOutcome, RetryPolicy, sdk_of
 
 if TYPE_CHECKING:
     from claude_agent_sdk import ClaudeAgentOptions
@@ -88,7 +87,7 @@ class Phase:
             raise PipelineError(f"phase {self.name!r}: prompt must be a string or a callable")
         if isinstance(self.prompt, str) and not self.prompt.strip():
             raise PipelineError(f"phase {self.name!r}: prompt is empty")
-        if self.options is not None and backend_for(self.options) is None:
+        if self.options is not None and sdk_of(self.options) is None:
             raise PipelineError(f"phase {self.name!r}: options must be ClaudeCodeOptions or ClaudeAgentOptions")
         for key in ("timeout_s", "idle_timeout_s", "max_cost_usd"):
             _positive_or_none(f"phase {self.name!r}: {key}", getattr(self, key))

@@ -34,7 +34,7 @@ from typing import Any
 from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import RetryPolicy
-from sdk_wrapper.testing import SCENARIO_ENV
+from sdk_wrapper.standin import SCENARIO_ENV
 
 from ._checks import Check, CommandSucceeds, FileExists, GlobMatches
 from ._model import Phase, Pipeline, PipelineError

@@ -8,12 +8,26 @@
     async with open_query(prompt, options) as stream:
         async for message in stream: ...    # the SDK's own message objects
     stream.outcome
+
+``run_query`` and ``open_query`` raise only ``TypeError``/``ValueError`` for wrong arguments; everything
+else is ``outcome.failure``. The exception classes exported here are what ``failure.cause`` may hold
+(``InvalidOutputError`` with its excerpt and line number, ``CLIPathError`` with the path), not what those
+calls raise. For code built on the wrapper (the orchestrator is): ``end_query_tree`` ends an orphaned
+query's processes, ``host_containment`` says what holds a query's tree here, ``sdk_of`` tells which SDK
+an options object belongs to, ``get_logger`` logs the way the wrapper does, ``exception_leaves``
+flattens exception groups. The layout: ``_backend`` (the SDK interface) with ``_code`` and ``_agent``
+(one file per SDK), ``_scope`` (the task-owned pump), ``_transport`` (one CLI process), ``_proctree`` /
+``_cgroup`` / ``_guard`` (the process tree), ``_outcome`` (the data) and ``_classify`` (its decision).
 """
 
 from __future__ import annotations
 
+from ._backend import sdk_of
 from ._cgroup import CpuUsage
-from ._errors import ClaudeScopeError, CLIPathError, InvalidOutputError, LineTooLongError
+from ._classify import leaves as exception_leaves
+from ._errors import ClaudeScopeError, CLIPathError, InvalidOutputError, LineTooLongError, SDKReaderError
+from ._host import HostContainment, host_containment
+from ._logging import get_logger
 from ._outcome import (
     Attempt,
     CleanupReport,
@@ -25,6 +39,7 @@ from ._outcome import (
     WebhookDelivery,
 )
 from ._preflight import Preflight, preflight
+from ._proctree import end_query_tree
 from ._redact import redact, redact_data, redact_event
 from ._retry import RetryPolicy
 from ._run import run_query
@@ -41,6 +56,7 @@ __all__ = [
     "CpuUsage",
     "Failure",
     "FailureKind",
+    "HostContainment",
     "InvalidOutputError",
     "LineTooLongError",
     "OpenResource",
@@ -51,12 +67,18 @@ __all__ = [
     "ResourceTracker",
     "ResultWebhook",
     "RetryPolicy",
+    "SDKReaderError",
     "SpawnedCLI",
     "WebhookDelivery",
+    "end_query_tree",
+    "exception_leaves",
+    "get_logger",
+    "host_containment",
     "open_query",
     "preflight",
     "redact",
     "redact_data",
     "redact_event",
     "run_query",
+    "sdk_of",
 ]

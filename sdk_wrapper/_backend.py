@@ -145,6 +145,13 @@ def backend_for(options: object) -> Backend | None:
     return None
 
 
+def sdk_of(options: object) -> str | None:
+    """The SDK an options object belongs to (``"claude-code-sdk"``, ``"claude-agent-sdk"``), or None when
+    ``run_query`` would refuse it."""
+    backend = backend_for(options)
+    return None if backend is None else backend.name
+
+
 def loaded_backends() -> tuple[Backend, ...]:
     """The backends whose package is imported: an error of a package never imported cannot occur."""
     return tuple(_load(module) for package, module in _BACKENDS if package in sys.modules)

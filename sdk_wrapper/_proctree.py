@@ -215,6 +215,18 @@ async def end_tree(
     return TreeEnding(tuple(tree), sent, sigkill or bool(late), tuple(survivors))
 
 
+async def end_query_tree(query_id: str, root_pid: int | None = None, *, terminate_grace_s: float = 3.0,
+                         kill_grace_s: float = 2.0) -> tuple[int, ...]:
+    """End every process of the query ``query_id`` still running anywhere on this host (its root, if
+    ``root_pid`` is given and still that process, and whatever carries its ``CLAUDE_SCOPE_QUERY_ID``);
+    return the pids ended. Shielded. For a query whose owner is gone (an orchestrator's orphaned CLI):
+    a live query's own scope ends its tree itself."""
+    with anyio.CancelScope(shield=True):
+        ending = await end_tree(root_pid, query_id, wait_root=None, terminate_grace_s=terminate_grace_s,
+                                kill_grace_s=kill_grace_s, everywhere=True)
+    return ending.pids
+
+
 async def _cgroup_emptied(cgroup: QueryCgroup, sent: list[tuple[int, str]], within_s: float) -> list[int]:
     """Wait until the cgroup is empty (``cgroup.kill`` first if anything is in it); return what is not gone."""
     if not cgroup.populated():

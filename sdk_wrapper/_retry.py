@@ -56,35 +56,35 @@ class RetryPolicy:
             return False
         return failure.retryable if self.kinds is None else failure.kind in self.kinds
 
+    async def run(self, once: Callable[[], Awaitable[QueryOutcome]]) -> QueryOutcome:
+        """Call ``once`` until it succeeds, is not retryable, or attempts run out; return the last outcome,
+        with every attempt in its ``attempts``. (How ``run_query`` and the orchestrator's phases retry.)"""
+        log = get_logger()
+        attempts: list[Attempt] = []
+        last_end: list[float] = []
 
-async def run_with_retry(policy: RetryPolicy, once: Callable[[], Awaitable[QueryOutcome]]) -> QueryOutcome:
-    """Call ``once`` until it succeeds, is not retryable, or attempts run out; return the last outcome."""
-    log = get_logger()
-    attempts: list[Attempt] = []
-    last_end: list[float] = []
+        async def attempt() -> QueryOutcome:
+            begin = time.monotonic()
+            waited = begin - last_end[0] if last_end else 0.0
+            outcome = await once()
+            last_end[:] = [time.monotonic()]
+            kind = None if outcome.failure is None else outcome.failure.kind
+            attempts.append(Attempt(len(attempts) + 1, outcome.ok, kind, outcome.duration_s, waited))
+            log.info("retry.attempt", attempt=len(attempts), ok=outcome.ok, kind=None if kind is None else kind.value)
+            return outcome
 
-    async def attempt() -> QueryOutcome:
-        begin = time.monotonic()
-        waited = begin - last_end[0] if last_end else 0.0
-        outcome = await once()
-        last_end[:] = [time.monotonic()]
-        kind = None if outcome.failure is None else outcome.failure.kind
-        attempts.append(Attempt(len(attempts) + 1, outcome.ok, kind, outcome.duration_s, waited))
-        log.info("retry.attempt", attempt=len(attempts), ok=outcome.ok, kind=None if kind is None else kind.value)
-        return outcome
+        def give_up(state: RetryCallState) -> QueryOutcome:
+            assert state.outcome is not None
+            result: QueryOutcome = state.outcome.result()
+            return result
 
-    def give_up(state: RetryCallState) -> QueryOutcome:
-        assert state.outcome is not None
-        result: QueryOutcome = state.outcome.result()
-        return result
-
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts),
-        wait=wait_exponential_jitter(policy.initial_wait_s, policy.max_wait_s, jitter=policy.jitter_s)
-        if policy.wait else wait_none(),
-        retry=retry_if_result(policy.should_retry),
-        sleep=anyio.sleep,
-        retry_error_callback=give_up,
-    )
-    outcome: QueryOutcome = await retrying(attempt)
-    return replace(outcome, attempts=tuple(attempts))
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential_jitter(self.initial_wait_s, self.max_wait_s, jitter=self.jitter_s)
+            if self.wait else wait_none(),
+            retry=retry_if_result(self.should_retry),
+            sleep=anyio.sleep,
+            retry_error_callback=give_up,
+        )
+        outcome: QueryOutcome = await retrying(attempt)
+        return replace(outcome, attempts=tuple(attempts))

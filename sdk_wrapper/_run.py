@@ -12,7 +12,7 @@ from claude_code_sdk import ClaudeCodeOptions
 from ._logging import get_logger
 from ._options import check_arguments
 from ._outcome import Attempt, QueryLimits, QueryOutcome
-from ._retry import RetryPolicy, run_with_retry
+from ._retry import RetryPolicy
 from ._scope import checked_stream
 from ._tracker import ResourceTracker
 from ._webhook import ResultWebhook, deliver
@@ -53,7 +53,7 @@ async def run_query(
         kind = None if outcome.failure is None else outcome.failure.kind
         outcome = replace(outcome, attempts=(Attempt(1, outcome.ok, kind, outcome.duration_s),))
     else:
-        outcome = await run_with_retry(retry, once)
+        outcome = await retry.run(once)
     if webhook is not None:
         outcome = await deliver(webhook, outcome, log=get_logger(query_id=outcome.query_id), tracker=tracker)
     return outcome

@@ -19,6 +19,7 @@ own classes, so its ``Query`` sees the types it expects.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 import time
@@ -43,15 +44,25 @@ from ._redact import redact, redact_tail
 _READ_CHUNK = 256 * 1024
 
 
+class TransportState(enum.Enum):
+    """Where a transport is in its one life: NEW -> OPEN -> CLOSING -> CLOSED (NEW -> CLOSED if the CLI never
+    started). Writing needs OPEN; ``close()`` from any state ends in CLOSED with a ``cleanup`` report."""
+
+    NEW = "new"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
 class ScopedTransport(Transport):
     """One CLI process for one query. Not reusable: a new query gets a new transport."""
 
     def __init__(
         self,
+        *,
         prompt: str | AsyncIterable[dict[str, Any]],
         options: Any,
         cli_path: str,
-        *,
         backend: Backend,
         query_id: str,
         limits: QueryLimits,
@@ -66,7 +77,9 @@ class ScopedTransport(Transport):
         self._limits = limits
         self._log = log
         self._process: anyio.abc.Process | None = None
-        self._ready = False
+        self.state = TransportState.NEW
+        #: the CLI's stdin broke under a write: the SDK's is_ready() says so from then on
+        self._input_broken = False
         self._stderr = bytearray()
         self._stderr_cut = False
         self._close_lock = anyio.Lock()
@@ -87,7 +100,7 @@ class ScopedTransport(Transport):
 
     # -- Transport interface -------------------------------------------------------------------------
     async def connect(self) -> None:
-        if self._process is not None:
+        if self.state is not TransportState.NEW:
             return
         self._containment = Containment.SUBREAPER if enable_subreaper() else Containment.MARKER
         cwd = str(self._options.cwd) if self._options.cwd else None
@@ -123,15 +136,15 @@ class ScopedTransport(Transport):
         self._log.debug("cli.spawned", pid=self.pid, cli=self._cli_path)
         if not self._streaming and self._process.stdin is not None:
             await self._process.stdin.aclose()
-        self._ready = True
+        self.state = TransportState.OPEN
 
     async def write(self, data: str) -> None:
-        if not self._ready or self._process is None or self._process.stdin is None:
+        if not self.is_ready() or self._process is None or self._process.stdin is None:
             raise self._backend.connection_error("transport is not ready for writing")
         try:
             await self._process.stdin.send(data.encode())
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            self._ready = False
+            self._input_broken = True
             raise self._backend.connection_error("the CLI's stdin is closed") from exc
 
     async def end_input(self) -> None:
@@ -143,14 +156,16 @@ class ScopedTransport(Transport):
         return self._read_messages()
 
     def is_ready(self) -> bool:
-        return self._ready
+        return self.state is TransportState.OPEN and not self._input_broken
 
     async def close(self) -> None:
         """End the process tree (shielded, bounded); later calls wait for the first one's report."""
         with anyio.CancelScope(shield=True):
             async with self._close_lock:
-                if self.cleanup is None:
+                if self.state is not TransportState.CLOSED:
+                    self.state = TransportState.CLOSING
                     self.cleanup = await self._end()
+                    self.state = TransportState.CLOSED
 
     # -- reading ------------------------------------------------------------------------------------
     async def _read_messages(self) -> AsyncGenerator[dict[str, Any], None]:
@@ -277,7 +292,6 @@ class ScopedTransport(Transport):
     # -- ending -------------------------------------------------------------------------------------
     async def _end(self) -> CleanupReport:
         started = time.monotonic()
-        self._ready = False
         process = self._process
         if process is None:
             return CleanupReport()

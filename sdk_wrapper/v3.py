@@ -64,7 +64,7 @@ from ._classify import classify_exception
 from ._logging import get_logger
 from ._outcome import FailureKind, QueryOutcome
 from ._scope import open_query
-from ._shadow import MaskedFailureLog, StreamFacts, v3_verdict
+from ._shadow import MaskedFailureLog, StreamFacts, read_masked, v3_verdict
 from ._v3_dicts import failure_to_v3, message_to_v3
 from ._v3_legacy import LegacyModeError, load_legacy
 
@@ -72,7 +72,8 @@ MODE_ENV = "CLAUDE_SCOPE_MODE"
 MODES = ("scoped", "legacy", "shadow")
 _mode_override: str | None = None
 
-__all__ = [*_sdk_all, "MODES", "MODE_ENV", "LegacyModeError", "V3QueryWrapper", "V4FixedQueryWrapper", "get_mode",
+__all__ = [*_sdk_all, "MODES", "MODE_ENV", "LegacyModeError", "MaskedFailureLog", "StreamFacts", "read_masked",
+           "v3_verdict", "V3QueryWrapper", "V4FixedQueryWrapper", "get_mode",
            "get_v3_wrapper", "get_v4_fixed_wrapper", "message_to_v3", "query_v3", "query_v4_fixed", "set_mode"]
 
 

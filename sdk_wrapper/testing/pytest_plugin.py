@@ -30,8 +30,7 @@ import psutil
 import pytest
 
 from .._guard import ensure_guard
-from ._install import install_standin, process_alive, read_pids
-from ._scenario import PID_FILE_ENV
+from ..standin import PID_FILE_ENV, install_standin, process_alive, read_pids
 
 
 def fd_count() -> int:

@@ -2,7 +2,7 @@
 
 A scenario is plain JSON (a file, an inline string, or a preset name), validated here before the stand-in
 prints anything, so a typo in a test scenario is a clear error naming the key, never a traceback or a
-silently different run. The format is documented in ``sdk_wrapper/testing/README.md``.
+silently different run. The format is documented in ``sdk_wrapper/standin/README.md``.
 """
 
 from __future__ import annotations

@@ -10,15 +10,8 @@ from pathlib import Path
 
 import psutil
 
-
-def standin_script() -> Path:
-    """The stand-in's script file (stdlib only, runnable by any Python >= 3.11)."""
-    return Path(__file__).with_name("_standin.py")
-
-
-def standin_command() -> list[str]:
-    """argv prefix that runs the stand-in: isolated and without site-packages, so it starts fast."""
-    return [sys.executable, "-I", "-S", str(standin_script())]
+#: the stand-in's script file (stdlib only, runnable by any Python >= 3.11)
+_SCRIPT = Path(__file__).with_name("_standin.py")
 
 
 def install_standin(directory: str | os.PathLike[str], name: str = "claude") -> Path:
@@ -28,10 +21,10 @@ def install_standin(directory: str | os.PathLike[str], name: str = "claude") -> 
     """
     target = Path(directory) / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    # -IS: one shebang argument; isolated mode and no site, as standin_command().
+    # -IS: one shebang argument; isolated mode and no site-packages, so it starts fast.
     text = (f"#!{sys.executable} -IS\n"
             "import runpy\n"
-            f"runpy.run_path({str(standin_script())!r}, run_name='__main__')\n")
+            f"runpy.run_path({str(_SCRIPT)!r}, run_name='__main__')\n")
     with contextlib.suppress(OSError):
         if target.read_text(encoding="utf-8") == text and os.access(target, os.X_OK):
             return target  # already there: another orchestrator on this project may be running it right now
