@@ -12,13 +12,9 @@ evidence checks, bounded parallelism, and a durable journal that resumes a crash
 from __future__ import annotations
 
 from ._checks import (
-    CallableCheck,
     Check,
     CheckContext,
     CheckResult,
-    CommandSucceeds,
-    FileExists,
-    GlobMatches,
     check,
     command_succeeds,
     file_exists,
@@ -27,9 +23,8 @@ from ._checks import (
 from ._engine import Orchestrator
 from ._journal import Journal, JournalCorruptError, JournalError, JournalLockedError, Owner, RunBusyError
 from ._model import (
-    BUDGET_EXCEEDED,
-    VALIDATION_FAILED,
     Phase,
+    PhaseKind,
     PhaseOutcome,
     PhaseStatus,
     Pipeline,
@@ -40,15 +35,9 @@ from ._model import (
 from ._pipeline_file import load_pipeline, parse_pipeline
 
 __all__ = [
-    "BUDGET_EXCEEDED",
-    "VALIDATION_FAILED",
-    "CallableCheck",
     "Check",
     "CheckContext",
     "CheckResult",
-    "CommandSucceeds",
-    "FileExists",
-    "GlobMatches",
     "Journal",
     "JournalCorruptError",
     "JournalError",
@@ -56,6 +45,7 @@ __all__ = [
     "Orchestrator",
     "Owner",
     "Phase",
+    "PhaseKind",
     "PhaseOutcome",
     "PhaseStatus",
     "Pipeline",

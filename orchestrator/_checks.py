@@ -154,17 +154,22 @@ class CallableCheck:
         return {"type": "callable", "name": self.name or getattr(self.fn, "__name__", "callable")}
 
 
-def file_exists(path: str, min_bytes: int = 1) -> FileExists:
-    return FileExists(path, min_bytes)
+# The one way to make a check (in code, and from a pipeline file): these four; the classes are their shape.
+def file_exists(path: str, min_bytes: int = 1, name: str = "") -> Check:
+    """Passes when ``path`` (relative to the phase's cwd) is a file of at least ``min_bytes``."""
+    return FileExists(path, min_bytes, name)
 
 
-def glob_matches(pattern: str, min_count: int = 1) -> GlobMatches:
-    return GlobMatches(pattern, min_count)
+def glob_matches(pattern: str, min_count: int = 1, name: str = "") -> Check:
+    """Passes when ``pattern`` (relative to the phase's cwd) matches at least ``min_count`` paths."""
+    return GlobMatches(pattern, min_count, name)
 
 
-def command_succeeds(command: str | tuple[str, ...], timeout_s: float = 120.0) -> CommandSucceeds:
-    return CommandSucceeds(command, timeout_s)
+def command_succeeds(command: str | tuple[str, ...], timeout_s: float = 120.0, name: str = "") -> Check:
+    """Passes when ``command`` (a shell string or an argv) exits 0 within ``timeout_s`` in the phase's cwd."""
+    return CommandSucceeds(command, timeout_s, name)
 
 
-def check(fn: Callable[[CheckContext], Awaitable[bool | CheckResult]], name: str = "") -> CallableCheck:
+def check(fn: Callable[[CheckContext], Awaitable[bool | CheckResult]], name: str = "") -> Check:
+    """Your own check: ``fn`` gets the ``CheckContext`` and returns a bool or a ``CheckResult``."""
     return CallableCheck(fn, name)

@@ -22,7 +22,7 @@ from sdk_wrapper import end_query_tree, exception_leaves, get_logger
 
 from ._execute import PhaseRuntime, run_phase
 from ._journal import DEFAULT_PATH, Journal, RunBusyError, same_process
-from ._model import BUDGET_EXCEEDED, Phase, PhaseOutcome, PhaseStatus, Pipeline, RunContext, RunReport
+from ._model import Phase, PhaseKind, PhaseOutcome, PhaseStatus, Pipeline, RunContext, RunReport
 
 PhaseListener = Callable[[str, PhaseStatus, PhaseOutcome | None], None]
 
@@ -154,7 +154,8 @@ class Orchestrator:
         budget = state.pipeline.max_cost_usd
         if budget is not None and state.spent() >= budget:
             state.budget_exhausted = True
-            return _skipped(phase, f"run budget spent ({state.spent():.4f} of {budget} USD)", BUDGET_EXCEEDED)
+            spent = f"run budget spent ({state.spent():.4f} of {budget} USD)"
+            return _skipped(phase, spent, PhaseKind.RUN_BUDGET_SPENT)
         self._notify(phase.name, PhaseStatus.RUNNING, None)
         recorded = self.journal.recorded_outcome(ctx.run_id, phase.name)
         runtime = PhaseRuntime(ctx.run_id, self.journal, self.project_dir, self.cli_path,
@@ -228,7 +229,7 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
 
 
-def _skipped(phase: Phase, reason: str, kind: str | None = None) -> PhaseOutcome:
+def _skipped(phase: Phase, reason: str, kind: PhaseKind | None = None) -> PhaseOutcome:
     return PhaseOutcome(phase.name, PhaseStatus.SKIPPED, kind=kind, message=reason)
 
 

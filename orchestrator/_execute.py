@@ -22,7 +22,7 @@ from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, Spa
 
 from ._checks import CheckContext, CheckResult
 from ._journal import Journal
-from ._model import VALIDATION_FAILED, Phase, PhaseOutcome, PhaseStatus, RunContext
+from ._model import Phase, PhaseKind, PhaseOutcome, PhaseStatus, RunContext
 
 _TIMED_OUT = {FailureKind.TIMEOUT, FailureKind.STALLED}
 
@@ -70,7 +70,7 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
     try:
         prompt = phase.prompt if isinstance(phase.prompt, str) else phase.prompt(ctx)
     except Exception as exc:  # the caller's code failed for this phase: the phase fails, the run goes on
-        return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=FailureKind.UNEXPECTED.value,
+        return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=FailureKind.UNEXPECTED,
                             message=f"the prompt callable raised {type(exc).__name__}: {exc}",
                             duration_s=time.monotonic() - started)
     options = phase_options(phase, rt.project_dir)
@@ -104,7 +104,7 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
     except anyio.get_cancelled_exc_class():
         journal.phase_ended(run_id, PhaseOutcome(phase.name, PhaseStatus.CANCELLED, attempts=attempt,
                                                  duration_s=time.monotonic() - started,
-                                                 kind=FailureKind.CANCELLED.value, message="run cancelled"))
+                                                 kind=FailureKind.CANCELLED, message="run cancelled"))
         raise
     checks: tuple[CheckResult, ...] = ()
     if outcome.ok:
@@ -130,10 +130,10 @@ def _phase_outcome(name: str, outcome: QueryOutcome, checks: tuple[CheckResult, 
         kind = failure.kind if failure is not None else FailureKind.EXECUTION_ERROR
         status = (PhaseStatus.TIMED_OUT if kind in _TIMED_OUT
                   else PhaseStatus.CANCELLED if kind is FailureKind.CANCELLED else PhaseStatus.FAILED)
-        return PhaseOutcome(name, status, kind=kind.value,
+        return PhaseOutcome(name, status, kind=kind,
                             message=failure.message if failure is not None else "error result", **common)
     failed = [c for c in checks if not c.passed]
     if failed:
-        return PhaseOutcome(name, PhaseStatus.FAILED, kind=VALIDATION_FAILED,
+        return PhaseOutcome(name, PhaseStatus.FAILED, kind=PhaseKind.VALIDATION_FAILED,
                             message="; ".join(f"{c.name}: {c.evidence}" for c in failed), **common)
     return PhaseOutcome(name, PhaseStatus.SUCCEEDED, message="ok", **common)

@@ -24,7 +24,7 @@ import psutil
 
 from sdk_wrapper import redact
 
-from ._model import PhaseOutcome, PhaseStatus
+from ._model import PhaseOutcome, PhaseStatus, parse_kind
 
 DEFAULT_PATH = Path(".claude-scope") / "runs.db"
 _SCHEMA = """
@@ -290,7 +290,8 @@ class Journal:
             db.execute(
                 "UPDATE phases SET status = ?, attempts = ?, cost_usd = ?, duration_s = ?, kind = ?, message = ?, "
                 "session_id = ?, num_turns = ?, evidence = ?, updated = ? WHERE run_id = ? AND name = ?",
-                (outcome.status.value, outcome.attempts, outcome.cost_usd, outcome.duration_s, outcome.kind,
+                (outcome.status.value, outcome.attempts, outcome.cost_usd, outcome.duration_s,
+                 None if outcome.kind is None else outcome.kind.value,
                  redact(outcome.message)[:4000], outcome.session_id, outcome.num_turns, evidence, time.time(),
                  run_id, outcome.name))
 
@@ -301,9 +302,10 @@ class Journal:
         row = self.phases(run_id).get(name)
         if row is None:
             return None
+        status = PhaseStatus(row["status"])
         return PhaseOutcome(
-            name=name, status=PhaseStatus(row["status"]), attempts=row["attempts"], cost_usd=row["cost_usd"],
-            duration_s=row["duration_s"] or 0.0, kind=row["kind"], message=row["message"] or "",
+            name=name, status=status, attempts=row["attempts"], cost_usd=row["cost_usd"],
+            duration_s=row["duration_s"] or 0.0, kind=parse_kind(row["kind"], status), message=row["message"] or "",
             session_id=row["session_id"], num_turns=row["num_turns"], from_journal=True,
         )
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
-from sdk_wrapper import QueryOutcome, RetryPolicy, sdk_of
+from sdk_wrapper import FailureKind, QueryOutcome, RetryPolicy, sdk_of
 
 if TYPE_CHECKING:
     from claude_agent_sdk import ClaudeAgentOptions
@@ -38,9 +38,26 @@ class PhaseStatus(enum.StrEnum):
     SKIPPED = "skipped"
 
 
-#: failure kinds the orchestrator adds to sdk_wrapper's FailureKind values
-VALIDATION_FAILED = "validation_failed"
-BUDGET_EXCEEDED = "budget_exceeded"
+class PhaseKind(enum.StrEnum):
+    """Why a phase did not succeed when its query is not the reason (the query's own reasons are
+    ``FailureKind``s, e.g. ``budget_exceeded`` for one query over its ``max_cost_usd``)."""
+
+    #: the CLI's result was ok, but an evidence check failed
+    VALIDATION_FAILED = "validation_failed"
+    #: skipped: the run's budget was spent by earlier phases
+    RUN_BUDGET_SPENT = "run_budget_spent"
+
+
+def parse_kind(text: str | None, status: PhaseStatus) -> FailureKind | PhaseKind | None:
+    """A kind as a journal stored it (journals before PhaseKind wrote ``budget_exceeded`` for a phase the
+    run budget skipped)."""
+    if text is None:
+        return None
+    if status is PhaseStatus.SKIPPED and text == FailureKind.BUDGET_EXCEEDED.value:
+        return PhaseKind.RUN_BUDGET_SPENT
+    if text in PhaseKind._value2member_map_:
+        return PhaseKind(text)
+    return FailureKind(text) if text in FailureKind._value2member_map_ else FailureKind.UNEXPECTED
 
 
 def _positive_or_none(what: str, value: object) -> None:
@@ -169,7 +186,8 @@ class Pipeline:
 
 @dataclass(frozen=True)
 class PhaseOutcome:
-    """How one phase ended. ``kind`` is a FailureKind value, ``validation_failed`` or ``budget_exceeded``."""
+    """How one phase ended. ``kind``: the query's ``FailureKind``, or a ``PhaseKind`` (a failed check, a
+    spent run budget); None for a success or a phase skipped because a dependency failed."""
 
     name: str
     status: PhaseStatus
@@ -178,7 +196,7 @@ class PhaseOutcome:
     attempts: int = 0
     cost_usd: float | None = None
     duration_s: float = 0.0
-    kind: str | None = None
+    kind: FailureKind | PhaseKind | None = None
     message: str = ""
     session_id: str | None = None
     num_turns: int | None = None

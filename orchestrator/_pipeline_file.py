@@ -36,7 +36,7 @@ from claude_code_sdk import ClaudeCodeOptions
 from sdk_wrapper import RetryPolicy
 from sdk_wrapper.standin import SCENARIO_ENV
 
-from ._checks import Check, CommandSucceeds, FileExists, GlobMatches
+from ._checks import Check, command_succeeds, file_exists, glob_matches
 from ._model import Phase, Pipeline, PipelineError
 
 _NUM = (int, float)
@@ -170,12 +170,12 @@ def _check_spec(where: str, c: Any) -> Check:
     if c["type"] == "file_exists":
         if "path" not in c:
             raise PipelineError(f"{where}: missing required key 'path'")
-        return FileExists(c["path"], c.get("min_bytes", 1), name)
+        return file_exists(c["path"], c.get("min_bytes", 1), name)
     if c["type"] == "glob":
         if "pattern" not in c:
             raise PipelineError(f"{where}: missing required key 'pattern'")
-        return GlobMatches(c["pattern"], c.get("min_count", 1), name)
+        return glob_matches(c["pattern"], c.get("min_count", 1), name)
     if "command" not in c:
         raise PipelineError(f"{where}: missing required key 'command'")
     command = c["command"] if isinstance(c["command"], str) else tuple(str(a) for a in c["command"])
-    return CommandSucceeds(command, c.get("timeout_s", 120.0), name)
+    return command_succeeds(command, c.get("timeout_s", 120.0), name)

@@ -13,12 +13,11 @@ import pytest
 from claude_code_sdk import ClaudeCodeOptions
 
 from orchestrator import (
-    BUDGET_EXCEEDED,
-    VALIDATION_FAILED,
     CheckContext,
     Journal,
     Orchestrator,
     Phase,
+    PhaseKind,
     PhaseStatus,
     Pipeline,
     RunContext,
@@ -27,7 +26,7 @@ from orchestrator import (
     file_exists,
     glob_matches,
 )
-from sdk_wrapper import RetryPolicy
+from sdk_wrapper import FailureKind, RetryPolicy
 from sdk_wrapper.testing import scenario_env
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 
@@ -151,11 +150,12 @@ async def test_phase_and_run_budgets(leak_guard: LeakGuard, orch: Orchestrator) 
     p = orch.project_dir
     expensive = {"steps": [{"text": "spent"}], "result": {"total_cost_usd": 0.6}}
     report = await orch.run(Pipeline([phase("one", expensive, p, max_cost_usd=0.5)]))
-    assert report.phases["one"].status is PhaseStatus.FAILED and report.phases["one"].kind == BUDGET_EXCEEDED
+    one = report.phases["one"]  # its own query went over max_cost_usd: the query's kind
+    assert one.status is PhaseStatus.FAILED and one.kind is FailureKind.BUDGET_EXCEEDED
     report = await orch.run(Pipeline([phase("a", expensive, p), phase("b", expensive, p), phase("c", "ok", p)],
                                       max_cost_usd=1.0))
     assert report.phases["b"].succeeded and report.phases["c"].status is PhaseStatus.SKIPPED
-    assert report.phases["c"].kind == BUDGET_EXCEEDED and report.budget_exhausted
+    assert report.phases["c"].kind is PhaseKind.RUN_BUDGET_SPENT and report.budget_exhausted
     assert "run budget spent (1.2000 of 1.0 USD)" in report.phases["c"].message
 
 
@@ -169,7 +169,7 @@ async def test_failed_checks_fail_the_phase_with_evidence(leak_guard: LeakGuard,
         file_exists("short.md", 100), glob_matches("*.py"), command_succeeds("python3 -c 'raise SystemExit(3)'"),
         check(never), file_exists("short.md", 2)])])
     outcome = (await orch.run(pipeline)).phases["claims"]
-    assert outcome.status is PhaseStatus.FAILED and outcome.kind == VALIDATION_FAILED
+    assert outcome.status is PhaseStatus.FAILED and outcome.kind is PhaseKind.VALIDATION_FAILED
     assert [c.passed for c in outcome.checks] == [False, False, False, False, True]
     assert outcome.checks[0].evidence == "short.md: 4 bytes (need >= 100)"
     assert outcome.checks[2].details["exit_code"] == 3
@@ -243,3 +243,15 @@ async def test_phases_with_claude_agent_options(leak_guard: LeakGuard, orch: Orc
                                                 "ResultMessage"]
     with pytest.raises(ValueError, match="ClaudeAgentOptions"):
         Phase("bad", "x", options={"cwd": "."})  # type: ignore[arg-type]
+
+
+def test_kinds_read_back_from_a_journal_are_typed() -> None:
+    from orchestrator._model import parse_kind
+
+    assert parse_kind("budget_exceeded", PhaseStatus.SKIPPED) is PhaseKind.RUN_BUDGET_SPENT  # older journals
+    assert parse_kind("budget_exceeded", PhaseStatus.FAILED) is FailureKind.BUDGET_EXCEEDED
+    assert parse_kind("run_budget_spent", PhaseStatus.SKIPPED) is PhaseKind.RUN_BUDGET_SPENT
+    assert parse_kind("validation_failed", PhaseStatus.FAILED) is PhaseKind.VALIDATION_FAILED
+    assert parse_kind("timeout", PhaseStatus.TIMED_OUT) is FailureKind.TIMEOUT
+    assert parse_kind("no-such-kind", PhaseStatus.FAILED) is FailureKind.UNEXPECTED
+    assert parse_kind(None, PhaseStatus.SUCCEEDED) is None
