@@ -9,7 +9,6 @@ the protocol work. Its command line is the SDK's own ``_build_command``.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 from typing import Any, cast
@@ -129,10 +128,9 @@ async def _messages(prompt: Prompt, options: ClaudeCodeOptions, channel: Channel
     """
     await channel.connect()
     if isinstance(prompt, str):
-        async with contextlib.aclosing(channel.read_messages()) as lines:  # type: ignore[type-var]
-            async for line in lines:
-                if not str(line.get("type", "")).startswith("control_"):
-                    yield parse_message(line)
+        async for line in channel.read_messages():  # an iterator object: nothing to close
+            if not str(line.get("type", "")).startswith("control_"):
+                yield parse_message(line)
         return
     sdk_servers = {
         name: config["instance"]  # type: ignore[typeddict-item]

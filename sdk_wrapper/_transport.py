@@ -23,7 +23,8 @@ import enum
 import json
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Callable
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from subprocess import PIPE
 from typing import Any
 
@@ -87,7 +88,6 @@ class ScopedTransport(Transport):
         self.error: BaseException | None = None
         self.result_raw: dict[str, Any] | None = None
         self.pid: int | None = None
-        self.skipped_lines = 0
         #: for shadow mode's model of V3 on claude-code-sdk 0.0.10, which parsed reads rather than lines
         self.misaligned_reads = 0
         self.longest_line = 0
@@ -152,8 +152,8 @@ class ScopedTransport(Transport):
             with contextlib.suppress(Exception):
                 await self._process.stdin.aclose()
 
-    def read_messages(self) -> AsyncGenerator[dict[str, Any], None]:
-        return self._read_messages()
+    def read_messages(self) -> AsyncIterator[dict[str, Any]]:
+        return _Messages(self)
 
     def is_ready(self) -> bool:
         return self.state is TransportState.OPEN and not self._input_broken
@@ -168,34 +168,40 @@ class ScopedTransport(Transport):
                     self.state = TransportState.CLOSED
 
     # -- reading ------------------------------------------------------------------------------------
-    async def _read_messages(self) -> AsyncGenerator[dict[str, Any], None]:
+    async def _next_messages(self, framer: LineFramer) -> tuple[list[dict[str, Any]], InvalidOutputError | None]:
+        """The messages of the next stdout read (none while a line is incomplete), and the
+        ``InvalidOutputError`` of a line in it that is not the protocol (the messages are those before it).
+        Raises ``StopAsyncIteration`` at the end of the stream, the SDK's exit error for a non-zero exit,
+        or its not-found error when the cgroup shell could not exec the CLI."""
         assert self._process is not None and self._process.stdout is not None
-        framer = LineFramer(self._limits.max_line_bytes)
-        stdout = self._process.stdout
         try:
-            while True:
-                try:
-                    chunk = await stdout.receive(_READ_CHUNK)
-                except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    break
-                first = framer.line_number
-                lines = framer.feed(chunk)
-                if len(lines) != 1 or framer.pending:
-                    self.misaligned_reads += 1  # not one whole line: claude-code-sdk 0.0.10 failed on these
-                for offset, line in enumerate(lines):
-                    if len(line) > self.longest_line:
-                        self.longest_line = len(line)
-                    message = self._decode(line, first + offset)
-                    if message is not None:
-                        yield message
+            chunk = await self._process.stdout.receive(_READ_CHUNK)
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             last = framer.tail()
-            if last.strip():
-                message = self._decode(last, framer.line_number)
+            tail = self._decode(last, framer.line_number) if last.strip() else None
+            if tail is not None:
+                return [tail], None
+            await self._check_exit()
+            raise StopAsyncIteration from None
+        first = framer.line_number
+        messages: list[dict[str, Any]] = []
+        try:
+            lines = framer.feed(chunk)
+            if len(lines) != 1 or framer.pending:
+                self.misaligned_reads += 1  # not one whole line: claude-code-sdk 0.0.10 failed on these
+            for offset, line in enumerate(lines):
+                if len(line) > self.longest_line:
+                    self.longest_line = len(line)
+                message = self._decode(line, first + offset)
                 if message is not None:
-                    yield message
+                    messages.append(message)
+            framer.raise_pending()
         except InvalidOutputError as exc:
-            self.error = exc
-            raise
+            return messages, exc
+        return messages, None
+
+    async def _check_exit(self) -> None:
+        assert self._process is not None
         code = await self._process.wait()
         if code in (126, 127) and self._cgroup is not None and self._lines_read == 0:
             # The cgroup shell could not exec the CLI (126: not executable, 127: not found): the CLI never
@@ -213,7 +219,6 @@ class ScopedTransport(Transport):
         self._lines_read += 1
         if not stripped.startswith(b"{"):
             # Not the protocol (a stray log line): keep going, but say so.
-            self.skipped_lines += 1
             excerpt = redact(stripped[:120].decode(errors="replace"))
             self._log.warning("output.skipped", line=line_number, excerpt=excerpt)
             return None
@@ -351,3 +356,47 @@ class ScopedTransport(Transport):
             self._cgroup.remove()
             self._cgroup = None
             self._containment = Containment.SUBREAPER if enable_subreaper() else Containment.MARKER
+
+
+class _Messages:
+    """The CLI's stdout as protocol messages, for ``Transport.read_messages``.
+
+    An async iterator object rather than an async generator: both SDKs' reader tasks iterate it without
+    closing it, and an unfinished async generator is left to the garbage collector, which finalizes it
+    later in another task (trio reports each one with a ResourceWarning). This holds nothing to finalize.
+    A line that is not the protocol ends the stream with ``InvalidOutputError`` once the valid messages
+    read before it are delivered; the error is also kept on ``transport.error`` with its type.
+    """
+
+    __slots__ = ("_done", "_error", "_framer", "_queue", "_transport")
+
+    def __init__(self, transport: ScopedTransport) -> None:
+        self._transport = transport
+        self._framer = LineFramer(transport._limits.max_line_bytes)
+        self._queue: deque[dict[str, Any]] = deque()
+        self._error: InvalidOutputError | None = None
+        self._done = False
+
+    def __aiter__(self) -> _Messages:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        queue = self._queue
+        while not queue:
+            if self._error is not None:
+                error, self._error, self._done = self._error, None, True
+                self._transport.error = error
+                raise error
+            if self._done:
+                raise StopAsyncIteration
+            try:
+                found, self._error = await self._transport._next_messages(self._framer)
+            except BaseException:
+                self._done = True
+                raise
+            queue.extend(found)
+        return queue.popleft()
+
+    async def aclose(self) -> None:
+        self._done = True
+        self._queue.clear()
