@@ -19,7 +19,7 @@ from orchestrator import Orchestrator, Phase, Pipeline
 from sdk_wrapper import QueryLimits, run_query
 from sdk_wrapper.testing import scenario_env
 
-from .bench_wrapper import _consume, _opts
+from ._contestants import code_options, consume
 
 
 async def million(contestant: str, work: Path, cli: Path, n: int) -> dict[str, Any]:
@@ -50,7 +50,7 @@ async def million(contestant: str, work: Path, cli: Path, n: int) -> dict[str, A
             if not report.ok:
                 raise RuntimeError(f"phase failed: {report.phases['long']}")
         else:
-            await _consume(contestant, scenario, work, cli, QueryLimits(timeout_s=3600))
+            await consume(contestant, scenario, work, cli, QueryLimits(timeout_s=3600))
         stop.set()
     return {"peak_rss_mb": peak / 2**20, "base_rss_mb": base / 2**20, "growth_mb": (peak - base) / 2**20,
             "seconds": time.perf_counter() - started, "messages": n}
@@ -61,7 +61,7 @@ async def orchestrator_overhead(contestant: str, work: Path, cli: Path, n: int) 
     ``run_query`` calls at the same concurrency. Overhead = the extra wall time per phase; the median of
     3 alternating repetitions (the stand-in's own start, about 45 ms, dominates both sides)."""
     parallel = int(contestant.removeprefix("mp"))
-    options = _opts({"steps": [], "init": False, "result": {}}, work)
+    options = code_options({"steps": [], "init": False, "result": {}}, work)
 
     async def plain() -> float:
         limiter = anyio.CapacityLimiter(parallel)

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import platform
 import random
@@ -23,107 +24,31 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import anyio
+import claude_code_sdk
 import psutil
-from claude_code_sdk import ClaudeCodeOptions, ResultMessage, query
 
-from sdk_wrapper import QueryLimits, open_query, run_query
-from sdk_wrapper.testing import install_standin, process_alive, read_pids, scenario_env
+from sdk_wrapper import QueryLimits, open_query
+from sdk_wrapper.testing import install_standin, process_alive, read_pids
 
+from ._contestants import AGENT_INSTALLED, CONTESTANTS, agent_options, available, code_options, consume
 from ._stats import latency_summary
+from .bench_pipeline import million, orchestrator_overhead
 
-CONTESTANTS = ("raw", "run_query", "open_query")
-#: with claude-agent-sdk installed: its own query(), and run_query given ClaudeAgentOptions
-AGENT_CONTESTANTS = ("agent_raw", "agent_run_query")
 ROOT = Path(__file__).resolve().parents[1]
 #: scenarios whose CLI never prints a result: any success reported for one was made up
 NO_RESULT = {"hang", "hang_ignore_term"}
-
-
-def _opts(scenario: str | dict[str, Any], work: Path) -> ClaudeCodeOptions:
-    return ClaudeCodeOptions(cwd=str(work), env=scenario_env(scenario))
-
-
-def _agent_opts(scenario: str | dict[str, Any], work: Path, cli: Path) -> Any:
-    """The agent SDK would take the CLI bundled in its wheel; it is pointed at the same stand-in instead."""
-    from claude_agent_sdk import ClaudeAgentOptions
-
-    return ClaudeAgentOptions(cwd=str(work), env=scenario_env(scenario), cli_path=str(cli))
-
-
-async def _agent_raw(scenario: str | dict[str, Any], work: Path, cli: Path, reported: list[bool] | None) -> int:
-    from claude_agent_sdk import ResultMessage as AgentResult
-    from claude_agent_sdk import query as agent_query
-
-    count = 0
-    async for message in agent_query(prompt="bench", options=_agent_opts(scenario, work, cli)):
-        count += 1
-        if reported is not None and isinstance(message, AgentResult) and not message.is_error:
-            reported.append(True)
-    return count
-
-
-async def _consume_v3(module: Any, scenario: str | dict[str, Any], work: Path) -> tuple[int, bool]:
-    """V3's consumer pattern: async for over query_v3, list trimmed past 500; (count, reported success)."""
-    messages: list[Any] = []
-    count, success = 0, False
-    async for message in module.query_v3("bench", _opts(scenario, work), work):
-        count += 1
-        messages.append(message)
-        if len(messages) > 500:
-            messages = messages[len(messages) // 2:]
-        if isinstance(message, dict) and message.get("subtype") == "success" and not message.get("is_error"):
-            success = True
-    return count, success
-
-
-async def _consume(contestant: str, scenario: str | dict[str, Any], work: Path, cli: Path,
-                   limits: QueryLimits | None = None, reported: list[bool] | None = None) -> int:
-    """Run one query to its end; ``reported`` gets whether the contestant reported a success."""
-    count = 0
-    if contestant == "v3_dropin":
-        from sdk_wrapper import v3 as module
-
-        if reported is not None:
-            reported.append(False)
-        count, success = await _consume_v3(module, scenario, work)
-        if reported is not None:
-            reported[-1] = success
-        return count
-    if contestant == "agent_raw":
-        return await _agent_raw(scenario, work, cli, reported)
-    if contestant == "raw":
-        async for message in query(prompt="bench", options=_opts(scenario, work)):
-            count += 1
-            if reported is not None and isinstance(message, ResultMessage) and not message.is_error:
-                reported.append(True)
-    elif contestant in ("run_query", "agent_run_query"):
-        options = _agent_opts(scenario, work, cli) if contestant == "agent_run_query" else _opts(scenario, work)
-        outcome = await run_query("bench", options, cli_path=cli, limits=limits)
-        if reported is not None:
-            reported.append(outcome.ok)
-        if not outcome.ok:
-            raise RuntimeError(f"benchmark query failed: {outcome.failure}")
-        count = outcome.message_count
-    else:
-        async with open_query("bench", _opts(scenario, work), cli_path=cli, limits=limits) as stream:
-            async for _ in stream:
-                count += 1
-        if reported is not None:
-            reported.append(stream.outcome.ok)
-        if not stream.outcome.ok:
-            raise RuntimeError(f"benchmark query failed: {stream.outcome.failure}")
-    return count
 
 
 async def burst(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
     rates = []
     for _ in range(runs):
         started = time.perf_counter()
-        count = await _consume(contestant, "burst", work, cli)
+        count = await consume(contestant, "burst", work, cli)
         rates.append(count / (time.perf_counter() - started))
     return {"msgs_per_s": statistics.median(rates), "runs": runs}
 
@@ -132,28 +57,28 @@ async def overhead(contestant: str, work: Path, cli: Path, runs: int) -> dict[st
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        await _consume(contestant, {"steps": [], "init": False, "result": {}}, work, cli)
+        await consume(contestant, {"steps": [], "init": False, "result": {}}, work, cli)
         times.append(time.perf_counter() - started)
     return {"ms_per_query": statistics.median(times) * 1000, "runs": runs}
 
 
 async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, ignore_term: bool) -> dict[str, Any]:
-    if contestant == "v3_dropin":
-        return await _cancel_latency_v3(contestant, work, cli, runs, ignore_term)
-    """From leaving the block (cancel) to the whole tree ended. Raw: whether the CLI is even signalled."""
+    """From leaving the block (cancel) to the whole tree ended. An SDK's own ``query()`` (or V3's) is
+    cancelled by a scope around it: the time the caller waited after its timeout fired."""
+    row = CONTESTANTS[contestant]
     grace = 0.5
     scenario = "hang_ignore_term" if ignore_term else "hang"
     latencies, left = [], 0
     pid_file = Path(os.environ["CLAUDE_STANDIN_PID_FILE"])
     for _ in range(runs):
         before = len(read_pids(pid_file))
-        if contestant in ("raw", "agent_raw"):
+        if row.unscoped:
             started = time.perf_counter()
             with anyio.move_on_after(0.3), contextlib.suppress(Exception):
-                await _consume(contestant, scenario, work, cli)
+                await consume(contestant, scenario, work, cli)
             latencies.append(max(0.0, time.perf_counter() - started - 0.3))
         else:
-            options = _agent_opts(scenario, work, cli) if contestant.startswith("agent") else _opts(scenario, work)
+            options = agent_options(scenario, work, cli) if row.agent else code_options(scenario, work)
             async with open_query("bench", options, cli_path=cli,
                                   limits=QueryLimits(terminate_grace_s=grace)) as stream:
                 async for _ in stream:
@@ -162,23 +87,8 @@ async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, igno
             latencies.append(time.perf_counter() - started)
         await anyio.sleep(0.05)
         left += sum(1 for pid, _ in read_pids(pid_file)[before:] if process_alive(pid))
-    return latency_summary(latencies, left, runs, grace)
-
-
-async def _cancel_latency_v3(contestant: str, work: Path, cli: Path, runs: int, ignore_term: bool) -> dict[str, Any]:
-    """V3's runner cancels with a scope around its `async for`; time from the scope firing to control back."""
-    scenario = "hang_ignore_term" if ignore_term else "hang"
-    latencies, left = [], 0
-    pid_file = Path(os.environ["CLAUDE_STANDIN_PID_FILE"])
-    for _ in range(runs):
-        before = len(read_pids(pid_file))
-        started = time.perf_counter()
-        with anyio.move_on_after(0.3), contextlib.suppress(Exception):
-            await _consume(contestant, scenario, work, cli)
-        latencies.append(max(0.0, time.perf_counter() - started - 0.3))
-        await anyio.sleep(0.05)
-        left += sum(1 for pid, _ in read_pids(pid_file)[before:] if process_alive(pid))
-    return latency_summary(latencies, left, runs, 3.0)
+    # V3's own code waits up to 3 s for the CLI's exit; ours, terminate_grace_s.
+    return latency_summary(latencies, left, runs, 3.0 if contestant == "v3_dropin" else grace)
 
 
 async def cancelled_many(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
@@ -215,13 +125,11 @@ async def _consume_quiet(contestant: str, scenario: str, work: Path, cli: Path,
                          reported: list[bool] | None = None) -> None:
     # A failed outcome (cancelled) is expected here; the raw SDK's and V3's own errors too.
     with contextlib.suppress(Exception):
-        await _consume(contestant, scenario, work, cli, QueryLimits(terminate_grace_s=0.2), reported)
+        await consume(contestant, scenario, work, cli, QueryLimits(terminate_grace_s=0.2), reported)
 
 
 def one(contestant: str, measurement: str, n: int, ignore_term: bool) -> dict[str, Any]:
     """Run in a fresh interpreter; print JSON."""
-    import logging
-
     logging.getLogger("claude_code_sdk").setLevel(logging.CRITICAL)
     logging.getLogger("claude_agent_sdk").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -229,8 +137,6 @@ def one(contestant: str, measurement: str, n: int, ignore_term: bool) -> dict[st
         work.mkdir()
         os.environ["PATH"] = f"{cli.parent}{os.pathsep}{os.environ['PATH']}"
         os.environ["CLAUDE_STANDIN_PID_FILE"] = str(Path(tmp, "pids"))
-        from benchmarks.bench_pipeline import million, orchestrator_overhead
-
         fn = {"burst": burst, "overhead": overhead, "cancelled_many": cancelled_many, "million": million,
               "orchestrator": orchestrator_overhead}.get(measurement)
 
@@ -238,7 +144,7 @@ def one(contestant: str, measurement: str, n: int, ignore_term: bool) -> dict[st
             if measurement == "cancel":
                 return await cancel_latency(contestant, work, cli, n, ignore_term)
             assert fn is not None
-            return await fn(contestant, work, cli, n)  # type: ignore[operator]
+            return await fn(contestant, work, cli, n)
 
         try:
             result = asyncio.run(main())
@@ -277,23 +183,13 @@ def _spawn(contestant: str, measurement: str, n: int, ignore_term: bool = False)
 
 
 def machine() -> str:
-    from importlib.metadata import version
-
-    import claude_code_sdk
-
     agent = f", claude-agent-sdk {version('claude-agent-sdk')}" if agent_installed() else ""
     return (f"{os.cpu_count()} cores, Python {platform.python_version()}, claude-code-sdk "
             f"{claude_code_sdk.__version__}{agent}, anyio {version('anyio')}, psutil {version('psutil')}")
 
 
 def agent_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("claude_agent_sdk") is not None
-
-
-def contestants() -> tuple[str, ...]:
-    return CONTESTANTS + (AGENT_CONTESTANTS if agent_installed() else ())
+    return AGENT_INSTALLED
 
 
 def main() -> int:
@@ -323,7 +219,7 @@ def main() -> int:
     ]
     print(f"machine: {machine()}")
     cache: dict[tuple[str, str, int, bool], dict[str, Any]] = {}
-    names = contestants()
+    names = available()
     print(f"| {'measurement':<50} | {'N':>5} | " + " | ".join(f"{c:>15}" for c in names) + " |")
     print(f"|{'-' * 52}|{'-' * 7}|" + "|".join("-" * 17 for _ in names) + "|")
     for title, measurement, n, ignore, key, fmt in plan:
