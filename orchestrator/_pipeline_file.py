@@ -75,6 +75,8 @@ def load_pipeline(path: str | Path, *, project_dir: str | Path | None = None, si
 
 
 def _check(where: str, table: Mapping[str, Any], allowed: Mapping[str, Any]) -> None:
+    # The stand-in's scenario parser checks keys the same way (sdk_wrapper/standin/_scenario.py): it runs
+    # isolated (python -I -S, stdlib only, from its own directory), so it cannot share this one.
     for key, value in table.items():
         if key not in allowed:
             raise PipelineError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")

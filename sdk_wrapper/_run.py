@@ -54,6 +54,6 @@ async def run_query(
         outcome = replace(outcome, attempts=(Attempt(1, outcome.ok, kind, outcome.duration_s),))
     else:
         outcome = await retry.run(once)
-    if webhook is not None:
+    if webhook is not None:  # once, after every attempt (open_query's own webhook would post each attempt)
         outcome = await deliver(webhook, outcome, log=get_logger(query_id=outcome.query_id), tracker=tracker)
     return outcome

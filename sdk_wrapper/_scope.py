@@ -278,6 +278,8 @@ class QueryStream(Generic[M]):
 
     @property
     def query_id(self) -> str:
+        """The id in this query's log events and its CLI tree's ``CLAUDE_SCOPE_QUERY_ID``, known from the
+        start: to correlate logs (or find the tree) while messages still flow, before ``outcome`` exists."""
         return self._pump.query_id
 
     @property

@@ -34,8 +34,12 @@ from typing import Any
 from ._outcome import FailureKind, QueryOutcome
 from ._redact import redact
 
+#: the orchestrator's default journal (``orchestrator._journal.DEFAULT_PATH``), repeated because sdk_wrapper
+#: must not import the orchestrator: the drop-in writes where ``claude-scope masked`` reads.
 JOURNAL_RELATIVE = Path(".claude-scope") / "runs.db"
 _ENDED_BY_A_LIMIT = {FailureKind.TIMEOUT, FailureKind.STALLED, FailureKind.CANCELLED}
+#: its own table, created by whoever writes or reads first: the drop-in runs without any orchestrator, so
+#: the journal's schema (orchestrator._journal) cannot own it.
 _SCHEMA = """CREATE TABLE IF NOT EXISTS masked_failures (
     recorded REAL NOT NULL, working_dir TEXT NOT NULL, prompt TEXT NOT NULL, kind TEXT NOT NULL,
     message TEXT NOT NULL, v3_category TEXT NOT NULL, basis TEXT NOT NULL, session_id TEXT, cost_usd REAL,

@@ -208,3 +208,16 @@ async def test_relative_cli_path_works_from_another_cwd(leak_guard: LeakGuard, s
     work.mkdir()
     relative = Path(standin_cli.parent.name) / standin_cli.name
     assert (await run_query("hi", options_for("ok", work), cli_path=relative)).ok
+
+
+async def test_the_query_id_is_known_while_messages_flow(leak_guard: LeakGuard, standin_cli: Path,
+                                                          tmp_path: Path) -> None:
+    """Before the outcome exists, the stream's query_id already names the CLI's tree (its marker)."""
+    from sdk_wrapper._procfs import has_marker
+
+    async with open_query("hi", options_for("slow", tmp_path), cli_path=standin_cli) as stream:
+        async for _ in stream:
+            pids = [pid for pid, role in leak_guard.recorded_pids() if role == "cli"]
+            assert pids and has_marker(pids[-1], stream.query_id)
+            break
+    assert stream.outcome.query_id == stream.query_id
