@@ -73,3 +73,12 @@ def wait_for(predicate: Callable[[], object], seconds: float) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not reached in time")
+
+
+async def until(predicate: Callable[[], object], seconds: float) -> None:
+    """``wait_for`` for async tests: polls without blocking the event loop (an in-process worker runs on it)."""
+    import anyio
+
+    with anyio.fail_after(seconds):
+        while not predicate():
+            await anyio.sleep(0.02)
