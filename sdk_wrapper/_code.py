@@ -128,9 +128,10 @@ async def _messages(prompt: Prompt, options: ClaudeCodeOptions, channel: Channel
     """
     await channel.connect()
     if isinstance(prompt, str):
-        async for line in channel.read_messages():  # an iterator object: nothing to close
-            if not str(line.get("type", "")).startswith("control_"):
-                yield parse_message(line)
+        async for batch in channel.message_batches():  # a read at a time: one await per read, not per line
+            for line in batch:
+                if not str(line.get("type", "")).startswith("control_"):
+                    yield parse_message(line)
         return
     sdk_servers = {
         name: config["instance"]  # type: ignore[typeddict-item]

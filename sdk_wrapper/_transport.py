@@ -155,6 +155,11 @@ class ScopedTransport(Transport):
     def read_messages(self) -> AsyncIterator[dict[str, Any]]:
         return _Messages(self)
 
+    def message_batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The same messages a read at a time (never an empty batch): one await per read, not per message,
+        for a reader of our own that parses them itself (the code backend's string-prompt path)."""
+        return _Batches(_Messages(self))
+
     def is_ready(self) -> bool:
         return self.state is TransportState.OPEN and not self._input_broken
 
@@ -400,3 +405,24 @@ class _Messages:
     async def aclose(self) -> None:
         self._done = True
         self._queue.clear()
+
+
+class _Batches:
+    """``_Messages`` a read at a time (see ``ScopedTransport.message_batches``)."""
+
+    __slots__ = ("_messages",)
+
+    def __init__(self, messages: _Messages) -> None:
+        self._messages = messages
+
+    def __aiter__(self) -> _Batches:
+        return self
+
+    async def __anext__(self) -> list[dict[str, Any]]:
+        first = await self._messages.__anext__()  # waits for a read; raises its error or the end
+        queue = self._messages._queue
+        if not queue:
+            return [first]
+        batch = [first, *queue]
+        queue.clear()
+        return batch
