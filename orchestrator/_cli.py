@@ -69,7 +69,7 @@ class Progress:
         self.drawn = len(lines)
 
 
-def print_report(report: RunReport, journal: Journal) -> None:
+def print_report(report: RunReport, where: str) -> None:
     print(f"\nrun {report.run_id}: {'succeeded' if report.ok else 'FAILED'} "
           f"(cost {report.cost_usd:.4f} USD, {report.duration_s:.2f}s)")
     print(f"{'phase':<14} {'status':<10} {'attempts':>8} {'cost':>8}  detail")
@@ -83,7 +83,7 @@ def print_report(report: RunReport, journal: Journal) -> None:
         print("the run budget was spent: later phases were not started")
     if report.orphans_ended:
         print(f"ended CLI processes left by an earlier, killed run: {list(report.orphans_ended)}")
-    print(f"journal: {journal.path}; messages: {journal.messages_dir / report.run_id}")
+    print(where)
 
 
 def _journal_path(args: argparse.Namespace) -> Path:
@@ -157,7 +157,7 @@ def _finish(args: argparse.Namespace, orch: Orchestrator, run_id: str,
         print(f"claude-scope: run {run_id} interrupted by {name}; its running phases were ended, finished ones "
               f"are kept. Resume with: {_resume_command(args, run_id)}", file=sys.stderr)
         return _EXIT_ON.get(signum, 1) if signum is not None else 1
-    print_report(report, orch.journal)
+    print_report(report, f"journal: {orch.journal.path}; messages: {orch.journal.messages_dir / report.run_id}")
     return 0 if report.ok else 1
 
 
@@ -274,7 +274,9 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--simulate", action="store_true")
     status = sub.add_parser("status", help="phases of a run (default: the latest)")
     status.add_argument("run_id", nargs="?")
-    sub.add_parser("runs", help="list runs")
+    _temporal_address(status, required=False)
+    runs = sub.add_parser("runs", help="list runs")
+    _temporal_address(runs, required=False)
     sub.add_parser("demo", help="run the 11-phase example offline against the stand-in CLI")
     mig = sub.add_parser("migrate", help="rewrite V3 imports to sdk_wrapper.v3 (prints a diff)")
     mig.add_argument("paths", nargs="+")
@@ -286,7 +288,47 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("masked", help="failures V3 would have hidden (recorded in shadow mode)")
     doctor = sub.add_parser("doctor", help="which process containment is in force here, proved by a probe query")
     doctor.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    # Temporal (the `temporal` extra): see orchestrator/temporal
+    server = sub.add_parser("server", help="start a local Temporal dev server (Ctrl-C stops it)")
+    server.add_argument("--port", type=int, help="frontend port (default: a free one)")
+    server.add_argument("--db", help="keep its state in this SQLite file (default: in memory)")
+    server.add_argument("--headless", action="store_true", help="without the Temporal Web UI")
+    worker = sub.add_parser("worker", help="run phases from a Temporal task queue in this workspace")
+    _temporal_address(worker)
+    worker.add_argument("--task-queue", required=True, help="one per workspace: its pipelines run here")
+    worker.add_argument("--workspace", help="the checkout phases work in (default: --project-dir)")
+    worker.add_argument("--max-parallel", type=int, default=4, help="phase attempts at once on this worker")
+    worker.add_argument("--simulate", action="store_true", help="run the stand-in CLI (phases' scenarios)")
+    submit = sub.add_parser("submit", help="submit a pipeline file to Temporal")
+    submit.add_argument("pipeline")
+    _temporal_address(submit)
+    submit.add_argument("--task-queue", required=True)
+    submit.add_argument("--run-id")
+    submit.add_argument("--simulate", action="store_true", help="phases run their scenario on the stand-in")
+    submit.add_argument("--wait", action="store_true", help="wait for the report: exit 0 all succeeded, 1 not")
+    cancel = sub.add_parser("cancel", help="cancel a run on Temporal (its running phases' trees are ended)")
+    cancel.add_argument("run_id")
+    _temporal_address(cancel)
     return parser
+
+
+def _temporal_address(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument("--address", required=required, help="Temporal frontend HOST:PORT" + (
+        "" if required else " (read the run from Temporal instead of the journal)"))
+    parser.add_argument("--namespace", default="default")
+
+
+_TEMPORAL_ONLY = {"server", "worker", "submit", "cancel"}
+
+
+def _temporal(args: argparse.Namespace) -> int:
+    try:
+        from orchestrator.temporal._commands import COMMANDS
+    except ImportError as exc:  # temporalio is the `temporal` extra: nothing imports it without it
+        print(f"claude-scope {args.command} needs the temporal extra: pip install 'claude-scope[temporal]' ({exc})",
+              file=sys.stderr)
+        return 2
+    return COMMANDS[args.command](args, print_report)
 
 
 def _remember(signum: int, _frame: object) -> None:
@@ -310,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"run": cmd_run, "resume": cmd_resume, "status": cmd_status, "runs": cmd_runs, "demo": cmd_demo,
                 "migrate": cmd_migrate, "masked": cmd_masked, "doctor": cmd_doctor}
     try:
+        if args.command in _TEMPORAL_ONLY or getattr(args, "address", None):
+            return _temporal(args)
         return commands[args.command](args)
     except BrokenPipeError:  # `claude-scope status | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

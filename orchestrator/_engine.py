@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import structlog
@@ -85,21 +86,8 @@ class Orchestrator:
         return await self._execute(pipeline, run_id, kept)
 
     async def end_orphans(self) -> tuple[int, ...]:
-        """End CLI trees that a killed orchestrator left running (see module doc); return their pids.
-
-        Only trees whose owning orchestrator is gone: another orchestrator's running CLI, on the same
-        journal, is never touched."""
-        ended: list[int] = []
-        for proc in self.journal.live_processes():
-            if not proc.orphaned():
-                continue
-            root = proc.pid if same_process(proc.pid, proc.create_time) else None
-            pids = await end_query_tree(proc.query_id, root)
-            ended.extend(pids)
-            if pids:
-                self.log.warning("orphans.ended", run_id=proc.run_id, phase=proc.name, pids=list(pids))
-            self.journal.forget_process(proc)
-        return tuple(ended)
+        """End CLI trees that a killed orchestrator left running (see module doc); return their pids."""
+        return await end_orphans(self.journal, self.log)
 
     async def _execute(self, pipeline: Pipeline, run_id: str, kept: dict[str, PhaseOutcome], *,
                        new: bool = False) -> RunReport:
@@ -222,6 +210,22 @@ def _is_cancellation(exc: BaseException) -> bool:
 
 def _only_cancellation(exc: BaseException) -> bool:
     return all(_is_cancellation(leaf) for leaf in exception_leaves(exc))
+
+
+async def end_orphans(journal: Journal, log: Any) -> tuple[int, ...]:
+    """End the CLI trees recorded in ``journal`` whose owner is gone (a killed orchestrator or worker);
+    return their pids. Another owner's running CLI, on the same journal, is never touched."""
+    ended: list[int] = []
+    for proc in journal.live_processes():
+        if not proc.orphaned():
+            continue
+        root = proc.pid if same_process(proc.pid, proc.create_time) else None
+        pids = await end_query_tree(proc.query_id, root)
+        ended.extend(pids)
+        if pids:
+            log.warning("orphans.ended", run_id=proc.run_id, phase=proc.name, pids=list(pids))
+        journal.forget_process(proc)
+    return tuple(ended)
 
 
 def new_run_id() -> str:

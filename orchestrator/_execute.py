@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import anyio
 from claude_code_sdk import ClaudeCodeOptions
@@ -21,7 +21,6 @@ from claude_code_sdk import ClaudeCodeOptions
 from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, SpawnedCLI, open_query
 
 from ._checks import CheckContext, CheckResult
-from ._journal import Journal
 from ._model import Phase, PhaseKind, PhaseOutcome, PhaseStatus, RunContext
 
 _TIMED_OUT = {FailureKind.TIMEOUT, FailureKind.STALLED}
@@ -45,12 +44,28 @@ class MessageLog:
         self._fh.close()
 
 
+class PhaseRecorder(Protocol):
+    """Where a phase's progress is recorded: the ``Journal`` locally; on a Temporal worker, a host record
+    that keeps only the live CLI and the message log (history has the rest)."""
+
+    def phase_running(self, run_id: str, name: str, attempt: int) -> None: ...
+
+    def message_log(self, run_id: str, name: str, attempt: int) -> Path: ...
+
+    def process_started(self, run_id: str, name: str, pid: int, create_time: float, query_id: str) -> None: ...
+
+    def attempt_ended(self, run_id: str, name: str, number: int, ok: bool, kind: str | None, message: str,
+                      cost: float | None, session_id: str | None) -> None: ...
+
+    def phase_ended(self, run_id: str, outcome: PhaseOutcome) -> None: ...
+
+
 @dataclass(frozen=True)
 class PhaseRuntime:
     """Where and how a phase runs; the same for every phase of a run."""
 
     run_id: str
-    journal: Journal
+    journal: PhaseRecorder
     project_dir: Path
     cli_path: str | None = None
     first_attempt: int = 0
@@ -113,7 +128,7 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
     return _phase_outcome(phase.name, outcome, checks, attempt, time.monotonic() - started)
 
 
-def _journal_attempt(journal: Journal, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
+def _journal_attempt(journal: PhaseRecorder, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
     failure = outcome.failure
     journal.attempt_ended(run_id, name, number, outcome.ok, None if failure is None else failure.kind.value,
                           "" if failure is None else failure.message, outcome.cost_usd, outcome.session_id)

@@ -323,6 +323,11 @@ class Journal:
         return [LiveProcess(r["run_id"], r["name"], r["pid"], r["create_time"], r["query_id"], _owner(r))
                 for r in self._query("SELECT * FROM live_processes")]
 
+    def forget_processes(self, run_id: str, name: str) -> None:
+        """The phase's CLI is gone (its attempt ended): nothing of it is left to reap."""
+        with self._tx() as db:
+            db.execute("DELETE FROM live_processes WHERE run_id = ? AND name = ?", (run_id, name))
+
     def forget_process(self, proc: LiveProcess) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM live_processes WHERE run_id = ? AND name = ? AND pid = ?",

@@ -80,5 +80,5 @@ async def until(predicate: Callable[[], object], seconds: float) -> None:
     import anyio
 
     with anyio.fail_after(seconds):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - the predicate reads other processes, which set no Event
             await anyio.sleep(0.02)

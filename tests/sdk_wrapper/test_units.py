@@ -10,7 +10,9 @@ from claude_code_sdk import CLIJSONDecodeError, CLINotFoundError, ProcessError
 
 import migration
 import orchestrator
+import orchestrator.temporal
 import sdk_wrapper
+import sdk_wrapper.standin
 import sdk_wrapper.testing
 import sdk_wrapper.v3
 from sdk_wrapper import FailureKind, LineTooLongError, redact
@@ -88,7 +90,8 @@ def test_redact(secret: str) -> None:
     assert "[REDACTED]" in out and "abcd" not in out.replace("[REDACTED]", "")
 
 
-@pytest.mark.parametrize("module", [sdk_wrapper, sdk_wrapper.testing, orchestrator, migration])
+@pytest.mark.parametrize("module", [sdk_wrapper, sdk_wrapper.testing, sdk_wrapper.standin, orchestrator,
+                                    orchestrator.temporal, migration])
 def test_all_lists_exactly_the_public_names(module: object) -> None:
     mod = importlib.import_module(module.__name__)  # type: ignore[attr-defined]
     # Submodules (e.g. sdk_wrapper.testing) become attributes once imported; they are not re-exports.

@@ -1,0 +1,38 @@
+"""claude-scope on Temporal: the same pipelines, durable across machines (the ``temporal`` extra).
+
+    server = DevServer().start()                                   # or a real cluster's address
+    runner = await TemporalRunner.connect(server.address, "my-checkout")
+    report = await runner.run(spec_from_file("pipeline.toml"))     # the same RunReport as Orchestrator.run
+
+A pipeline is a workflow (scheduling, budgets, our retry policy, a ``status`` query, cancellation); each
+phase attempt is an activity that runs the local orchestrator's phase core on a worker, heartbeating while
+the query streams. Workers: ``run_worker`` / ``claude-scope worker``. Importing this package needs
+``temporalio``; nothing else in claude-scope imports it.
+"""
+
+from __future__ import annotations
+
+from .._engine import end_orphans
+from ._activity import PhaseActivities
+from ._client import RunNotFoundError, TemporalRunner
+from ._server import DevServer, ServerError, temporal_binary
+from ._spec import PipelineSpec, spec_from_data, spec_from_file, spec_from_pipeline
+from ._worker import build_worker, run_worker
+from ._workflow import PipelineWorkflow
+
+__all__ = [
+    "DevServer",
+    "PhaseActivities",
+    "PipelineSpec",
+    "PipelineWorkflow",
+    "RunNotFoundError",
+    "ServerError",
+    "TemporalRunner",
+    "build_worker",
+    "end_orphans",
+    "run_worker",
+    "spec_from_data",
+    "spec_from_file",
+    "spec_from_pipeline",
+    "temporal_binary",
+]

@@ -1,0 +1,115 @@
+"""A phase attempt as a Temporal activity: the local orchestrator's phase core, run once, on this worker.
+
+``run_phase`` (the same code path as ``Orchestrator``) runs the attempt; our ``RetryPolicy`` is the
+workflow's to apply, so the phase is run here without one. While the query streams, a background task
+heartbeats (a cancel reaches an activity only through a heartbeat), carrying ``{host, pid, create_time,
+query_id}`` of the CLI: the memo a retry of this attempt on the same host reads to end the tree a dead
+worker left. The host's journal keeps the same record (heartbeats are throttled; the journal is not), and
+the message JSONL; history gets the small record of ``outcome_record``.
+
+A phase that failed in a way no retry mends is raised as a non-retryable ``ApplicationError`` (type
+``PHASE_FAILED``, its record in the details), so the Temporal UI shows it failed and Temporal does not retry
+it; a failure our policy may retry comes back as a record, for the workflow to decide.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from pathlib import Path
+from typing import Any
+
+import anyio
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from sdk_wrapper import end_query_tree, get_logger
+
+from .._engine import end_orphans
+from .._execute import PhaseRuntime, run_phase
+from .._journal import Journal, same_process
+from .._model import PhaseOutcome, PhaseStatus, RunContext
+from ._spec import PipelineSpec, outcome_record
+from ._workflow import ACTIVITY, PHASE_FAILED
+
+#: how often the running attempt heartbeats (the worker throttles what it sends; see _worker)
+HEARTBEAT_TICK_S = 0.2
+
+
+class _HostRecorder:
+    """What a worker host keeps of an attempt: its live CLI (for reaping) and its message log. Runs, phases
+    and attempts are history's, so those calls of the phase core record nothing here."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.memo: dict[str, Any] = {}
+        self.log_path = ""
+
+    def phase_running(self, run_id: str, name: str, attempt: int) -> None:
+        pass
+
+    def phase_ended(self, run_id: str, outcome: PhaseOutcome) -> None:
+        pass
+
+    def message_log(self, run_id: str, name: str, attempt: int) -> Path:
+        path = self.journal.message_log(run_id, name, attempt)
+        self.log_path = str(path)
+        return path
+
+    def process_started(self, run_id: str, name: str, pid: int, create_time: float, query_id: str) -> None:
+        self.journal.process_started(run_id, name, pid, create_time, query_id)
+        self.memo = {"host": socket.gethostname(), "pid": pid, "create_time": create_time, "query_id": query_id}
+
+    def attempt_ended(self, run_id: str, name: str, number: int, ok: bool, kind: str | None, message: str,
+                      cost: float | None, session_id: str | None) -> None:
+        self.journal.forget_processes(run_id, name)
+
+
+class PhaseActivities:
+    """The activities of one worker: where its phases run (``workspace``) and its host journal."""
+
+    def __init__(self, workspace: Path, journal: Journal, cli_path: str | None = None) -> None:
+        self.workspace = workspace
+        self.journal = journal
+        self.cli_path = cli_path
+        self.log = get_logger()
+
+    @activity.defn(name=ACTIVITY)
+    async def attempt(self, request: dict[str, Any]) -> dict[str, Any]:
+        info = activity.info()
+        await self._end_previous(info.heartbeat_details)
+        run_id, name, attempt = request["run_id"], request["phase"], int(request["attempt"])
+        pipeline = PipelineSpec.from_json(request["spec"]).pipeline(self.workspace)
+        phase = dataclasses.replace(pipeline.phase(name), retry=None)  # the workflow applies the policy
+        recorder = _HostRecorder(self.journal)
+        runtime = PhaseRuntime(run_id, recorder, self.workspace, self.cli_path, first_attempt=attempt - 1)
+
+        async def beat() -> None:
+            while True:
+                activity.heartbeat(recorder.memo)
+                await anyio.sleep(HEARTBEAT_TICK_S)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(beat)
+            outcome = await run_phase(phase, RunContext(run_id, self.workspace, {}), runtime)
+            tg.cancel_scope.cancel()
+        record = outcome_record(outcome, host=socket.gethostname(), message_log=recorder.log_path)
+        if outcome.status is not PhaseStatus.SUCCEEDED and not record["retryable"]:
+            raise ApplicationError(f"phase {name!r} {outcome.status.value}: {outcome.message}", record,
+                                   type=PHASE_FAILED, non_retryable=True)
+        return record
+
+    async def _end_previous(self, details: Any) -> None:
+        """A retry of an attempt whose worker died: end the tree it left, if it ran on this host. Trees of
+        dead owners recorded in this host's journal are ended too (the heartbeat may not have carried it)."""
+        memo = details[0] if details else None
+        if isinstance(memo, dict) and memo.get("host") == socket.gethostname() and memo.get("query_id"):
+            pid = memo.get("pid")
+            root = pid if isinstance(pid, int) and same_process(pid, float(memo.get("create_time") or 0)) else None
+            ended = await end_query_tree(str(memo["query_id"]), root)
+            if ended:
+                self.log.warning("orphans.ended", source="heartbeat", pids=list(ended))
+        await end_orphans(self.journal, self.log)
+
+
+

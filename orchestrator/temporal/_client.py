@@ -1,0 +1,100 @@
+"""Submitting pipelines to Temporal and reading them back: history is the one source of truth.
+
+``TemporalRunner.run`` returns the same ``RunReport`` as ``Orchestrator.run``; a run's id is its workflow
+id. ``status`` asks the workflow (running or closed: a closed one is answered by replaying its history on a
+worker), ``runs`` lists the pipeline workflows the server knows, ``cancel`` cancels one and waits until its
+running phases have ended their CLI trees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError
+
+from .._engine import new_run_id
+from .._model import RunReport
+from ._spec import PipelineSpec, report_from_record
+from ._workflow import DEFAULT_HEARTBEAT_S, WORKFLOW
+
+
+class RunNotFoundError(LookupError):
+    """No pipeline workflow with that run id on the server."""
+
+
+class TemporalRunner:
+    """Pipelines on a Temporal server: ``await TemporalRunner.connect("127.0.0.1:7233", "my-checkout")``."""
+
+    def __init__(self, client: Client, task_queue: str, *, heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_S) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+
+    @classmethod
+    async def connect(cls, address: str, task_queue: str, *, namespace: str = "default",
+                      heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_S) -> TemporalRunner:
+        client = await Client.connect(address, namespace=namespace)
+        return cls(client, task_queue, heartbeat_timeout_s=heartbeat_timeout_s)
+
+    async def submit(self, spec: PipelineSpec, run_id: str | None = None) -> str:
+        """Start the pipeline; return its run id (the workflow id). Raises for a run id already used."""
+        run_id = run_id or new_run_id()
+        request = {"run_id": run_id, "spec": spec.to_json(), "plan": spec.plan(),
+                   "heartbeat_timeout_s": self.heartbeat_timeout_s}
+        await self.client.start_workflow(WORKFLOW, request, id=run_id, task_queue=self.task_queue,
+                                         execution_timeout=timedelta(days=30))
+        return run_id
+
+    async def wait(self, run_id: str) -> RunReport:
+        """The run's report once it has ended; a cancelled run reports its phases as the workflow left them."""
+        handle = self._handle(run_id)
+        try:
+            record: dict[str, Any] = await handle.result()
+        except WorkflowFailureError:
+            record = await handle.query("status")
+        return report_from_record(record)
+
+    async def run(self, spec: PipelineSpec, run_id: str | None = None) -> RunReport:
+        return await self.wait(await self.submit(spec, run_id))
+
+    async def status(self, run_id: str) -> tuple[str, RunReport]:
+        """(running, succeeded, failed (a phase did not succeed), cancelled, terminated, timed_out; the
+        phases as the workflow has them)."""
+        handle = self._handle(run_id)
+        try:
+            described = await handle.describe()
+        except RPCError as exc:
+            raise RunNotFoundError(f"no run {run_id!r} on {self.client.service_client.config.target_host}") from exc
+        record: dict[str, Any] = await handle.query("status")
+        state = "unknown" if described.status is None else _STATES.get(described.status, described.status.name.lower())
+        report = report_from_record(record)
+        if state == "completed":  # the workflow ended by itself: say what the local journal says of a run
+            state = "succeeded" if report.ok else "failed"
+        return state, report
+
+    async def cancel(self, run_id: str) -> None:
+        """Cancel the run and wait until it has closed (its phases' trees ended)."""
+        handle = self._handle(run_id)
+        await handle.cancel()
+        with contextlib.suppress(WorkflowFailureError):  # closed as cancelled: what was asked
+            await handle.result()
+
+    async def runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        found = []
+        async for execution in self.client.list_workflows(f"WorkflowType = '{WORKFLOW}'", limit=limit):
+            status = execution.status
+            found.append({"run_id": execution.id, "status": "unknown" if status is None else _STATES.get(
+                status, status.name.lower()), "started": execution.start_time.isoformat(),
+                "task_queue": execution.task_queue})
+        return found
+
+    def _handle(self, run_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(run_id)
+
+
+_STATES = {WorkflowExecutionStatus.RUNNING: "running", WorkflowExecutionStatus.COMPLETED: "completed",
+           WorkflowExecutionStatus.FAILED: "failed", WorkflowExecutionStatus.CANCELED: "cancelled",
+           WorkflowExecutionStatus.TERMINATED: "terminated", WorkflowExecutionStatus.TIMED_OUT: "timed_out"}

@@ -1,0 +1,145 @@
+"""``claude-scope server | worker | submit | cancel`` and ``status/runs --address``: the Temporal commands.
+
+Loaded by ``orchestrator._cli`` only when one of them is used (it needs the ``temporal`` extra). Processes
+that used the Temporal client end with ``os._exit`` after flushing their output: at interpreter exit
+temporalio's runtime can crash the process (measured: "Fatal Python error: PyGILState_Release" in 2 of 10
+worker exits, exit 139 in 1 of 4 client exits, both after all work was done), which would turn a correct
+exit code into a wrong one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from temporalio.client import Client
+
+from sdk_wrapper.standin import install_standin
+
+from .._journal import DEFAULT_PATH
+from .._model import PipelineError, RunReport
+from ._client import RunNotFoundError, TemporalRunner
+from ._server import DevServer, ServerError
+from ._spec import spec_from_file
+from ._worker import run_worker
+
+
+def _exit(code: int) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def cmd_server(args: argparse.Namespace, _print_report: Any) -> int:
+    try:
+        server = DevServer(port=args.port, ui=not args.headless, db=args.db).start()
+    except ServerError as exc:
+        print(f"claude-scope: {exc}", file=sys.stderr)
+        return 2
+    print(f"Temporal dev server: {server.address}" + (f"  (UI: {server.ui_url})" if server.ui_url else ""))
+    print(f"next: claude-scope worker --address {server.address} --task-queue QUEUE  (in your checkout)")
+    sys.stdout.flush()
+    stopped: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda s, _f: stopped.append(s))
+    try:
+        while not stopped and server.process is not None and server.process.poll() is None:
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, _print_report: Any) -> int:
+    workspace = Path(args.workspace or args.project_dir).resolve()
+    journal = Path(args.journal) if args.journal else workspace / DEFAULT_PATH
+    cli_path = str(install_standin(journal.parent / "standin-bin")) if args.simulate else None
+
+    async def main() -> None:
+        client = await Client.connect(args.address, namespace=args.namespace)
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            async def on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        stop.set()  # graceful: running phases get the worker's shutdown grace
+                        return
+
+            tg.start_soon(on_signal)
+            print(f"worker: task queue {args.task_queue!r}, workspace {workspace}, journal {journal}", flush=True)
+            await run_worker(client, args.task_queue, workspace=workspace, journal_path=journal, cli_path=cli_path,
+                             max_parallel=args.max_parallel, stop=stop)
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    return _exit(0)
+
+
+def cmd_submit(args: argparse.Namespace, print_report: Any) -> int:
+    try:
+        spec = spec_from_file(args.pipeline, simulate=args.simulate)
+    except PipelineError as exc:
+        print(f"claude-scope: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> RunReport | str:
+        runner = await TemporalRunner.connect(args.address, args.task_queue, namespace=args.namespace)
+        run_id = await runner.submit(spec, args.run_id)
+        print(f"submitted run {run_id} to task queue {args.task_queue!r} on {args.address}", flush=True)
+        return await runner.wait(run_id) if args.wait else run_id
+
+    found = anyio.run(main)
+    if isinstance(found, RunReport):
+        print_report(found, f"history: workflow {found.run_id} on {args.address}")
+        return _exit(0 if found.ok else 1)
+    return _exit(0)
+
+
+def cmd_status(args: argparse.Namespace, _print_report: Any) -> int:
+    async def main() -> tuple[str, RunReport]:
+        runner = await TemporalRunner.connect(args.address, "", namespace=args.namespace)
+        return await runner.status(args.run_id)
+
+    try:
+        state, report = anyio.run(main)
+    except RunNotFoundError as exc:
+        print(f"claude-scope: {exc}", file=sys.stderr)
+        return _exit(2)
+    print(f"run {report.run_id}: {state}")
+    for outcome in report.phases.values():
+        print(json.dumps({"phase": outcome.name, "status": outcome.status.value, "attempts": outcome.attempts,
+                          "cost_usd": outcome.cost_usd, "duration_s": outcome.duration_s,
+                          "kind": None if outcome.kind is None else outcome.kind.value, "message": outcome.message,
+                          "session_id": outcome.session_id}))
+    return _exit(0)
+
+
+def cmd_runs(args: argparse.Namespace, _print_report: Any) -> int:
+    async def main() -> list[dict[str, Any]]:
+        runner = await TemporalRunner.connect(args.address, "", namespace=args.namespace)
+        return await runner.runs()
+
+    for run in anyio.run(main):
+        print(f"{run['run_id']:<32} {run['status']:<10} {run['started']}  queue {run['task_queue']}")
+    return _exit(0)
+
+
+def cmd_cancel(args: argparse.Namespace, _print_report: Any) -> int:
+    async def main() -> None:
+        runner = await TemporalRunner.connect(args.address, "", namespace=args.namespace)
+        await runner.cancel(args.run_id)
+
+    anyio.run(main)
+    print(f"run {args.run_id} cancelled; its running phases' CLI trees were ended")
+    return _exit(0)
+
+
+COMMANDS = {"server": cmd_server, "worker": cmd_worker, "submit": cmd_submit, "status": cmd_status,
+            "runs": cmd_runs, "cancel": cmd_cancel}

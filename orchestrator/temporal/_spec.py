@@ -1,0 +1,229 @@
+"""Pipelines as they travel to Temporal: validated, JSON-safe specs, and the plain records that come back.
+
+A spec is the pipeline file's own data (the TOML tables), checked on the client before it is submitted
+and parsed again on the worker, where the phases run: what cannot travel is refused here with a
+``PipelineError`` that says why (a callable prompt or check, hooks, ``can_use_tool``, MCP servers, a retry
+limited to chosen kinds). Secrets never travel: a literal ``env`` value under a secret-looking name is
+refused; the CLI inherits the worker's own environment, which is where such values belong.
+
+Nothing here imports ``temporalio``: the workflow imports it through the sandbox's pass-through, and the
+tests use it without a server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from claude_code_sdk import ClaudeCodeOptions
+
+from sdk_wrapper import FailureKind
+
+from .._checks import CommandSucceeds, FileExists, GlobMatches
+from .._model import Phase, PhaseOutcome, PhaseStatus, Pipeline, PipelineError, RunReport, parse_kind
+from .._pipeline_file import parse_pipeline
+
+#: env names whose literal values must not be written into workflow history
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
+#: ClaudeCodeOptions fields a spec carries (the pipeline file's keys); any other field set is refused
+_OPTION_KEYS = ("model", "max_turns", "permission_mode", "allowed_tools", "disallowed_tools", "system_prompt",
+                "append_system_prompt", "env")
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A pipeline that can travel: the file format's data, and whether phases run the stand-in's scenario."""
+
+    data: dict[str, Any]
+    simulate: bool = False
+    #: where it came from (a path, or "python"), for the report
+    source: str = ""
+
+    def pipeline(self, workspace: Path) -> Pipeline:
+        """The pipeline as a worker runs it, relative paths against its ``workspace``."""
+        return parse_pipeline(self.data, project_dir=workspace, simulate=self.simulate)
+
+    def plan(self) -> dict[str, Any]:
+        """What the workflow schedules by: names, dependencies, limits and retry policies (JSON)."""
+        pipeline = self.pipeline(Path("."))
+        return {
+            "name": pipeline.name, "max_parallel": pipeline.max_parallel, "fail_fast": pipeline.fail_fast,
+            "max_cost_usd": pipeline.max_cost_usd,
+            "phases": [{"name": p.name, "depends_on": list(p.depends_on), "timeout_s": p.timeout_s,
+                        "retry": None if p.retry is None else _retry_dict(p.retry)} for p in pipeline.phases],
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"data": self.data, "simulate": self.simulate, "source": self.source}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> PipelineSpec:
+        return cls(dict(raw["data"]), bool(raw.get("simulate", False)), str(raw.get("source", "")))
+
+
+def spec_from_file(path: str | Path, *, simulate: bool = False) -> PipelineSpec:
+    """Read, validate and check that a pipeline file can travel."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PipelineError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PipelineError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        return spec_from_data(data, simulate=simulate, source=str(path.resolve()))
+    except PipelineError as exc:
+        raise PipelineError(f"{path}: {exc}") from None
+
+
+def spec_from_data(data: dict[str, Any], *, simulate: bool = False, source: str = "") -> PipelineSpec:
+    """Validate the pipeline file format's data (as ``parse_pipeline`` does) and check that it can travel."""
+    try:
+        if json.loads(json.dumps(data, allow_nan=False)) != data:
+            raise ValueError("not plain JSON data")
+    except (TypeError, ValueError) as exc:
+        raise PipelineError(f"the pipeline cannot travel as JSON ({exc}): dates, times and nan are not allowed") \
+            from None
+    spec = PipelineSpec(data, simulate, source)
+    spec.pipeline(Path("."))  # every error the local orchestrator would raise, raised now
+    for index, table in enumerate([data.get("defaults", {}), *data.get("phases", [])]):
+        where = "[defaults]" if index == 0 else f"phase {table.get('name', f'#{index}')!r}"
+        for name, value in dict(table.get("env", {})).items():
+            if _SECRET_NAME.search(str(name)) and value:
+                raise PipelineError(f"{where}: env {name!r} looks like a secret; its value would be written into "
+                                    "workflow history: set it in the worker's environment instead (the CLI "
+                                    "inherits it) and leave it out of the pipeline")
+    return spec
+
+
+def spec_from_pipeline(pipeline: Pipeline) -> PipelineSpec:
+    """A pipeline built in Python, as a spec; refuses what cannot travel, naming the phase and the reason."""
+    phases = [_phase_data(p) for p in pipeline.phases]
+    settings: dict[str, Any] = {"name": pipeline.name, "max_parallel": pipeline.max_parallel,
+                                "fail_fast": pipeline.fail_fast}
+    if pipeline.max_cost_usd is not None:
+        settings["max_cost_usd"] = pipeline.max_cost_usd
+    return spec_from_data({"pipeline": settings, "phases": phases}, source="python")
+
+
+def _phase_data(phase: Phase) -> dict[str, Any]:
+    where = f"phase {phase.name!r}"
+    if not isinstance(phase.prompt, str):
+        raise PipelineError(f"{where}: a callable prompt cannot travel to a worker; build the prompt before "
+                            "submitting (a string)")
+    table: dict[str, Any] = {"name": phase.name, "prompt": phase.prompt, "depends_on": list(phase.depends_on),
+                             "timeout_s": phase.timeout_s}
+    for key in ("idle_timeout_s", "max_cost_usd"):
+        if getattr(phase, key) is not None:
+            table[key] = getattr(phase, key)
+    if phase.description:
+        table["description"] = phase.description
+    if phase.retry is not None:
+        if phase.retry.kinds is not None:
+            raise PipelineError(f"{where}: a retry limited to chosen kinds cannot travel (the file format has no "
+                                "such key); leave kinds unset to retry what the classifier marks retryable")
+        table["retry"] = {k: v for k, v in _retry_dict(phase.retry).items() if k != "wait"}
+    if phase.options is not None:
+        table.update(_options_data(where, phase.options))
+    checks = []
+    for check in phase.checks:
+        if isinstance(check, FileExists):
+            checks.append({"type": "file_exists", "path": check.path, "min_bytes": check.min_bytes, "name": check.name})
+        elif isinstance(check, GlobMatches):
+            checks.append({"type": "glob", "pattern": check.pattern, "min_count": check.min_count, "name": check.name})
+        elif isinstance(check, CommandSucceeds):
+            command = check.command if isinstance(check.command, str) else list(check.command)
+            checks.append({"type": "command", "command": command, "timeout_s": check.timeout_s, "name": check.name})
+        else:
+            raise PipelineError(f"{where}: check {check.name!r} is a callable and cannot travel to a worker; use "
+                                "file_exists, glob_matches or command_succeeds")
+    if checks:
+        table["checks"] = checks
+    return table
+
+
+def _options_data(where: str, options: Any) -> dict[str, Any]:
+    if not isinstance(options, ClaudeCodeOptions):
+        raise PipelineError(f"{where}: only ClaudeCodeOptions travel to a worker")
+    default = ClaudeCodeOptions()
+    extra = [f.name for f in dataclasses.fields(options)
+             if f.name not in (*_OPTION_KEYS, "cwd") and getattr(options, f.name) != getattr(default, f.name)]
+    if extra:
+        raise PipelineError(f"{where}: options {', '.join(extra)} cannot travel to a worker (callables, servers "
+                            "and file handles live in one process); set them in the worker instead")
+    data: dict[str, Any] = {}
+    for key in _OPTION_KEYS:
+        value = getattr(options, key)
+        if value not in (None, [], {}):
+            data[key] = dict(value) if key == "env" else list(value) if isinstance(value, list) else value
+    if options.cwd is not None:
+        data["cwd"] = str(options.cwd)
+    return data
+
+
+def _retry_dict(retry: Any) -> dict[str, Any]:
+    return {"attempts": retry.attempts, "initial_wait_s": retry.initial_wait_s, "max_wait_s": retry.max_wait_s,
+            "jitter_s": retry.jitter_s, "after_side_effects": retry.after_side_effects, "wait": retry.wait}
+
+
+# -- the records that come back ----------------------------------------------------------------------------
+def outcome_record(outcome: PhaseOutcome, *, host: str = "", message_log: str = "") -> dict[str, Any]:
+    """A phase outcome as history keeps it (JSON): small, no message bodies, no live objects."""
+    failure = None if outcome.query is None else outcome.query.failure
+    return {
+        "name": outcome.name, "status": outcome.status.value, "attempts": outcome.attempts,
+        "cost_usd": outcome.cost_usd, "duration_s": outcome.duration_s,
+        "kind": None if outcome.kind is None else outcome.kind.value, "message": outcome.message,
+        "session_id": outcome.session_id, "num_turns": outcome.num_turns,
+        "checks": [c.to_dict() for c in outcome.checks],
+        "retryable": failure is not None and failure.retryable,
+        "side_effects": failure is not None and failure.side_effects,
+        "host": host, "message_log": message_log,
+    }
+
+
+def outcome_from_record(record: dict[str, Any]) -> PhaseOutcome:
+    status = PhaseStatus(record["status"])
+    cost = record.get("cost_usd")
+    return PhaseOutcome(
+        name=record["name"], status=status, attempts=int(record.get("attempts") or 0),
+        cost_usd=None if cost is None else float(cost), duration_s=float(record.get("duration_s") or 0.0),
+        kind=parse_kind(record.get("kind"), status), message=str(record.get("message") or ""),
+        session_id=record.get("session_id"), num_turns=record.get("num_turns"), from_journal=True,
+    )
+
+
+def report_from_record(record: dict[str, Any]) -> RunReport:
+    """The workflow's result (or its status) as the same ``RunReport`` the local orchestrator returns."""
+    # in pipeline order (the payload converter writes JSON objects with sorted keys)
+    order = record.get("order") or list(record["phases"])
+    phases = {name: outcome_from_record(record["phases"][name]) for name in order}
+    return RunReport(run_id=record["run_id"], phases=phases, cost_usd=float(record.get("cost_usd") or 0.0),
+                     duration_s=float(record.get("duration_s") or 0.0),
+                     budget_exhausted=bool(record.get("budget_exhausted")))
+
+
+def should_retry(retry: dict[str, Any] | None, record: dict[str, Any], attempt: int) -> bool:
+    """``RetryPolicy.allows`` on a phase record (the workflow has records, not outcomes)."""
+    if retry is None or attempt >= int(retry["attempts"]) or record["status"] == PhaseStatus.SUCCEEDED.value:
+        return False
+    if record.get("kind") in (None, FailureKind.CANCELLED.value):
+        return False
+    if record.get("side_effects") and not retry.get("after_side_effects", False):
+        return False
+    return bool(record.get("retryable"))
+
+
+def backoff_s(retry: dict[str, Any], attempt: int, random01: float) -> float:
+    """tenacity's ``wait_exponential_jitter`` as ``RetryPolicy`` uses it, with the workflow's random."""
+    if not retry.get("wait", True):
+        return 0.0
+    exponential = float(retry["initial_wait_s"]) * 2 ** (attempt - 1)
+    base = float(retry["max_wait_s"]) if not math.isfinite(exponential) else exponential
+    return min(base, float(retry["max_wait_s"])) + random01 * float(retry["jitter_s"])

@@ -1,0 +1,66 @@
+"""A worker: runs pipeline workflows and phase attempts from one task queue, in one workspace.
+
+Settings measured on this kind of machine (``../shared/temporal-notes.md``): heartbeats reach the server
+at most every 0.5 s (``max_heartbeat_throttle_interval``), so a cancel reaches a running phase in well under
+a second; a dead worker's sticky queue is given up after 2 s, not 10; a SIGTERM gives running phases 10 s to
+finish before they are cancelled (and retried elsewhere). At start the worker ends the CLI trees that a
+dead worker on this host left (the host journal's records of dead owners).
+
+Working trees: a phase edits files, so a pipeline must run where its checkout is. Give each workspace (a
+checkout, or a shared filesystem path) its own task queue, start its worker there with ``--workspace``, and
+submit the pipeline to that queue: every phase of it runs on a worker of that workspace.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from sdk_wrapper import get_logger
+
+from .._engine import end_orphans
+from .._journal import DEFAULT_PATH, Journal
+from ._activity import PhaseActivities
+from ._workflow import PipelineWorkflow
+
+#: our packages are plain code the workflow imports through the sandbox (deterministic helpers only)
+_PASSTHROUGH = ("orchestrator", "sdk_wrapper", "claude_code_sdk", "anyio", "structlog", "psutil", "httpx",
+                "tenacity", "sniffio")
+
+
+def build_worker(client: Client, task_queue: str, *, workspace: str | Path, journal: Journal,
+                 cli_path: str | None = None, max_parallel: int = 4) -> Worker:
+    """A worker for ``task_queue`` whose phases run in ``workspace``; ``journal`` is this host's."""
+    activities = PhaseActivities(Path(workspace).resolve(), journal, cli_path)
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH)
+    return Worker(
+        client, task_queue=task_queue, workflows=[PipelineWorkflow], activities=[activities.attempt],
+        workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
+        max_concurrent_activities=max_parallel,
+        max_heartbeat_throttle_interval=timedelta(seconds=0.5),
+        default_heartbeat_throttle_interval=timedelta(seconds=0.5),
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(client: Client, task_queue: str, *, workspace: str | Path, journal_path: str | Path | None = None,
+                     cli_path: str | None = None, max_parallel: int = 4, stop: anyio.Event | None = None,
+                     ready: anyio.Event | None = None) -> None:
+    """Run a worker until ``stop`` is set (or the task is cancelled), ending dead workers' trees first."""
+    workspace = Path(await anyio.Path(workspace).resolve())
+    with Journal(journal_path or workspace / DEFAULT_PATH) as journal:
+        ended = await end_orphans(journal, get_logger())
+        if ended:
+            get_logger().warning("worker.orphans_ended", pids=list(ended))
+        worker = build_worker(client, task_queue, workspace=workspace, journal=journal, cli_path=cli_path,
+                              max_parallel=max_parallel)
+        async with worker:
+            if ready is not None:
+                ready.set()
+            await (stop or anyio.Event()).wait()
