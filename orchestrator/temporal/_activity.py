@@ -59,6 +59,7 @@ class _HostRecorder:
     def process_started(self, run_id: str, name: str, pid: int, create_time: float, query_id: str) -> None:
         self.journal.process_started(run_id, name, pid, create_time, query_id)
         self.memo = {"host": socket.gethostname(), "pid": pid, "create_time": create_time, "query_id": query_id}
+        activity.heartbeat(self.memo)  # at once, not at the next tick: a worker may die within the tick
 
     def attempt_ended(self, run_id: str, name: str, number: int, ok: bool, kind: str | None, message: str,
                       cost: float | None, session_id: str | None) -> None:
