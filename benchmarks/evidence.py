@@ -266,7 +266,7 @@ def write_report(results: dict[str, Any], quick: bool) -> Path:
         "",
         "Server, workers and client on this one machine; the same stand-in CLI. The local orchestrator runs the",
         "same pipelines (its SQLite journal). Cancel: from the cancel request to the phase's CLI and its",
-        "own-session child gone (workers send heartbeats at most every 0.5 s). Worker kill -9: to the phase's CLI",
+        "own-session child gone (workers send heartbeats at most every 0.25 s). Worker kill -9: to the phase's CLI",
         "started again by another worker, which waits for the heartbeat timeout to pass.",
         "",
         *temporal_table(results.get("temporal_problem", "")),

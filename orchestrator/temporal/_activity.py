@@ -33,7 +33,7 @@ from ._spec import PipelineSpec, outcome_record
 from ._workflow import ACTIVITY, PHASE_FAILED
 
 #: how often the running attempt heartbeats (the worker throttles what it sends; see _worker)
-HEARTBEAT_TICK_S = 0.2
+HEARTBEAT_TICK_S = 0.1
 
 
 class _HostRecorder:
