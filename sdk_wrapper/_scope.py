@@ -25,7 +25,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from os import PathLike
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 import anyio
 import anyio.abc
@@ -33,7 +33,7 @@ import psutil
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from claude_code_sdk import ClaudeCodeOptions, Message
 
-from ._backend import Backend
+from ._backend import Backend, Channel
 from ._classify import QueryFacts, Stop, cli_cost, decide
 from ._logging import get_logger
 from ._options import Checked, check_arguments, resolve_cli
@@ -91,6 +91,30 @@ class _IdleWatch:
                 return
 
 
+class QueryTransport(Channel, Protocol):
+    """What the pump needs of the transport, besides the backend's ``Channel``: ``ScopedTransport``, or a
+    test's fake, which needs no process (``tests/sdk_wrapper/test_scope.py``)."""
+
+    pid: int | None
+    error: BaseException | None
+    cleanup: CleanupReport | None
+    result_raw: dict[str, Any] | None
+
+    async def connect(self) -> None: ...
+
+    async def drain_stderr(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def stderr_drained(self, within_s: float) -> None: ...
+
+    def stderr_tail(self) -> str: ...
+
+
+#: builds the transport of one query: (prompt, options, cli_path, backend, query_id, limits, log) by keyword
+TransportFactory = Callable[..., QueryTransport]
+
+
 @dataclass
 class _Seen:
     """What the messages said as they passed: all the outcome needs of them."""
@@ -116,8 +140,10 @@ class _Pump:
         tracker: ResourceTracker | None = None,
         on_spawn: Callable[[SpawnedCLI], None] | None = None,
         webhook: ResultWebhook | None = None,
+        transport: TransportFactory = ScopedTransport,
     ) -> None:
         self.prompt, self.options, self.limits, self.backend = prompt, options, limits, backend
+        self.make_transport = transport
         self.cli_path, self.tracker, self.on_spawn, self.webhook = cli_path, tracker, on_spawn, webhook
         self.query_id = uuid.uuid4().hex
         self.log = get_logger(query_id=self.query_id)
@@ -125,7 +151,7 @@ class _Pump:
         self.done = anyio.Event()
         self.outcome: QueryOutcome | None = None
         self.seen = _Seen()
-        self.transport: ScopedTransport | None = None
+        self.transport: QueryTransport | None = None
 
     async def run(self, send: MemoryObjectSendStream[Any]) -> None:
         started = time.monotonic()
@@ -133,7 +159,7 @@ class _Pump:
         self.log.info("query.start", sdk=self.backend.name)
         try:
             with send, self.stop_scope:
-                self.transport = ScopedTransport(
+                self.transport = self.make_transport(
                     prompt=self.prompt, options=self.options,
                     cli_path=resolve_cli(self.cli_path, self.options, self.backend),
                     backend=self.backend, query_id=self.query_id, limits=self.limits, log=self.log,
@@ -156,7 +182,7 @@ class _Pump:
                 self.done.set()
 
     async def _drive(
-        self, transport: ScopedTransport, send: MemoryObjectSendStream[Any]
+        self, transport: QueryTransport, send: MemoryObjectSendStream[Any]
     ) -> tuple[Stop, BaseException | None]:
         limits = self.limits
         overall = anyio.current_time() + limits.timeout_s if limits.timeout_s is not None else math.inf
