@@ -316,6 +316,13 @@ class QueryStream(Generic[M]):
         return None if transport is None else transport.result_raw
 
     @property
+    def stdout_shape(self) -> tuple[int, int]:
+        """(stdout reads that were not one whole line, the longest line in bytes): how claude-code-sdk
+        0.0.10, which parsed reads rather than lines, would have read this stream (V3's shadow mode)."""
+        transport = self._pump.transport
+        return (getattr(transport, "misaligned_reads", 0), getattr(transport, "longest_line", 0))
+
+    @property
     def finished(self) -> bool:
         """Whether ``outcome`` is available (the block has been left and cleanup is done)."""
         return self._pump.outcome is not None

@@ -206,10 +206,7 @@ class V3QueryWrapper:
 
 
 def _facts(stream: Any) -> StreamFacts:
-    transport = stream._pump.transport
-    if transport is None:
-        return StreamFacts()
-    return StreamFacts(transport.misaligned_reads, transport.longest_line)
+    return StreamFacts(*stream.stdout_shape)
 
 
 def _with_cwd(options: ClaudeCodeOptions, cwd: Path) -> ClaudeCodeOptions:
