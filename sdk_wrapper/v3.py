@@ -117,7 +117,18 @@ class V3QueryWrapper:
         task = asyncio.get_running_loop().create_task(self._produce(prompt, options, send))
         try:
             with receive:
-                async for item in receive:
+                while True:
+                    # What is buffered is taken without a checkpoint (as QueryStream does); an empty buffer
+                    # waits, and that wait is where cancellation reaches the consumer.
+                    try:
+                        item = receive.receive_nowait()
+                    except anyio.WouldBlock:
+                        try:
+                            item = await receive.receive()
+                        except anyio.EndOfStream:
+                            break
+                    except anyio.EndOfStream:
+                        break
                     yield item
         finally:
             receive.close()
@@ -139,11 +150,15 @@ class V3QueryWrapper:
                     async for message in stream:
                         if isinstance(message, ResultMessage):
                             result_sent = True
-                            await send.send(message_to_v3(message, stream.result_raw))
+                            item = message_to_v3(message, stream.result_raw)
                         else:
                             if isinstance(message, SystemMessage) and isinstance(message.data.get("session_id"), str):
                                 self.active_sessions.add(message.data["session_id"])
-                            await send.send(message_to_v3(message))
+                            item = message_to_v3(message)
+                        try:
+                            send.send_nowait(item)  # no checkpoint while the consumer keeps up
+                        except anyio.WouldBlock:
+                            await send.send(item)
                 outcome = stream.outcome
             except anyio.BrokenResourceError:  # the consumer stopped reading; the query has been ended
                 self._record(prompt, stream.outcome, result_sent)
