@@ -8,6 +8,9 @@ contestant is one row. ``v3`` (V3 on claude-code-sdk 0.0.10) is not here: it run
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from claude_code_sdk import ClaudeCodeOptions, ResultMessage, query
 
 from sdk_wrapper import QueryLimits, open_query, run_query
 from sdk_wrapper import v3 as v3_dropin
+from sdk_wrapper._backend import code_backend
 from sdk_wrapper.testing import scenario_env
 
 try:
@@ -108,6 +112,24 @@ async def _v3_dropin(scenario: Scenario, work: Path, cli: Path, limits: QueryLim
     return count
 
 
+async def _limit(scenario: Scenario, work: Path, cli: Path, limits: QueryLimits | None,
+                 reported: list[bool] | None) -> int:
+    """The practical ceiling: the CLI's stdout read line by line and ``json.loads``-ed, nothing else (no
+    task, no message objects, no cleanup). Blocking reads: nothing else runs in a benchmark interpreter."""
+    options = code_options(scenario, work)
+    argv = code_backend().build_argv("bench", options, str(cli))
+    count = 0
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=work,  # noqa: ASYNC220
+                          env={**os.environ, **options.env}) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            message = json.loads(line)
+            count += 1
+            if message.get("type") == "result":
+                _report(reported, not message.get("is_error"))
+    return count
+
+
 @dataclass(frozen=True)
 class Contestant:
     name: str
@@ -125,7 +147,10 @@ CONTESTANTS: dict[str, Contestant] = {c.name: c for c in (
     Contestant("v3_dropin", _v3_dropin, unscoped=True),
     Contestant("agent_raw", _agent_raw, unscoped=True, agent=True),
     Contestant("agent_run_query", _run(agent_options), agent=True),
+    Contestant("limit", _limit, unscoped=True),
 )}
+#: measured on the throughput and per-query rows only (it has no cancellation or cleanup to measure)
+THROUGHPUT_ONLY = {"limit"}
 
 
 def available() -> tuple[str, ...]:

@@ -23,15 +23,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._contestants import THROUGHPUT_ONLY
 from benchmarks.bench_wrapper import _spawn, agent_installed, machine
 
 HERE = Path(__file__).resolve().parent
-CONTESTANTS = ["raw", "v3", "run_query", "open_query", "v3_dropin"]
+CONTESTANTS = ["limit", "raw", "v3", "run_query", "open_query", "v3_dropin"]
 if agent_installed():
     CONTESTANTS += ["agent_raw", "agent_run_query"]
 LABELS = {"raw": "raw SDK", "v3": "V3 pattern", "run_query": "run_query", "open_query": "open_query",
           "v3_dropin": "V3 drop-in", "orchestrator": "orchestrator phase", "agent_raw": "raw agent SDK",
-          "agent_run_query": "run_query (agent SDK)"}
+          "agent_run_query": "run_query (agent SDK)", "limit": "limit (readline + json.loads)"}
 
 
 def fmt(value: Any, spec: str) -> str:
@@ -56,6 +57,8 @@ def run_all(quick: bool) -> dict[str, Any]:
     for contestant in CONTESTANTS:
         for measurement, ignore in [("burst", False), ("overhead", False), ("cancel", False), ("cancel", True),
                                     ("cancelled_many", False)]:
+            if contestant in THROUGHPUT_ONLY and measurement not in ("burst", "overhead"):
+                continue
             key = f"{measurement}{'_ignored' if ignore else ''}"
             started = time.monotonic()
             count = count_for(contestant, key, n)
