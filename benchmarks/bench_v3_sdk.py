@@ -32,7 +32,7 @@ import psutil
 from benchmarks._stats import latency_summary
 
 ROOT = Path(__file__).resolve().parents[1]
-STANDIN = ROOT / "sdk_wrapper" / "testing" / "_standin.py"
+STANDIN = ROOT / "sdk_wrapper" / "standin" / "_standin.py"
 MADE_UP = "Phase completed successfully (TaskGroup cleanup issue handled)"
 
 

@@ -236,6 +236,8 @@ def write_report(results: dict[str, Any], quick: bool) -> Path:
         "",
         *table(results),
         "",
+        *[f"Note: {note}" for note in results.get("notes", [])],
+        *([""] if results.get("notes") else []),
         "Definitions. *Cancel -> control back*: for ours, from leaving the `async with` block to `__aexit__`",
         "returning with the CLI's whole tree ended and verified; for the raw SDK and the V3 pattern, the time the",
         "caller waited after its cancel scope fired, since they do not end the CLI's tree (see the processes left).",
