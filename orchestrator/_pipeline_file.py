@@ -57,15 +57,20 @@ _CHECK_KEYS: dict[str, dict[str, Any]] = {
 _PERMISSION_MODES = {"default", "acceptEdits", "plan", "bypassPermissions"}
 
 
-def load_pipeline(path: str | Path, *, project_dir: str | Path | None = None, simulate: bool = False) -> Pipeline:
-    """Read and validate a pipeline file. ``simulate`` passes each phase's ``scenario`` to the stand-in CLI."""
-    path = Path(path)
+def read_pipeline_data(path: Path) -> dict[str, Any]:
+    """A pipeline file's TOML tables; PipelineError naming the file when it cannot be read or parsed."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise PipelineError(f"{path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise PipelineError(f"{path}: invalid TOML: {exc}") from None
+
+
+def load_pipeline(path: str | Path, *, project_dir: str | Path | None = None, simulate: bool = False) -> Pipeline:
+    """Read and validate a pipeline file. ``simulate`` passes each phase's ``scenario`` to the stand-in CLI."""
+    path = Path(path)
+    data = read_pipeline_data(path)
     try:
         pipeline = parse_pipeline(data, project_dir=Path(project_dir) if project_dir else path.parent,
                                   simulate=simulate)

@@ -16,7 +16,6 @@ import dataclasses
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from sdk_wrapper import FailureKind
 
 from .._checks import CommandSucceeds, FileExists, GlobMatches
 from .._model import Phase, PhaseOutcome, PhaseStatus, Pipeline, PipelineError, RunReport, parse_kind
-from .._pipeline_file import parse_pipeline
+from .._pipeline_file import parse_pipeline, read_pipeline_data
 
 #: env names whose literal values must not be written into workflow history
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
@@ -70,12 +69,7 @@ class PipelineSpec:
 def spec_from_file(path: str | Path, *, simulate: bool = False) -> PipelineSpec:
     """Read, validate and check that a pipeline file can travel."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PipelineError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PipelineError(f"{path}: invalid TOML: {exc}") from None
+    data = read_pipeline_data(path)
     try:
         return spec_from_data(data, simulate=simulate, source=str(path.resolve()))
     except PipelineError as exc:
