@@ -32,6 +32,7 @@ from ._model import (
     RunContext,
     RunReport,
 )
+from ._observe import RunObserver
 from ._pipeline_file import load_pipeline, parse_pipeline
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "PipelineError",
     "RunBusyError",
     "RunContext",
+    "RunObserver",
     "RunReport",
     "check",
     "command_succeeds",

@@ -1,6 +1,6 @@
 """``claude-scope``: run, resume and inspect pipelines; ``demo`` runs the 11-phase example offline.
 
-On a terminal, progress is a live table of phases; otherwise one JSON line per event (structlog). The
+On a terminal, progress is a live table of phases (rich); otherwise one JSON line per event (structlog). The
 exit code is 1 when a phase did not succeed, 2 for bad input (pipeline file, journal, arguments).
 """
 
@@ -17,7 +17,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import structlog
@@ -29,44 +28,11 @@ from sdk_wrapper.v3 import read_masked
 from ._doctor import diagnose, render, render_json
 from ._engine import Orchestrator, new_run_id
 from ._journal import DEFAULT_PATH, Journal, JournalError
-from ._model import PhaseOutcome, PhaseStatus, Pipeline, PipelineError, RunReport
+from ._model import PhaseStatus, Pipeline, PipelineError, RunReport
 from ._pipeline_file import load_pipeline
+from ._progress import LiveTable
 
 EXAMPLE = Path(__file__).with_name("examples") / "v3_pipeline.toml"
-
-
-class Progress:
-    """A live table of phases, redrawn on each phase event (on a terminal; elsewhere the orchestrator's
-    own ``phase.status`` JSON lines are the progress)."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.names = [p.name for p in pipeline.phases]
-        self.rows: dict[str, dict[str, Any]] = {n: {"status": "pending", "started": None} for n in self.names}
-        self.drawn = 0
-
-    def __call__(self, name: str, status: PhaseStatus, outcome: PhaseOutcome | None) -> None:
-        row = self.rows[name]
-        row["status"] = status.value
-        if status is PhaseStatus.RUNNING:
-            row["started"] = time.monotonic()
-        if outcome is not None:
-            row.update(cost=outcome.cost_usd, turns=outcome.num_turns, elapsed=outcome.duration_s,
-                       kind=outcome.kind, message=outcome.message)
-        self.draw()
-
-    def draw(self) -> None:
-        lines = [f"{'phase':<14} {'status':<10} {'elapsed':>8} {'cost':>8} {'turns':>5}"]
-        for name in self.names:
-            r = self.rows[name]
-            elapsed = r.get("elapsed") or (time.monotonic() - r["started"] if r["started"] else 0.0)
-            cost = "-" if r.get("cost") is None else f"{r['cost']:.4f}"
-            turns = "-" if r.get("turns") is None else str(r["turns"])
-            lines.append(f"{name:<14} {r['status']:<10} {elapsed:>7.2f}s {cost:>8} {turns:>5}")
-        if self.drawn:
-            sys.stdout.write(f"\x1b[{self.drawn}F\x1b[J")
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
-        self.drawn = len(lines)
 
 
 def print_report(report: RunReport, where: str) -> None:
@@ -94,8 +60,8 @@ def _orchestrator(args: argparse.Namespace, pipeline: Pipeline | None) -> Orches
     project = Path(args.project_dir).resolve()
     journal = Journal(_journal_path(args))
     cli_path = install_standin(journal.path.parent / "standin-bin") if args.simulate else None
-    progress = Progress(pipeline) if pipeline is not None and sys.stdout.isatty() else None
-    return Orchestrator(journal, project_dir=project, cli_path=cli_path, on_phase=progress)
+    live = [LiveTable()] if pipeline is not None and sys.stdout.isatty() else []
+    return Orchestrator(journal, project_dir=project, cli_path=cli_path, observers=live)
 
 
 _BAD_INPUT = (PipelineError, JournalError, KeyError, ValueError)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,13 @@ from sdk_wrapper import end_query_tree, exception_leaves, get_logger
 from ._execute import PhaseRuntime, run_phase
 from ._journal import DEFAULT_PATH, Journal, RunBusyError, same_process
 from ._model import Phase, PhaseKind, PhaseOutcome, PhaseStatus, Pipeline, RunContext, RunReport
-
-PhaseListener = Callable[[str, PhaseStatus, PhaseOutcome | None], None]
+from ._observe import Observers, RunObserver
 
 
 class Orchestrator:
     """Runs pipelines against a journal. ``journal`` is a Journal, a path, or None for
-    ``<project_dir>/.claude-scope/runs.db``. ``cli_path`` is passed to every query.
+    ``<project_dir>/.claude-scope/runs.db``. ``cli_path`` is passed to every query. ``observers`` watch
+    each run as it happens (a live table, traces: see ``RunObserver``).
 
     A journal opened here (from a path) is owned and closed by ``close()`` / ``with Orchestrator(...)``;
     a ``Journal`` passed in stays the caller's to close."""
@@ -41,7 +41,7 @@ class Orchestrator:
         *,
         project_dir: str | Path = ".",
         cli_path: str | Path | None = None,
-        on_phase: PhaseListener | None = None,
+        observers: Iterable[RunObserver] = (),
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
         self._owns_journal = not isinstance(journal, Journal)
@@ -50,7 +50,7 @@ class Orchestrator:
         else:
             self.journal = Journal(journal if journal is not None else self.project_dir / DEFAULT_PATH)
         self.cli_path = None if cli_path is None else str(cli_path)
-        self.on_phase = on_phase
+        self.observer = Observers(observers)
         self.log = get_logger()
 
     def close(self) -> None:
@@ -98,6 +98,7 @@ class Orchestrator:
             self.journal.start_run(run_id, _describe(pipeline), names, new=new)
             state = _RunState(pipeline, kept)
             ctx = RunContext(run_id, self.project_dir, state.outcomes)
+            self.observer.run_started(run_id, pipeline, tuple(kept))
             try:
                 async with anyio.create_task_group() as tg:
                     for phase in pipeline.phases:
@@ -106,12 +107,14 @@ class Orchestrator:
             except BaseException as exc:
                 # Synchronous journal writes: a cancellation cannot interrupt them.
                 if _only_cancellation(exc):
-                    self.journal.end_run(run_id, "interrupted", "cancelled before it finished; resume it")
+                    why = "cancelled before it finished; resume it"
+                    self.journal.end_run(run_id, "interrupted", why)
                 else:
                     why = "; ".join(f"{type(e).__name__}: {e}" for e in exception_leaves(exc)
                                     if not _is_cancellation(e))
                     self.journal.run_crashed(run_id, why)
                     self.log.error("run.crashed", run_id=run_id, error=why)
+                self.observer.run_ended(run_id, None, why)
                 raise
         report = RunReport(
             run_id=run_id, phases={n: state.outcomes[n] for n in names},
@@ -120,6 +123,7 @@ class Orchestrator:
         )
         self.journal.end_run(run_id, "succeeded" if report.ok else "failed",
                              "run budget exhausted" if state.budget_exhausted else "")
+        self.observer.run_ended(run_id, report)
         return report
 
     async def _phase_task(self, phase: Phase, ctx: RunContext, state: _RunState) -> None:
@@ -135,6 +139,7 @@ class Orchestrator:
         state.record(outcome)
         self.journal.phase_ended(ctx.run_id, outcome)
         self._notify(phase.name, outcome.status, outcome)
+        self.observer.phase_ended(ctx.run_id, outcome)
 
     async def _start_or_skip(self, phase: Phase, ctx: RunContext, state: _RunState) -> PhaseOutcome:
         if state.stop_reason:
@@ -145,9 +150,11 @@ class Orchestrator:
             spent = f"run budget spent ({state.spent():.4f} of {budget} USD)"
             return _skipped(phase, spent, PhaseKind.RUN_BUDGET_SPENT)
         self._notify(phase.name, PhaseStatus.RUNNING, None)
+        self.observer.phase_started(ctx.run_id, phase.name)
         recorded = self.journal.recorded_outcome(ctx.run_id, phase.name)
         runtime = PhaseRuntime(ctx.run_id, self.journal, self.project_dir, self.cli_path,
-                               first_attempt=recorded.attempts if recorded is not None else 0)
+                               first_attempt=recorded.attempts if recorded is not None else 0,
+                               observer=self.observer)
         with structlog.contextvars.bound_contextvars(run_id=ctx.run_id, phase=phase.name):
             outcome = await run_phase(phase, ctx, runtime)
         if not outcome.succeeded and state.pipeline.fail_fast:
@@ -158,8 +165,6 @@ class Orchestrator:
         self.log.info("phase.status", phase=name, status=status.value,
                       kind=None if outcome is None else outcome.kind,
                       cost_usd=None if outcome is None else outcome.cost_usd)
-        if self.on_phase is not None:
-            self.on_phase(name, status, outcome)
 
 
 class _RunState:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -22,6 +22,7 @@ from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, Spa
 
 from ._checks import CheckContext, CheckResult
 from ._model import Phase, PhaseKind, PhaseOutcome, PhaseStatus, RunContext
+from ._observe import RunObserver
 
 _TIMED_OUT = {FailureKind.TIMEOUT, FailureKind.STALLED}
 
@@ -54,8 +55,7 @@ class PhaseRecorder(Protocol):
 
     def process_started(self, run_id: str, name: str, pid: int, create_time: float, query_id: str) -> None: ...
 
-    def attempt_ended(self, run_id: str, name: str, number: int, ok: bool, kind: str | None, message: str,
-                      cost: float | None, session_id: str | None) -> None: ...
+    def attempt_ended(self, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None: ...
 
     def phase_ended(self, run_id: str, outcome: PhaseOutcome) -> None: ...
 
@@ -69,6 +69,7 @@ class PhaseRuntime:
     project_dir: Path
     cli_path: str | None = None
     first_attempt: int = 0
+    observer: RunObserver = field(default_factory=RunObserver)
 
 
 def phase_options(phase: Phase, project_dir: Path) -> Any:
@@ -92,26 +93,30 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
     limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s,
                          max_cost_usd=phase.max_cost_usd)
     attempt = rt.first_attempt
-    journal, run_id = rt.journal, rt.run_id
+    journal, run_id, observer, name = rt.journal, rt.run_id, rt.observer, phase.name
 
     def spawned(cli: SpawnedCLI) -> None:
-        journal.process_started(run_id, phase.name, cli.pid, cli.create_time, cli.query_id)
+        journal.process_started(run_id, name, cli.pid, cli.create_time, cli.query_id)
+        observer.spawned(run_id, name, cli)
 
     async def once() -> QueryOutcome:
         nonlocal attempt
         attempt += 1
-        journal.phase_running(run_id, phase.name, attempt)
-        log = MessageLog(journal.message_log(run_id, phase.name, attempt))
+        journal.phase_running(run_id, name, attempt)
+        observer.attempt_started(run_id, name, attempt)
+        log = MessageLog(journal.message_log(run_id, name, attempt))
         stream: QueryStream[Any] = open_query(prompt, options, limits=limits, cli_path=rt.cli_path,
                                               on_spawn=spawned)
         try:
             async with stream:
                 async for message in stream:
                     log.write(message)
+                    observer.message(run_id, name, message)
         finally:
             log.close()
             if stream.finished:
-                _journal_attempt(journal, run_id, phase.name, attempt, stream.outcome)
+                journal.attempt_ended(run_id, name, attempt, stream.outcome)
+                observer.attempt_ended(run_id, name, attempt, stream.outcome)
         return stream.outcome
 
     try:
@@ -126,12 +131,6 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
         check_ctx = CheckContext(Path(options.cwd or rt.project_dir), ctx)
         checks = tuple([await check.run(check_ctx) for check in phase.checks])
     return _phase_outcome(phase.name, outcome, checks, attempt, time.monotonic() - started)
-
-
-def _journal_attempt(journal: PhaseRecorder, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
-    failure = outcome.failure
-    journal.attempt_ended(run_id, name, number, outcome.ok, None if failure is None else failure.kind.value,
-                          "" if failure is None else failure.message, outcome.cost_usd, outcome.session_id)
 
 
 def _phase_outcome(name: str, outcome: QueryOutcome, checks: tuple[CheckResult, ...], attempts: int,

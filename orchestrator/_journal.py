@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 
-from sdk_wrapper import redact
+from sdk_wrapper import CleanupReport, QueryOutcome, redact
 
 from ._model import PhaseOutcome, PhaseStatus, parse_kind
 
@@ -46,11 +46,15 @@ CREATE TABLE IF NOT EXISTS live_processes (
     query_id TEXT NOT NULL, PRIMARY KEY (run_id, name, pid)
 );
 """
-# Added after the first release; a journal made before them gets them on open (NULL: owner unknown).
-_OWNER_COLUMNS = {
+# Added after the first release; a journal made before them gets them on open (NULL: owner unknown, or an
+# attempt's details not recorded).
+_ADDED_COLUMNS = {
     "runs": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL"),
     "live_processes": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL"),
+    "attempts": ("num_turns INTEGER", "query_id TEXT", "message_count INTEGER", "stderr_tail TEXT", "cleanup TEXT"),
 }
+#: how much of an attempt's stderr tail the journal keeps (the wrapper keeps up to 16 KiB in memory)
+STDERR_KEPT = 4000
 
 
 class JournalError(RuntimeError):
@@ -105,6 +109,15 @@ def same_process(pid: int, start: float) -> bool:
         return False
 
 
+def cleanup_record(cleanup: CleanupReport) -> dict[str, Any]:
+    """What ending a CLI tree took, as JSON (a journal row, a run page, a trace)."""
+    return {"pids_ended": list(cleanup.pids_ended), "signals_sent": [list(s) for s in cleanup.signals_sent],
+            "sigkill_needed": cleanup.sigkill_needed, "leftover_pids": list(cleanup.leftover_pids),
+            "exit_code": cleanup.exit_code, "duration_s": cleanup.duration_s,
+            "containment": None if cleanup.containment is None else cleanup.containment.value,
+            "verified": cleanup.verified}
+
+
 def _owner(row: sqlite3.Row) -> Owner | None:
     if row["owner_pid"] is None:
         return None
@@ -155,13 +168,13 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-            self._add_owner_columns()
+            self._add_columns()
             self._db.execute("SELECT count(*) FROM runs").fetchone()
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
-    def _add_owner_columns(self) -> None:
-        missing = [(table, column) for table, columns in _OWNER_COLUMNS.items()
+    def _add_columns(self) -> None:
+        missing = [(table, column) for table, columns in _ADDED_COLUMNS.items()
                    for column in columns if column.split()[0] not in self._columns(table)]
         if missing:  # a write only for a journal made before these columns existed
             with self._tx() as db:
@@ -276,13 +289,29 @@ class Journal:
             db.execute("INSERT OR REPLACE INTO attempts (run_id, name, number, started) VALUES (?, ?, ?, ?)",
                        (run_id, name, attempt, now))
 
-    def attempt_ended(self, run_id: str, name: str, number: int, ok: bool, kind: str | None, message: str,
-                      cost: float | None, session_id: str | None) -> None:
+    def attempt_ended(self, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
+        """The attempt's query ended: its result, failure (message and stderr tail redacted) and what ending
+        its CLI tree took; its CLI is no longer live."""
+        failure = outcome.failure
         with self._tx() as db:
-            db.execute("UPDATE attempts SET ended = ?, ok = ?, kind = ?, message = ?, cost_usd = ?, session_id = ? "
+            db.execute("UPDATE attempts SET ended = ?, ok = ?, kind = ?, message = ?, cost_usd = ?, session_id = ?, "
+                       "num_turns = ?, query_id = ?, message_count = ?, stderr_tail = ?, cleanup = ? "
                        "WHERE run_id = ? AND name = ? AND number = ?",
-                       (time.time(), int(ok), kind, redact(message)[:2000], cost, session_id, run_id, name, number))
+                       (time.time(), int(outcome.ok), None if failure is None else failure.kind.value,
+                        "" if failure is None else redact(failure.message)[:2000], outcome.cost_usd,
+                        outcome.session_id, outcome.num_turns, outcome.query_id, outcome.message_count,
+                        "" if failure is None else redact(failure.stderr_tail)[-STDERR_KEPT:],
+                        json.dumps(cleanup_record(outcome.cleanup)), run_id, name, number))
             db.execute("DELETE FROM live_processes WHERE run_id = ? AND name = ?", (run_id, name))
+
+    def attempts(self, run_id: str) -> list[dict[str, Any]]:
+        """Every attempt of the run, by start time; ``cleanup`` decoded (None where it was not recorded)."""
+        rows = []
+        for row in self._query("SELECT * FROM attempts WHERE run_id = ? ORDER BY started, name", (run_id,)):
+            record = dict(row)
+            record["cleanup"] = json.loads(record["cleanup"]) if record.get("cleanup") else None
+            rows.append(record)
+        return rows
 
     def phase_ended(self, run_id: str, outcome: PhaseOutcome) -> None:
         evidence = json.dumps([c.to_dict() for c in outcome.checks])

@@ -23,7 +23,7 @@ import anyio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sdk_wrapper import end_query_tree, get_logger
+from sdk_wrapper import QueryOutcome, end_query_tree, get_logger
 
 from .._engine import end_orphans
 from .._execute import PhaseRuntime, run_phase
@@ -61,8 +61,7 @@ class _HostRecorder:
         self.memo = {"host": socket.gethostname(), "pid": pid, "create_time": create_time, "query_id": query_id}
         activity.heartbeat(self.memo)  # at once, not at the next tick: a worker may die within the tick
 
-    def attempt_ended(self, run_id: str, name: str, number: int, ok: bool, kind: str | None, message: str,
-                      cost: float | None, session_id: str | None) -> None:
+    def attempt_ended(self, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
         self.journal.forget_processes(run_id, name)
 
 

@@ -18,9 +18,11 @@ from orchestrator import (
     Orchestrator,
     Phase,
     PhaseKind,
+    PhaseOutcome,
     PhaseStatus,
     Pipeline,
     RunContext,
+    RunObserver,
     check,
     command_succeeds,
     file_exists,
@@ -91,15 +93,16 @@ async def test_dag_respects_max_parallel_and_independent_branches(leak_guard: Le
     running: set[str] = set()
     peak = 0
 
-    def listen(name: str, status: PhaseStatus, _: object) -> None:
-        nonlocal peak
-        if status is PhaseStatus.RUNNING:
+    class Listen(RunObserver):
+        def phase_started(self, run_id: str, name: str) -> None:
+            nonlocal peak
             running.add(name)
             peak = max(peak, len(running))
-        else:
-            running.discard(name)
 
-    orch = Orchestrator(tmp_path / "runs.db", project_dir=tmp_path, cli_path=standin_cli, on_phase=listen)
+        def phase_ended(self, run_id: str, outcome: PhaseOutcome) -> None:
+            running.discard(outcome.name)
+
+    orch = Orchestrator(tmp_path / "runs.db", project_dir=tmp_path, cli_path=standin_cli, observers=[Listen()])
     orch_closer.append(orch)
     slow = {"delay_s": 0.1, "steps": [{"text": "1"}, {"text": "2"}, {"text": "3"}]}
     pipeline = Pipeline([
