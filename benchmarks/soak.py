@@ -94,12 +94,32 @@ class Soak:
                 f"(start {self.fds0})  rss {rss / 2**20:7.1f} MB (start {self.rss0 / 2**20:.1f})  "
                 f"fabricated {self.fabricated}")
         if live or descendants:
-            raise Leak(f"{line}\nleaked processes: {live} descendants: {descendants}")
+            pids = sorted({pid for pid, _ in live} | set(descendants))
+            raise Leak(f"{line}\nleaked processes: {live} descendants: {descendants}\n"
+                       + "\n".join(describe(pid) for pid in pids))
         if fds > self.fds0:
             raise Leak(f"{line}\nleaked descriptors: {fds - self.fds0}")
         if self.fabricated:
             raise Leak(f"{line}\na success without a CLI result")
         return line
+
+
+def describe(pid: int) -> str:
+    """What a leaked process is, for the evidence: its command, state, parent, age, query marker; and
+    whether it is still there a second later (a slow exit) or not (a leak for good)."""
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            facts = (f"  pid {pid}: {' '.join(proc.cmdline())[:160]!r} status {proc.status()} ppid {proc.ppid()} "
+                     f"age {time.time() - proc.create_time():.2f}s")
+        try:
+            facts += f" marker {proc.environ().get('CLAUDE_SCOPE_QUERY_ID', '-')}"
+        except psutil.Error:
+            facts += " marker ?"
+    except psutil.Error as exc:
+        return f"  pid {pid}: gone ({type(exc).__name__})"
+    time.sleep(1.0)
+    return facts + (" (still there 1 s later)" if process_alive(pid) else " (gone 1 s later)")
 
 
 async def soak(ops: int, hours: float | None, concurrency: int, seed: int) -> int:
