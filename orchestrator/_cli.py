@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 import time
+import webbrowser
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from ._journal import DEFAULT_PATH, Journal, JournalError
 from ._model import PhaseStatus, Pipeline, PipelineError, RunReport
 from ._pipeline_file import load_pipeline
 from ._progress import LiveTable
+from ._runpage import write_run_page
+from ._runview import RunView, run_view
 
 EXAMPLE = Path(__file__).with_name("examples") / "v3_pipeline.toml"
 
@@ -163,6 +166,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    with Journal(_journal_path(args)) as journal:
+        runs = journal.runs()
+        if not runs:
+            print("no runs recorded")
+            return 2
+        run_id = args.run_id or runs[0]["run_id"]
+        view = run_view(journal, run_id)
+        default = journal.path.parent / "reports" / f"{run_id}.html"
+    return show_run_page(view, args.out or default, args.open)
+
+
+def show_run_page(view: RunView, out: str | Path, open_it: bool) -> int:
+    """Write the page, say where, and open it in the default browser if asked."""
+    path = write_run_page(view, out)
+    print(f"run page: {path}")
+    if open_it:
+        webbrowser.open(path.resolve().as_uri())
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     journal = Journal(_journal_path(args))
     for run in journal.runs():
@@ -241,6 +265,12 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="phases of a run (default: the latest)")
     status.add_argument("run_id", nargs="?")
     _temporal_address(status, required=False)
+    report = sub.add_parser("report", help="write a run's page: one self-contained HTML file (default: the latest run)")
+    report.add_argument("run_id", nargs="?")
+    report.add_argument("--out", help="the HTML file (default: .claude-scope/reports/RUN_ID.html; with --address, "
+                                      "./RUN_ID.html)")
+    report.add_argument("--open", action="store_true", help="open it in the default browser")
+    _temporal_address(report, required=False)
     runs = sub.add_parser("runs", help="list runs")
     _temporal_address(runs, required=False)
     sub.add_parser("demo", help="run the 11-phase example offline against the stand-in CLI")
@@ -316,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                             logging.WARNING if sys.stdout.isatty() else logging.INFO),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     commands = {"run": cmd_run, "resume": cmd_resume, "status": cmd_status, "runs": cmd_runs, "demo": cmd_demo,
-                "migrate": cmd_migrate, "masked": cmd_masked, "doctor": cmd_doctor}
+                "migrate": cmd_migrate, "masked": cmd_masked, "doctor": cmd_doctor, "report": cmd_report}
     try:
         if args.command in _TEMPORAL_ONLY or getattr(args, "address", None):
             return _temporal(args)
