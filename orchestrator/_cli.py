@@ -7,6 +7,7 @@ exit code is 1 when a phase did not succeed, 2 for bad input (pipeline file, jou
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from ._doctor import diagnose, render, render_json
 from ._engine import Orchestrator, new_run_id
 from ._journal import DEFAULT_PATH, Journal, JournalError
 from ._model import PhaseStatus, Pipeline, PipelineError, RunReport
+from ._observe import RunObserver
 from ._pipeline_file import load_pipeline
 from ._progress import LiveTable
 from ._runpage import write_run_page
@@ -61,10 +63,23 @@ def _journal_path(args: argparse.Namespace) -> Path:
 
 def _orchestrator(args: argparse.Namespace, pipeline: Pipeline | None) -> Orchestrator:
     project = Path(args.project_dir).resolve()
+    observers: list[RunObserver] = [LiveTable()] if pipeline is not None and sys.stdout.isatty() else []
+    if getattr(args, "otel", False):
+        observers.append(_tracing())
     journal = Journal(_journal_path(args))
     cli_path = install_standin(journal.path.parent / "standin-bin") if args.simulate else None
-    live = [LiveTable()] if pipeline is not None and sys.stdout.isatty() else []
-    return Orchestrator(journal, project_dir=project, cli_path=cli_path, observers=live)
+    return Orchestrator(journal, project_dir=project, cli_path=cli_path, observers=observers)
+
+
+def _tracing() -> RunObserver:
+    """The OpenTelemetry observer, set up from the OTEL_* variables; its spans are flushed at exit."""
+    try:
+        from .tracing import configure  # the otel extra: nothing imports OpenTelemetry without --otel
+    except ImportError as exc:
+        raise ValueError(f"--otel needs the otel extra: pip install 'claude-scope[otel]' ({exc})") from None
+    tracing, provider = configure()
+    atexit.register(provider.shutdown)
+    return tracing
 
 
 _BAD_INPUT = (PipelineError, JournalError, KeyError, ValueError)
@@ -249,6 +264,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if diagnosis.healthy else 1
 
 
+_OTEL_HELP = ("OpenTelemetry spans of the run, phases, attempts and queries (the otel extra; exporter from "
+              "OTEL_TRACES_EXPORTER: otlp (default, OTEL_EXPORTER_OTLP_ENDPOINT) or console)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claude-scope", description=__doc__)
     parser.add_argument("--project-dir", default=".", help="the project the phases work in (default: .)")
@@ -258,10 +277,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("pipeline")
     run.add_argument("--run-id")
     run.add_argument("--simulate", action="store_true", help="use the stand-in CLI and each phase's scenario")
+    run.add_argument("--otel", action="store_true", help=_OTEL_HELP)
     resume = sub.add_parser("resume", help="rerun what did not succeed in a run")
     resume.add_argument("run_id")
     resume.add_argument("--pipeline", help="pipeline file (default: the one the run was started with)")
     resume.add_argument("--simulate", action="store_true")
+    resume.add_argument("--otel", action="store_true", help=_OTEL_HELP)
     status = sub.add_parser("status", help="phases of a run (default: the latest)")
     status.add_argument("run_id", nargs="?")
     _temporal_address(status, required=False)
@@ -273,7 +294,8 @@ def _parser() -> argparse.ArgumentParser:
     _temporal_address(report, required=False)
     runs = sub.add_parser("runs", help="list runs")
     _temporal_address(runs, required=False)
-    sub.add_parser("demo", help="run the 11-phase example offline against the stand-in CLI")
+    demo = sub.add_parser("demo", help="run the 11-phase example offline against the stand-in CLI")
+    demo.add_argument("--otel", action="store_true", help=_OTEL_HELP)
     mig = sub.add_parser("migrate", help="rewrite V3 imports to sdk_wrapper.v3 (prints a diff)")
     mig.add_argument("paths", nargs="+")
     mode = mig.add_mutually_exclusive_group()
