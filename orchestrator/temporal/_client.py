@@ -12,12 +12,19 @@ import contextlib
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.service import RPCError
 
 from .._engine import new_run_id
 from .._model import RunReport
-from ._spec import PipelineSpec, report_from_record
+from .._runview import RunView
+from ._spec import PipelineSpec, report_from_record, run_view_from_record
 from ._workflow import DEFAULT_HEARTBEAT_S, WORKFLOW
 
 
@@ -63,6 +70,19 @@ class TemporalRunner:
     async def status(self, run_id: str) -> tuple[str, RunReport]:
         """(running, succeeded, failed (a phase did not succeed), cancelled, terminated, timed_out; the
         phases as the workflow has them)."""
+        state, record, _ = await self._record(run_id)
+        return state, report_from_record(record)
+
+    async def view(self, run_id: str) -> RunView:
+        """The run page's view of the run: its phases and attempts as the workflow recorded them, its start
+        and close times as the server has them."""
+        state, record, described = await self._record(run_id)
+        closed = described.close_time
+        return run_view_from_record(record, state=state, started=described.start_time.timestamp(),
+                                    ended=None if closed is None else closed.timestamp(),
+                                    source=f"temporal {self.client.service_client.config.target_host}")
+
+    async def _record(self, run_id: str) -> tuple[str, dict[str, Any], WorkflowExecutionDescription]:
         handle = self._handle(run_id)
         try:
             described = await handle.describe()
@@ -70,10 +90,9 @@ class TemporalRunner:
             raise RunNotFoundError(f"no run {run_id!r} on {self.client.service_client.config.target_host}") from exc
         record: dict[str, Any] = await handle.query("status")
         state = "unknown" if described.status is None else _STATES.get(described.status, described.status.name.lower())
-        report = report_from_record(record)
         if state == "completed":  # the workflow ended by itself: say what the local journal says of a run
-            state = "succeeded" if report.ok else "failed"
-        return state, report
+            state = "succeeded" if report_from_record(record).ok else "failed"
+        return state, record, described
 
     async def cancel(self, run_id: str) -> None:
         """Cancel the run and wait until it has closed (its phases' trees ended)."""

@@ -1,4 +1,4 @@
-"""``claude-scope server | worker | submit | cancel`` and ``status/runs --address``: the Temporal commands.
+"""``claude-scope server | worker | submit | cancel`` and ``status/runs/report --address``: the Temporal commands.
 
 Loaded by ``orchestrator._cli`` only when one of them is used (it needs the ``temporal`` extra). Processes
 that used the Temporal client end with ``os._exit`` after flushing their output: at interpreter exit
@@ -23,8 +23,10 @@ from temporalio.client import Client
 
 from sdk_wrapper.standin import install_standin
 
+from .._cli import show_run_page
 from .._journal import DEFAULT_PATH
 from .._model import PipelineError, RunReport
+from .._runview import RunView
 from ._client import RunNotFoundError, TemporalRunner
 from ._server import DevServer, ServerError
 from ._spec import spec_from_file
@@ -121,6 +123,23 @@ def cmd_status(args: argparse.Namespace, _print_report: Any) -> int:
     return _exit(0)
 
 
+def cmd_report(args: argparse.Namespace, _print_report: Any) -> int:
+    if not args.run_id:
+        print("claude-scope: report --address needs the RUN_ID", file=sys.stderr)
+        return _exit(2)
+
+    async def main() -> RunView:
+        runner = await TemporalRunner.connect(args.address, "", namespace=args.namespace)
+        return await runner.view(args.run_id)
+
+    try:
+        view = anyio.run(main)
+    except RunNotFoundError as exc:
+        print(f"claude-scope: {exc}", file=sys.stderr)
+        return _exit(2)
+    return _exit(show_run_page(view, args.out or f"{args.run_id}.html", args.open))
+
+
 def cmd_runs(args: argparse.Namespace, _print_report: Any) -> int:
     async def main() -> list[dict[str, Any]]:
         runner = await TemporalRunner.connect(args.address, "", namespace=args.namespace)
@@ -142,4 +161,4 @@ def cmd_cancel(args: argparse.Namespace, _print_report: Any) -> int:
 
 
 COMMANDS = {"server": cmd_server, "worker": cmd_worker, "submit": cmd_submit, "status": cmd_status,
-            "runs": cmd_runs, "cancel": cmd_cancel}
+            "report": cmd_report, "runs": cmd_runs, "cancel": cmd_cancel}

@@ -16,17 +16,21 @@ import dataclasses
 import json
 import math
 import re
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
-from sdk_wrapper import FailureKind
+from sdk_wrapper import FailureKind, redact
 
 from .._checks import CommandSucceeds, FileExists, GlobMatches
+from .._journal import cleanup_record
 from .._model import Phase, PhaseOutcome, PhaseStatus, Pipeline, PipelineError, RunReport, parse_kind
 from .._pipeline_file import parse_pipeline, read_pipeline_data
+from .._runview import AttemptView, CleanupView, PhaseView, RunView, Transcript, read_transcript
 
 #: env names whose literal values must not be written into workflow history
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
@@ -168,8 +172,10 @@ def _retry_dict(retry: Any) -> dict[str, Any]:
 
 # -- the records that come back ----------------------------------------------------------------------------
 def outcome_record(outcome: PhaseOutcome, *, host: str = "", message_log: str = "") -> dict[str, Any]:
-    """A phase outcome as history keeps it (JSON): small, no message bodies, no live objects."""
-    failure = None if outcome.query is None else outcome.query.failure
+    """A phase outcome as history keeps it (JSON): small, no message bodies, no live objects; the attempt's
+    query facts (its cleanup, a redacted stderr tail of at most 2,000 characters) for the run page."""
+    query = outcome.query
+    failure = None if query is None else query.failure
     return {
         "name": outcome.name, "status": outcome.status.value, "attempts": outcome.attempts,
         "cost_usd": outcome.cost_usd, "duration_s": outcome.duration_s,
@@ -179,6 +185,11 @@ def outcome_record(outcome: PhaseOutcome, *, host: str = "", message_log: str = 
         "retryable": failure is not None and failure.retryable,
         "side_effects": failure is not None and failure.side_effects,
         "host": host, "message_log": message_log,
+        "query_ok": query is not None and query.ok,
+        "query_id": None if query is None else query.query_id,
+        "message_count": None if query is None else query.message_count,
+        "stderr_tail": "" if failure is None else redact(failure.stderr_tail)[-2000:],
+        "cleanup": None if query is None else cleanup_record(query.cleanup),
     }
 
 
@@ -191,6 +202,41 @@ def outcome_from_record(record: dict[str, Any]) -> PhaseOutcome:
         kind=parse_kind(record.get("kind"), status), message=str(record.get("message") or ""),
         session_id=record.get("session_id"), num_turns=record.get("num_turns"), from_journal=True,
     )
+
+
+def run_view_from_record(record: dict[str, Any], *, state: str, started: float, ended: float | None,
+                         source: str) -> RunView:
+    """The run page's view of a workflow's ``status`` record: each phase's attempts as the workflow timed
+    them (``history``), transcripts read from the worker's message log where it is on this host."""
+    order = record.get("order") or list(record["phases"])
+    plan = {p["name"]: p for p in record.get("plan", {}).get("phases", [])}
+    here = socket.gethostname()
+    phases = []
+    for name in order:
+        phase = record["phases"][name]
+        attempts = []
+        for entry in phase.get("history") or []:
+            log = entry.get("message_log") or ""
+            transcript = (read_transcript(Path(log)) if log and entry.get("host") == here else
+                          Transcript(note=f"message log on host {entry.get('host') or '?'}: {log or '-'}"))
+            attempts.append(AttemptView(
+                number=int(entry["number"]), started=float(entry["started"]),
+                ended=None if entry.get("ended") is None else float(entry["ended"]),
+                ok=None if entry.get("ended") is None else bool(entry.get("query_ok")), kind=entry.get("kind"),
+                message="" if entry.get("query_ok") else str(entry.get("message") or ""),
+                cost_usd=entry.get("cost_usd"), num_turns=entry.get("num_turns"), session_id=entry.get("session_id"),
+                query_id=entry.get("query_id"), message_count=entry.get("message_count"),
+                stderr_tail=str(entry.get("stderr_tail") or ""), cleanup=CleanupView.of(entry.get("cleanup")),
+                transcript=transcript))
+        spec = plan.get(name, {})
+        phases.append(PhaseView(
+            name=name, status=str(phase["status"]), kind=phase.get("kind"),
+            message=redact(str(phase.get("message") or "")),
+            cost_usd=phase.get("cost_usd"), num_turns=phase.get("num_turns"), duration_s=phase.get("duration_s"),
+            depends_on=tuple(spec.get("depends_on", ())), description=str(spec.get("description", "")),
+            checks=tuple(phase.get("checks") or ()), attempts=tuple(attempts)))
+    return RunView(run_id=str(record["run_id"]), pipeline=str(record.get("name") or ""), status=state, note="",
+                   started=started, ended=ended, made=time.time(), phases=tuple(phases), source=source)
 
 
 def report_from_record(record: dict[str, Any]) -> RunReport:

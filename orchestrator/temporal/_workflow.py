@@ -30,6 +30,9 @@ ACTIVITY = "claude-scope-phase-attempt"
 #: the activity error type for a phase that failed in a way no retry will mend (details: its record)
 PHASE_FAILED = "claude-scope.phase-failed"
 DEFAULT_HEARTBEAT_S = 10.0
+#: what an attempt's entry in a phase's ``history`` keeps of its record
+_ATTEMPT_FACTS = ("query_ok", "kind", "message", "cost_usd", "num_turns", "session_id", "query_id", "message_count",
+                  "stderr_tail", "cleanup", "host", "message_log")
 
 
 def _skipped(name: str, reason: str, kind: str | None = None) -> dict[str, Any]:
@@ -44,10 +47,12 @@ class PipelineWorkflow:
         self._phases: dict[str, dict[str, Any]] = {}
         self._run_id = ""
         self._state = "running"
+        self._plan: dict[str, Any] = {}
 
     @workflow.run
     async def run(self, request: dict[str, Any]) -> dict[str, Any]:
         plan = request["plan"]
+        self._plan = plan
         self._run_id = request["run_id"]
         started = workflow.time()
         names = [p["name"] for p in plan["phases"]]
@@ -90,7 +95,7 @@ class PipelineWorkflow:
         for record in self._phases.values():
             if record["status"] in ("pending", "running"):
                 record.update(status="cancelled", kind="cancelled", message="run cancelled")
-        report = {"run_id": self._run_id, "name": plan["name"], "phases": self._phases, "order": names,
+        report = {"run_id": self._run_id, "name": plan["name"], "plan": plan, "phases": self._phases, "order": names,
                   "cost_usd": spent(), "duration_s": workflow.time() - started,
                   "budget_exhausted": bool(budget_exhausted)}
         cancelled = [e for e in errors if is_cancelled_exception(e) or isinstance(e, asyncio.CancelledError)]
@@ -107,9 +112,12 @@ class PipelineWorkflow:
         name, retry = phase["name"], phase["retry"]
         heartbeat = timedelta(seconds=float(request.get("heartbeat_timeout_s", DEFAULT_HEARTBEAT_S)))
         attempt = 0
+        history: list[dict[str, Any]] = []  # each attempt as the workflow timed it (the run page's timeline)
         while True:
             attempt += 1
-            self._phases[name] = {**self._phases[name], "status": "running", "attempts": attempt}
+            history.append({"number": attempt, "started": workflow.time(), "ended": None})
+            self._phases[name] = {**self._phases[name], "status": "running", "attempts": attempt,
+                                  "history": list(history)}
             try:
                 record: dict[str, Any] = await workflow.execute_activity(
                     ACTIVITY,
@@ -126,8 +134,9 @@ class PipelineWorkflow:
             except ActivityError as exc:
                 cause = exc.cause
                 if is_cancelled_exception(exc) or isinstance(cause, CancelledError):
+                    history[-1].update(ended=workflow.time(), kind="cancelled", message="run cancelled")
                     self._phases[name] = {**self._phases[name], "status": "cancelled", "kind": "cancelled",
-                                          "message": "run cancelled"}
+                                          "message": "run cancelled", "history": list(history)}
                     raise
                 if isinstance(cause, ApplicationError) and cause.type == PHASE_FAILED and cause.details:
                     record = dict(cause.details[0])
@@ -135,6 +144,8 @@ class PipelineWorkflow:
                     record = _skipped(name, f"the attempt failed: {type(cause).__name__}: {cause}", "unexpected")
                     record.update(status="failed", attempts=attempt)
             record["attempts"] = attempt
+            history[-1].update({k: record.get(k) for k in _ATTEMPT_FACTS}, ended=workflow.time())
+            record["history"] = list(history)
             if not should_retry(retry, record, attempt):
                 return record
             self._phases[name] = {**record, "status": "running"}
@@ -142,5 +153,6 @@ class PipelineWorkflow:
 
     @workflow.query(name="status")
     def status(self) -> dict[str, Any]:
-        return {"run_id": self._run_id, "state": self._state, "phases": self._phases, "order": list(self._phases),
+        return {"run_id": self._run_id, "name": self._plan.get("name", ""), "plan": self._plan, "state": self._state,
+                "phases": self._phases, "order": list(self._phases),
                 "cost_usd": sum(r["cost_usd"] or 0.0 for r in self._phases.values())}

@@ -16,6 +16,7 @@ import pytest
 from claude_code_sdk import ClaudeCodeOptions
 
 from orchestrator import Phase, PhaseKind, PhaseStatus, Pipeline, PipelineError, check, file_exists
+from orchestrator._runpage import render_run_page
 from sdk_wrapper import FailureKind
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
@@ -95,6 +96,37 @@ async def test_each_agent_retry_is_its_own_activity(
     assert flaky.status is PhaseStatus.FAILED and flaky.kind is FailureKind.RATE_LIMITED and flaky.attempts == 3
     scheduled = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
     assert len(scheduled) == 3
+
+
+async def test_the_run_page_of_a_workflow(
+        leak_guard: LeakGuard, temporal_server: temporal.DevServer, temporal_client: Client, standin_cli: Path,
+        tmp_path: Path) -> None:
+    """The same page as a local run's, from the workflow's record: attempts timed by the workflow, each
+    attempt's query facts, transcripts read from the worker's message log on this host."""
+    queue = queue_name(tmp_path)
+    data = {"pipeline": {"name": "paged"}, "phases": [
+        {"name": "write", "prompt": "x", "scenario": {"steps": [
+            {"tool": {"name": "Write", "input": {"file_path": "a.md", "content": "text"}}}]}},
+        {"name": "flaky", "prompt": "x", "scenario": "rate_limited", "depends_on": ["write"],
+         "retry": {"attempts": 2, "initial_wait_s": 0, "max_wait_s": 0, "jitter_s": 0}},
+        {"name": "after", "prompt": "x", "scenario": "ok", "depends_on": ["flaky"]}]}
+    async with worker(temporal_client, queue, tmp_path, standin_cli):
+        runner = temporal.TemporalRunner(temporal_client, queue)
+        report = await runner.run(temporal.spec_from_data(data, simulate=True), run_id=f"page-{tmp_path.name}")
+        view = await runner.view(report.run_id)
+    phases = {p.name: p for p in view.phases}
+    assert view.status == "failed" and view.finished and view.pipeline == "paged" and view.source.startswith("temporal")
+    assert list(phases) == ["write", "flaky", "after"] and phases["flaky"].depends_on == ("write",)
+    (write,) = phases["write"].attempts
+    assert write.ok and write.ended is not None and view.started <= write.started < write.ended
+    assert write.query_id and write.cleanup is not None and write.cleanup.leftover_pids == ()
+    assert [i.kind for i in write.transcript.head] == ["system", "tool_use", "tool_result", "result"]
+    first, second = phases["flaky"].attempts
+    assert (first.ok, second.ok, first.kind, second.kind) == (False, False, "rate_limited", "rate_limited")
+    assert (first.ended or 0) <= second.started  # the retry came after the first attempt, as the workflow timed it
+    assert phases["after"].status == "skipped" and phases["after"].attempts == ()
+    page = render_run_page(view)
+    assert page.count('class="bar s-') == 3 and 'data-phase="flaky" data-attempt="2"' in page
 
 
 async def test_budget_and_fail_fast_skip_with_reasons(
@@ -262,9 +294,20 @@ async def test_the_commands(
                               "--run-id", f"hang-{tmp_path.name}")
         assert code == 0, out
         await until(lambda: bool(leak_guard.live_recorded()), 30)
+        code, out = await cli("report", f"hang-{tmp_path.name}", "--address", address, "--out",
+                              str(tmp_path / "hang.html"))
+        page = (tmp_path / "hang.html").read_text()
+        assert code == 0 and 'id="run-status"><span class="pill s-running">' in page, out
+        assert 'class="bar s-running"' in page  # the open attempt, drawn up to the page's making
         code, out = await cli("cancel", f"hang-{tmp_path.name}", "--address", address)
         assert code == 0 and not leak_guard.live_recorded(), out  # the tree is gone when cancel returns
+        code, out = await cli("report", f"hang-{tmp_path.name}", "--address", address, "--out",
+                              str(tmp_path / "hang.html"))
+        page = (tmp_path / "hang.html").read_text()
+        assert code == 0 and 'id="run-status"><span class="pill s-cancelled">' in page, out
     code, out = await cli("submit", str(tmp_path / "missing.toml"), "--address", address, "--task-queue", queue)
     assert code == 2 and "cannot read" in out
     code, out = await cli("status", "no-such-run", "--address", address)
+    assert code == 2 and "no run 'no-such-run'" in out
+    code, out = await cli("report", "no-such-run", "--address", address)
     assert code == 2 and "no run 'no-such-run'" in out
