@@ -97,6 +97,8 @@ class ScopedTransport(Transport):
         self._containment = Containment.MARKER
         self._spawn_ticks = 0
         self._lines_read = 0
+        #: open_process was entered: a CLI may exist even if we never learnt its pid (see ``_end_unseen``)
+        self._spawning = False
 
     # -- Transport interface -------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -115,6 +117,7 @@ class ScopedTransport(Transport):
                 guard_host_cgroup(str(support.host.path))
                 argv = [*self._cgroup.spawn_prefix(), *argv]
                 self._containment = Containment.CGROUP
+        self._spawning = True
         try:
             self._process = await anyio.open_process(
                 argv, stdin=PIPE, stdout=PIPE, stderr=PIPE, cwd=cwd, env=env,
@@ -304,7 +307,7 @@ class ScopedTransport(Transport):
         started = time.monotonic()
         process = self._process
         if process is None:
-            return CleanupReport()
+            return await self._end_unseen(started) if self._spawning else CleanupReport()
         await self.end_input()
         if self.result_raw is not None and process.returncode is None:
             # The CLI has answered and is exiting; let it finish writing its session files.
@@ -355,6 +358,22 @@ class ScopedTransport(Transport):
         self._log.info("cleanup.verified", clean=report.clean, verified=report.verified, leftover=list(leftover),
                        containment=self._containment.value, seconds=round(report.duration_s, 4))
         return report
+
+    async def _end_unseen(self, started: float) -> CleanupReport:
+        """``connect`` was cancelled inside ``open_process``: the CLI may have been forked, and have forked
+        children of its own, before we got its pid; the event loop kills only the child it spawned (asyncio:
+        ``transp.close()``). Its descendants carry our marker and sit in the query's cgroup: end what is there,
+        looking everywhere (without our pid they may have gone to init), and report it like any cleanup."""
+        ending = await end_tree(None, self.query_id, wait_root=None, terminate_grace_s=self._limits.terminate_grace_s,
+                                kill_grace_s=self._limits.kill_grace_s, everywhere=True, cgroup=self._cgroup)
+        leftover = set(ending.leftover) | set(snapshot_tree(None, self.query_id, everywhere=True, cgroup=self._cgroup))
+        if self._cgroup is not None and not leftover:
+            self._cgroup.remove()
+        if ending.pids:
+            self._log.warning("cleanup.unseen_cli", pids=list(ending.pids), leftover=sorted(leftover))
+        return CleanupReport(pids_ended=tuple(sorted(ending.pids)), signals_sent=tuple(ending.signals),
+                             sigkill_needed=ending.sigkill_needed, leftover_pids=tuple(sorted(leftover)),
+                             duration_s=time.monotonic() - started, containment=self._containment)
 
     def _drop_cgroup(self) -> None:
         if self._cgroup is not None:

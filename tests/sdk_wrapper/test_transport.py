@@ -168,3 +168,35 @@ async def test_end_query_tree_finds_an_orphan_by_its_marker_alone(leak_guard: Le
     finally:
         other.kill()
         other.wait()
+
+
+async def test_a_cli_forked_before_a_cancel_in_open_process_is_ended_with_its_children(
+        leak_guard: LeakGuard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancellation inside ``open_process`` after the fork: asyncio kills the child it spawned (and only
+    it) and re-raises, so we never learn the CLI's pid. Here ``open_process`` is the real one, followed by
+    what asyncio's cancel path does (SIGKILL of the direct child), once the CLI has started a grandchild:
+    the transport's cleanup must still end that grandchild, found by the query's cgroup or marker. (Found by
+    the soak gate: a ``sleep 3600`` grandchild left once in about 3,000 operations under load.)"""
+    pid_file = tmp_path / "grandchild.pid"
+    t = transport(cli(tmp_path, f"sleep 3600 & echo $! > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; wait"))
+    real_open = anyio.open_process
+
+    async def open_then_cancelled(*args: object, **kwargs: object) -> object:
+        process = await real_open(*args, **kwargs)  # type: ignore[arg-type]
+        while not pid_file.exists():
+            await anyio.sleep(0.01)
+        process.kill()  # asyncio's transp.close() on a cancelled spawn: the child killed, its pipes closed
+        with anyio.CancelScope(shield=True):
+            await process.aclose()
+        await anyio.sleep_forever()  # the cancellation arrives while the spawn is awaited
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr("sdk_wrapper._transport.anyio.open_process", open_then_cancelled)
+    with anyio.move_on_after(5) as scope:
+        await t.connect()
+    assert scope.cancelled_caught and t.pid is None
+    grandchild = int(pid_file.read_text())
+    assert process_alive(grandchild)
+    await t.close()
+    assert not process_alive(grandchild)
+    assert grandchild in t.cleanup.pids_ended and t.cleanup.leftover_pids == ()
