@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator import Journal
-from sdk_wrapper._cgroup import _HOST_DIR, host_cgroup
+from sdk_wrapper._cgroup import dead_host_dirs, host_cgroup
 from sdk_wrapper.testing import process_alive, read_pids
 
 #: scenario -> (timeout_s for the phase, the statuses it may end in when it runs)
@@ -132,8 +132,9 @@ def _check(project: Path, tally: Tally, pid_file: Path) -> list[str]:
         problems.append(f"processes left: {live}")
     support = host_cgroup()
     if support.host is not None:
-        parent = support.host.path.parent
-        stale = [p.name for p in parent.iterdir() if _HOST_DIR.match(p.name) and p != support.host.path]
+        # Only dead owners' directories: other processes on this host (another test run, another soak) may
+        # hold live ones, which are not ours to judge.
+        stale = [p.name for p in dead_host_dirs(support.host.path.parent)]
         if stale:
             problems.append(f"cgroup directories of dead hosts left: {stale}")
     return problems

@@ -191,24 +191,26 @@ def host_dir_name(pid: int, ticks: int) -> str:
     return f"claude-scope-{pid}-{ticks}"
 
 
-def reap_dead_hosts(parent: Path, within_s: float = 2.0) -> list[int]:
-    """End what is left in the cgroup directories of dead hosts under ``parent`` and remove them.
-
-    A directory is touched only when its owner (pid and start time in its name) is gone; return the pids
-    killed.
-    """
-    killed: list[int] = []
+def dead_host_dirs(parent: Path) -> list[Path]:
+    """The host directories under ``parent`` whose owner (pid and start time in the name) is gone; a live
+    owner's directory (another process on this host) is never among them."""
     try:
         entries = list(parent.iterdir())
     except OSError:
-        return killed
+        return []
+    dead = []
     for entry in entries:
         match = _HOST_DIR.match(entry.name)
-        if match is None:
-            continue
-        pid, ticks = int(match.group(1)), int(match.group(2))
-        if _procfs.start_ticks(pid) == ticks:
-            continue  # its owner lives: not ours to touch
+        if match is not None and _procfs.start_ticks(int(match.group(1))) != int(match.group(2)):
+            dead.append(entry)
+    return dead
+
+
+def reap_dead_hosts(parent: Path, within_s: float = 2.0) -> list[int]:
+    """End what is left in the cgroup directories of dead hosts under ``parent`` and remove them; return the
+    pids killed."""
+    killed: list[int] = []
+    for entry in dead_host_dirs(parent):
         for query in entry.glob("q-*"):
             group = QueryCgroup(query)
             killed += group.pids()
