@@ -20,7 +20,16 @@ import anyio
 import pytest
 from claude_code_sdk import ClaudeCodeOptions
 
-from orchestrator import Journal, Orchestrator, Phase, PhaseStatus, Pipeline, RunBusyError, load_pipeline
+from orchestrator import (
+    Journal,
+    JournalError,
+    Orchestrator,
+    Phase,
+    PhaseOutcome,
+    Pipeline,
+    RunBusyError,
+    load_pipeline,
+)
 from sdk_wrapper.testing import process_alive, scenario_env
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 from tests.helpers import TWO_PHASES, wait_for
@@ -195,9 +204,24 @@ def test_a_signal_interrupts_the_run_gracefully(signum: int, code: int, leak_gua
         assert journal.phases("sig")["first"]["attempts"] == 1  # kept, not rerun
 
 
+class _JournalFailingOn(Journal):
+    """A journal whose write of one phase's end fails, as a full disk or an I/O error would."""
+
+    def __init__(self, path: Path, failing: str) -> None:
+        super().__init__(path)
+        self.failing = failing
+
+    def phase_ended(self, run_id: str, outcome: PhaseOutcome) -> None:
+        if outcome.name == self.failing:
+            raise JournalError("disk I/O error (simulated)", self.path)
+        super().phase_ended(run_id, outcome)
+
+
 def test_a_crashed_run_is_journalled_as_crashed(leak_guard: LeakGuard, tmp_path: Path) -> None:
-    """An error of the caller's code (here a phase listener) crashes the run: the journal says so, with the
-    error; the phase it interrupted is cancelled, not left running or pending; resume reruns only that."""
+    """An error that is no phase's failure (here the journal failing mid-run) crashes the run: the journal
+    says so, with the error; the phase it interrupted is cancelled and its CLI tree ended, the phase whose
+    write failed is failed (``unexpected``), nothing is left running or pending; a resume reruns those two.
+    (An observer's error does not crash a run: see tests/orchestrator/test_observe.py.)"""
     from sdk_wrapper.testing import install_standin
 
     cli = install_standin(tmp_path / "bin")
@@ -206,16 +230,20 @@ def test_a_crashed_run_is_journalled_as_crashed(leak_guard: LeakGuard, tmp_path:
     pipeline = Pipeline([Phase("start", "s", options=ok), Phase("slow", "x", options=hang, depends_on=("start",)),
                          Phase("quick", "y", options=ok, depends_on=("start",))], max_parallel=2)
 
-    def listener(name: str, status: PhaseStatus, _: object) -> None:
-        if name == "quick" and status is PhaseStatus.SUCCEEDED:
-            raise RuntimeError("the listener broke")
-
-    with Orchestrator(tmp_path / "runs.db", project_dir=tmp_path, cli_path=cli, on_phase=listener) as orch:
+    with _JournalFailingOn(tmp_path / "runs.db", "quick") as journal, \
+            Orchestrator(journal, project_dir=tmp_path, cli_path=cli) as orch:
         with pytest.raises(BaseExceptionGroup) as info:
             orch.run_sync(pipeline, "crash")
-        assert info.group_contains(RuntimeError)
+        assert info.group_contains(JournalError)
         run = orch.journal.runs()[0]
-        assert run["status"] == "crashed" and "RuntimeError: the listener broke" in run["note"]
+        assert run["status"] == "crashed" and "JournalError: disk I/O error (simulated)" in run["note"]
         phases = orch.journal.phases("crash")
-        assert phases["quick"]["status"] == "succeeded" and phases["slow"]["status"] == "cancelled"
+        assert phases["start"]["status"] == "succeeded" and phases["slow"]["status"] == "cancelled"
+        assert phases["quick"]["status"] == "failed" and phases["quick"]["kind"] == "unexpected"
         assert orch.journal.live_processes() == []
+        journal.failing = ""
+        report = anyio.run(orch.resume, "crash", Pipeline([
+            Phase("start", "s", options=ok), Phase("slow", "x", options=ok, depends_on=("start",)),
+            Phase("quick", "y", options=ok, depends_on=("start",))], max_parallel=2))
+        assert report.ok and report.phases["start"].from_journal
+        assert [report.phases[n].from_journal for n in ("slow", "quick")] == [False, False]
