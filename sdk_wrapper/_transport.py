@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from subprocess import PIPE
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import anyio.abc
@@ -43,6 +43,8 @@ from ._proctree import MARKER_ENV, enable_subreaper, end_tree, live_roots, snaps
 from ._redact import redact, redact_tail
 
 _READ_CHUNK = 256 * 1024
+#: messages decoded per batch at most (memory stays at one batch, not one 256 KiB read, of parsed dicts)
+_BATCH = 64
 
 
 class TransportState(enum.Enum):
@@ -176,37 +178,30 @@ class ScopedTransport(Transport):
                     self.state = TransportState.CLOSED
 
     # -- reading ------------------------------------------------------------------------------------
-    async def _next_messages(self, framer: LineFramer) -> tuple[list[dict[str, Any]], InvalidOutputError | None]:
-        """The messages of the next stdout read (none while a line is incomplete), and the
-        ``InvalidOutputError`` of a line in it that is not the protocol (the messages are those before it).
-        Raises ``StopAsyncIteration`` at the end of the stream, the SDK's exit error for a non-zero exit,
-        or its not-found error when the cgroup shell could not exec the CLI."""
+    async def _next_lines(self, framer: LineFramer) -> tuple[list[bytes], InvalidOutputError | None]:
+        """The complete lines of the next stdout read (none while a line is incomplete), and the
+        ``LineTooLongError`` of an over-long line in it (the lines are those before it). Lines are
+        decoded as they are taken, not here: a read of 256 KiB holds thousands of them. Raises
+        ``StopAsyncIteration`` at the end of the stream, the SDK's exit error for a non-zero exit, or its
+        not-found error when the cgroup shell could not exec the CLI."""
         assert self._process is not None and self._process.stdout is not None
         try:
             chunk = await self._process.stdout.receive(_READ_CHUNK)
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             last = framer.tail()
-            tail = self._decode(last, framer.line_number) if last.strip() else None
-            if tail is not None:
-                return [tail], None
+            if last.strip():
+                return [last], None
             await self._check_exit()
             raise StopAsyncIteration from None
-        first = framer.line_number
-        messages: list[dict[str, Any]] = []
+        lines: list[bytes] = []
         try:
             lines = framer.feed(chunk)
             if len(lines) != 1 or framer.pending:
                 self.misaligned_reads += 1  # not one whole line: claude-code-sdk 0.0.10 failed on these
-            for offset, line in enumerate(lines):
-                if len(line) > self.longest_line:
-                    self.longest_line = len(line)
-                message = self._decode(line, first + offset)
-                if message is not None:
-                    messages.append(message)
             framer.raise_pending()
         except InvalidOutputError as exc:
-            return messages, exc
-        return messages, None
+            return lines, exc
+        return lines, None
 
     async def _check_exit(self) -> None:
         assert self._process is not None
@@ -392,34 +387,57 @@ class _Messages:
     read before it are delivered; the error is also kept on ``transport.error`` with its type.
     """
 
-    __slots__ = ("_done", "_error", "_framer", "_queue", "_transport")
+    __slots__ = ("_done", "_error", "_framer", "_number", "_queue", "_transport")
 
     def __init__(self, transport: ScopedTransport) -> None:
         self._transport = transport
         self._framer = LineFramer(transport._limits.max_line_bytes)
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: deque[bytes] = deque()  # lines read, not yet decoded
+        self._number = 0  # of the last line taken
         self._error: InvalidOutputError | None = None
         self._done = False
 
     def __aiter__(self) -> _Messages:
         return self
 
+    def take(self) -> dict[str, Any] | None:
+        """The next message among the lines already read (None when they are used up); raises the
+        ``InvalidOutputError`` of a line that is not the protocol (and ends the stream)."""
+        queue, transport = self._queue, self._transport
+        while queue:
+            line = queue.popleft()
+            self._number += 1
+            if len(line) > transport.longest_line:
+                transport.longest_line = len(line)
+            try:
+                message = transport._decode(line, self._number)
+            except InvalidOutputError as exc:
+                self._fail(exc)
+            if message is not None:
+                return message
+        return None
+
+    def _fail(self, error: InvalidOutputError) -> NoReturn:
+        self._error, self._done = None, True
+        self._queue.clear()
+        self._transport.error = error
+        raise error
+
     async def __anext__(self) -> dict[str, Any]:
-        queue = self._queue
-        while not queue:
+        while True:
+            message = self.take()
+            if message is not None:
+                return message
             if self._error is not None:
-                error, self._error, self._done = self._error, None, True
-                self._transport.error = error
-                raise error
+                self._fail(self._error)
             if self._done:
                 raise StopAsyncIteration
             try:
-                found, self._error = await self._transport._next_messages(self._framer)
+                found, self._error = await self._transport._next_lines(self._framer)
             except BaseException:
                 self._done = True
                 raise
-            queue.extend(found)
-        return queue.popleft()
+            self._queue.extend(found)
 
     async def aclose(self) -> None:
         self._done = True
@@ -438,10 +456,14 @@ class _Batches:
         return self
 
     async def __anext__(self) -> list[dict[str, Any]]:
-        first = await self._messages.__anext__()  # waits for a read; raises its error or the end
-        queue = self._messages._queue
-        if not queue:
-            return [first]
-        batch = [first, *queue]
-        queue.clear()
+        messages = self._messages
+        batch = [await messages.__anext__()]  # waits for a read; raises its error or the end
+        try:
+            while len(batch) < _BATCH:
+                message = messages.take()
+                if message is None:
+                    break
+                batch.append(message)
+        except InvalidOutputError as exc:
+            messages._error, messages._done = exc, False  # raised by the next call, after this batch
         return batch
