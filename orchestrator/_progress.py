@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -24,6 +24,9 @@ from ._observe import RunObserver
 if TYPE_CHECKING:
     from ._model import PhaseOutcome, Pipeline, RunReport
 
+_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
+    ("phase", "left"), ("status", "left"), ("elapsed", "right"), ("cost", "right"), ("turns", "right"),
+    ("last tool", "left"))
 _STYLE = {"pending": "dim", "running": "bold cyan", "succeeded": "green", "failed": "bold red",
           "timed_out": "bold red", "cancelled": "yellow", "skipped": "dim yellow", "kept": "green"}
 
@@ -72,9 +75,8 @@ class LiveTable(RunObserver):
     # -- what rich draws (called by its refresh thread too: reads only) ------------------------------------
     def __rich__(self) -> Table:
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for column, justify in (("phase", "left"), ("status", "left"), ("elapsed", "right"), ("cost", "right"),
-                                ("turns", "right"), ("last tool", "left")):
-            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for column, justify in _COLUMNS:
+            table.add_column(column, justify=justify)
         now = time.monotonic()
         for name, row in list(self.rows.items()):
             elapsed = row.elapsed if row.elapsed is not None else (now - row.started if row.started else None)

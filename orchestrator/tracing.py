@@ -28,7 +28,7 @@ from opentelemetry.trace import Span, Status, StatusCode, TracerProvider
 
 from sdk_wrapper import QueryOutcome, SpawnedCLI
 
-from ._model import PhaseOutcome, Pipeline, RunReport
+from ._model import PhaseOutcome, PhaseStatus, Pipeline, RunReport
 from ._observe import RunObserver
 
 __all__ = ["Tracing", "configure"]
@@ -102,7 +102,7 @@ class Tracing(RunObserver):
                              **({_P + "failure_kind": outcome.kind.value} if outcome.kind is not None else {}),
                              **({_P + "cost_usd": outcome.cost_usd} if outcome.cost_usd is not None else {}),
                              **({_P + "num_turns": outcome.num_turns} if outcome.num_turns is not None else {})})
-        if outcome.status.value == "skipped":
+        if outcome.status is PhaseStatus.SKIPPED:
             span.set_attribute(_P + "skip_reason", outcome.message)
             span.end()
         else:

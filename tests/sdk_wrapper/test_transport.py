@@ -24,6 +24,7 @@ from sdk_wrapper._proctree import MARKER_ENV, end_tree
 from sdk_wrapper._transport import ScopedTransport, TransportState
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
+from tests.helpers import until
 
 pytestmark = pytest.mark.anyio
 
@@ -183,8 +184,7 @@ async def test_a_cli_forked_before_a_cancel_in_open_process_is_ended_with_its_ch
 
     async def open_then_cancelled(*args: object, **kwargs: object) -> object:
         process = await real_open(*args, **kwargs)  # type: ignore[arg-type]
-        while not pid_file.exists():
-            await anyio.sleep(0.01)
+        await until(pid_file.exists, 10)
         process.kill()  # asyncio's transp.close() on a cancelled spawn: the child killed, its pipes closed
         with anyio.CancelScope(shield=True):
             await process.aclose()
