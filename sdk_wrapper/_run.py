@@ -13,7 +13,7 @@ from ._logging import get_logger
 from ._options import check_arguments
 from ._outcome import Attempt, QueryLimits, QueryOutcome
 from ._retry import RetryPolicy
-from ._scope import checked_stream
+from ._scope import run_checked
 from ._tracker import ResourceTracker
 from ._webhook import ResultWebhook, deliver
 
@@ -42,11 +42,7 @@ async def run_query(
     checked = check_arguments(prompt, options, limits, webhook=webhook, retry=retry)
 
     async def once() -> QueryOutcome:
-        stream = checked_stream(checked, cli_path=cli_path, tracker=tracker)
-        async with stream:
-            async for _ in stream:
-                pass
-        return stream.outcome
+        return await run_checked(checked, cli_path=cli_path, tracker=tracker)
 
     if retry is None or not isinstance(prompt, str):
         outcome = await once()

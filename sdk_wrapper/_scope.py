@@ -21,7 +21,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterable, Callable
-from contextlib import aclosing
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass
 from os import PathLike
 from types import TracebackType
@@ -153,12 +153,14 @@ class _Pump:
         self.seen = _Seen()
         self.transport: QueryTransport | None = None
 
-    async def run(self, send: MemoryObjectSendStream[Any]) -> None:
+    async def run(self, send: MemoryObjectSendStream[Any] | None) -> None:
+        """Drive the query to its outcome. ``send``: where messages go to the consumer (``QueryStream``);
+        None when there is none (``run_query``): messages are still parsed and observed, not handed over."""
         started = time.monotonic()
         stop, error = Stop.END, None
         self.log.info("query.start", sdk=self.backend.name)
         try:
-            with send, self.stop_scope:
+            with send or nullcontext(), self.stop_scope:
                 self.transport = self.make_transport(
                     prompt=self.prompt, options=self.options,
                     cli_path=resolve_cli(self.cli_path, self.options, self.backend),
@@ -182,7 +184,7 @@ class _Pump:
                 self.done.set()
 
     async def _drive(
-        self, transport: QueryTransport, send: MemoryObjectSendStream[Any]
+        self, transport: QueryTransport, send: MemoryObjectSendStream[Any] | None
     ) -> tuple[Stop, BaseException | None]:
         limits = self.limits
         overall = anyio.current_time() + limits.timeout_s if limits.timeout_s is not None else math.inf
@@ -202,12 +204,13 @@ class _Pump:
                     async with aclosing(generator):
                         async for message in generator:
                             self._observe(message)
-                            try:
-                                send.send_nowait(message)
-                            except anyio.WouldBlock:
-                                watch.handing = True  # the consumer's pace is not the CLI's idleness
-                                await send.send(message)
-                                watch.handing = False
+                            if send is not None:
+                                try:
+                                    send.send_nowait(message)
+                                except anyio.WouldBlock:
+                                    watch.handing = True  # the consumer's pace is not the CLI's idleness
+                                    await send.send(message)
+                                    watch.handing = False
                             watch.beat()
                             if isinstance(message, result_type):
                                 break  # a result ends the stream, even if a grandchild holds stdout
@@ -412,6 +415,21 @@ def open_query(
     """
     checked = check_arguments(prompt, options, limits, webhook=webhook)
     return checked_stream(checked, cli_path=cli_path, tracker=tracker, on_spawn=on_spawn, webhook=webhook)
+
+
+async def run_checked(
+    checked: Checked,
+    *,
+    cli_path: str | PathLike[str] | None = None,
+    tracker: ResourceTracker | None = None,
+) -> QueryOutcome:
+    """One query to its outcome with no consumer of its messages (``run_query``'s attempt): the pump runs
+    in the caller's task (its scopes entered and left there), so no message crosses to another task."""
+    pump = _Pump(prompt=checked.prompt, options=checked.options, limits=checked.limits, backend=checked.backend,
+                 cli_path=cli_path, tracker=tracker)
+    await pump.run(None)
+    assert pump.outcome is not None
+    return pump.outcome
 
 
 def checked_stream(
