@@ -75,9 +75,10 @@ def _tracing() -> RunObserver:
     """The OpenTelemetry observer, set up from the OTEL_* variables; its spans are flushed at exit."""
     try:
         from .tracing import configure  # the otel extra: nothing imports OpenTelemetry without --otel
+
+        tracing, provider = configure()  # imports the chosen exporter
     except ImportError as exc:
         raise ValueError(f"--otel needs the otel extra: pip install 'claude-scope[otel]' ({exc})") from None
-    tracing, provider = configure()
     atexit.register(provider.shutdown)
     return tracing
 
