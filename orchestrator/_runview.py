@@ -13,7 +13,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,10 @@ HEAD_ITEMS = 200
 TAIL_ITEMS = 50
 #: a text longer than this is cut; the page says how long it was
 BODY_CHARS = 4000
+#: characters of bodies an attempt's transcript shows at most, in its head and in its tail: past these, items
+#: keep their title and size only (a page of many long attempts stays one that a browser opens quickly)
+HEAD_CHARS = 100_000
+TAIL_CHARS = 50_000
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,17 @@ def read_transcript(path: Path | None) -> Transcript:
                     head.append(item)
                 else:
                     tail.append(item)
-    return Transcript(tuple(head), tuple(tail), total - len(head) - len(tail))
+    return Transcript(_within(head, HEAD_CHARS), _within(tail, TAIL_CHARS), total - len(head) - len(tail))
+
+
+def _within(items: Iterable[Item], budget: int) -> tuple[Item, ...]:
+    """The items with their bodies cut so that together they hold at most ``budget`` characters."""
+    out = []
+    for item in items:
+        body = item.body[:max(budget, 0)]
+        budget -= len(body)
+        out.append(item if len(body) == len(item.body) else replace(item, body=body))
+    return tuple(out)
 
 
 def run_view(journal: Journal, run_id: str, *, transcripts: bool = True) -> RunView:

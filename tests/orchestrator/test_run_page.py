@@ -24,7 +24,17 @@ import pytest
 
 from orchestrator import Journal, Orchestrator, Pipeline
 from orchestrator._runpage import render_run_page, write_run_page
-from orchestrator._runview import HEAD_ITEMS, TAIL_ITEMS, read_transcript, run_view
+from orchestrator._runview import (
+    HEAD_CHARS,
+    HEAD_ITEMS,
+    TAIL_CHARS,
+    TAIL_ITEMS,
+    AttemptView,
+    PhaseView,
+    RunView,
+    read_transcript,
+    run_view,
+)
 from sdk_wrapper import RetryPolicy
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 from tests.helpers import TWO_PHASES, until, wait_for
@@ -105,6 +115,22 @@ def test_transcript_of_a_huge_log_keeps_head_and_tail(tmp_path: Path) -> None:
     assert transcript.head[0].body == "message 0" and transcript.tail[-2].body == "message 4999"
     assert transcript.tail[-1].is_error and "not JSON" in transcript.tail[-1].title
     assert read_transcript(tmp_path / "absent.jsonl").note == "no message log on this host"
+
+
+def test_a_transcript_of_long_outputs_keeps_to_its_budget(tmp_path: Path) -> None:
+    log = tmp_path / "p.1.jsonl"
+    with log.open("w") as fh:
+        for i in range(400):
+            fh.write(json.dumps({"type": "UserMessage", "content": [
+                {"tool_use_id": f"t{i}", "content": f"{i} " + "z" * 3000, "is_error": False}]}) + "\n")
+    transcript = read_transcript(log)
+    shown = [len(i.body) for i in transcript.head], [len(i.body) for i in transcript.tail]
+    assert sum(shown[0]) == HEAD_CHARS and sum(shown[1]) == TAIL_CHARS
+    assert shown[0][0] == 3002 and shown[0][-1] == 0 and shown[1][0] == 3004 and shown[1][-1] == 0
+    assert all(i.size >= 3002 for i in (*transcript.head, *transcript.tail))  # each still says its size
+    page = render_run_page(RunView("r", "p", "failed", "", 0.0, 1.0, 1.0, (PhaseView(
+        "p", "failed", attempts=(AttemptView(1, 0.0, 1.0, False, transcript=transcript),)),)))
+    assert "cut: 0 of 3,004 characters shown" in page and len(page) < 2 * (HEAD_CHARS + TAIL_CHARS)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
