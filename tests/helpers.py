@@ -63,6 +63,19 @@ scenario = "{second}"
 """
 
 
+def phase_live(db: Path, name: str) -> Callable[[], bool]:
+    """A predicate for ``wait_for``: the journal at ``db`` (once it exists) records a live CLI of phase ``name``."""
+    from orchestrator import Journal
+
+    def live() -> bool:
+        if not db.exists():
+            return False
+        with Journal(db) as journal:
+            return any(p.name == name for p in journal.live_processes())
+
+    return live
+
+
 def wait_for(predicate: Callable[[], object], seconds: float) -> None:
     """Poll ``predicate`` until it is true; AssertionError after ``seconds``."""
     import time

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,13 @@ def phase(name: str, scenario: str | dict[str, Any], project: Path, **kw: Any) -
 
 def write(path: str, content: str) -> dict[str, Any]:
     return {"steps": [{"tool": {"name": "Write", "input": {"file_path": path, "content": content}}}]}
+
+
+def orchestrator_in(tmp_path: Path, cli: Path, observers: Iterable[RunObserver] = ()) -> Orchestrator:
+    """An orchestrator on ``tmp_path/runs.db`` whose phases work in ``tmp_path/project``, against ``cli``."""
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    return Orchestrator(tmp_path / "runs.db", project_dir=project, cli_path=cli, observers=observers)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from orchestrator import (
 )
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
-from tests.helpers import TWO_PHASES, wait_for
+from tests.helpers import TWO_PHASES, phase_live, wait_for
 
 GOOD = """
 [pipeline]
@@ -147,13 +147,7 @@ def test_resume_after_kill_9(guard: bool, leak_guard: LeakGuard, tmp_path: Path)
                              "--run-id", "k"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=env)
     db = tmp_path / ".claude-scope" / "runs.db"
-    def second_running() -> bool:
-        if not db.exists():
-            return False
-        with Journal(db) as journal:
-            return any(p.name == "second" for p in journal.live_processes())
-
-    wait_for(second_running, 30)
+    wait_for(phase_live(db, "second"), 30)
     with Journal(db) as journal:
         (live,) = journal.live_processes()
         assert journal.phases("k")["first"]["status"] == "succeeded"

@@ -16,7 +16,7 @@ from orchestrator._progress import LiveTable
 from sdk_wrapper import QueryOutcome, RetryPolicy, SpawnedCLI
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 
-from .test_engine import phase, write
+from .test_engine import orchestrator_in, phase, write
 
 pytestmark = pytest.mark.anyio
 
@@ -59,16 +59,10 @@ class Broken(RunObserver):
         raise ValueError("another")
 
 
-def _orch(tmp_path: Path, cli: Path, observers: list[RunObserver]) -> Orchestrator:
-    project = tmp_path / "project"
-    project.mkdir(exist_ok=True)
-    return Orchestrator(tmp_path / "runs.db", project_dir=project, cli_path=cli, observers=observers)
-
-
 async def test_observers_see_each_state_change_in_order(leak_guard: LeakGuard, tmp_path: Path,
                                                         standin_cli: Path) -> None:
     seen, broken = Recorder(), Broken()
-    with _orch(tmp_path, standin_cli, [broken, seen]) as orch:
+    with orchestrator_in(tmp_path, standin_cli, [broken, seen]) as orch:
         p = orch.project_dir
         report = await orch.run(Pipeline([
             phase("api", "overloaded", p, retry=RetryPolicy(attempts=2, wait=False)),
@@ -88,7 +82,7 @@ async def test_observers_see_each_state_change_in_order(leak_guard: LeakGuard, t
 async def test_a_resume_tells_observers_what_it_keeps(leak_guard: LeakGuard, tmp_path: Path,
                                                       standin_cli: Path) -> None:
     seen = Recorder()
-    with _orch(tmp_path, standin_cli, [seen]) as orch:
+    with orchestrator_in(tmp_path, standin_cli, [seen]) as orch:
         p = orch.project_dir
         await orch.run(Pipeline([phase("a", "ok", p), phase("b", "exit_error", p)]), run_id="r2")
         seen.calls.clear()
@@ -106,7 +100,7 @@ async def test_live_table_shows_status_cost_turns_and_last_tool(leak_guard: Leak
                                                                 standin_cli: Path) -> None:
     out = io.StringIO()
     table = LiveTable(Console(file=out, force_terminal=True, width=120, color_system=None))
-    with _orch(tmp_path, standin_cli, [table]) as orch:
+    with orchestrator_in(tmp_path, standin_cli, [table]) as orch:
         p = orch.project_dir
         await orch.run(Pipeline([phase("write", write("notes/plan.md", "plan"), p),
                                  phase("broken", "exit_error", p), phase("never", "ok", p)]))
@@ -120,7 +114,7 @@ async def test_live_table_shows_status_cost_turns_and_last_tool(leak_guard: Leak
 
 async def test_journal_keeps_each_attempts_details(leak_guard: LeakGuard, tmp_path: Path,
                                                    standin_cli: Path) -> None:
-    with _orch(tmp_path, standin_cli, []) as orch:
+    with orchestrator_in(tmp_path, standin_cli, []) as orch:
         p = orch.project_dir
         await orch.run(Pipeline([phase("ok", "ok", p), phase("err", {"steps": [
             {"stderr": "token sk-ant-api03-" + "x" * 40 + " rejected"}, {"exit": 3}]}, p)]), run_id="r3")

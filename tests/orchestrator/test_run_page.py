@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import pytest
 
-from orchestrator import Journal, Orchestrator, Pipeline
+from orchestrator import Journal, Pipeline
 from orchestrator._runpage import render_run_page, write_run_page
 from orchestrator._runview import (
     HEAD_CHARS,
@@ -37,9 +37,9 @@ from orchestrator._runview import (
 )
 from sdk_wrapper import RetryPolicy
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
-from tests.helpers import TWO_PHASES, until, wait_for
+from tests.helpers import TWO_PHASES, phase_live, until, wait_for
 
-from .test_engine import phase, write
+from .test_engine import orchestrator_in, phase, write
 
 SECRET = "sk-ant-api03-" + "Q" * 40
 LONG = 10_000
@@ -69,10 +69,8 @@ def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
 
 @pytest.fixture
 def finished_run(tmp_path: Path, standin_cli: Path, leak_guard: LeakGuard) -> Iterator[Journal]:
-    project = tmp_path / "project"
-    project.mkdir()
-    with Orchestrator(tmp_path / "runs.db", project_dir=project, cli_path=standin_cli) as orch:
-        in_thread(orch.run, _pipeline(project), "page-run")
+    with orchestrator_in(tmp_path, standin_cli) as orch:
+        in_thread(orch.run, _pipeline(orch.project_dir), "page-run")
         yield orch.journal
 
 
@@ -154,13 +152,7 @@ def test_interrupted_run_after_kill_9(leak_guard: LeakGuard, tmp_path: Path) -> 
                             stderr=subprocess.DEVNULL)
     db = tmp_path / ".claude-scope" / "runs.db"
 
-    def second_running() -> bool:
-        if not db.exists():
-            return False
-        with Journal(db) as journal:
-            return any(p.name == "second" for p in journal.live_processes())
-
-    wait_for(second_running, 30)
+    wait_for(phase_live(db, "second"), 30)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with Journal(db) as journal:
@@ -264,11 +256,9 @@ def test_a_person_sees_the_failed_run(finished_run: Journal, tmp_path: Path, bro
 
 def test_a_person_sees_a_run_still_running(leak_guard: LeakGuard, tmp_path: Path, standin_cli: Path,
                                            browser: Any) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-
     async def main() -> Path:
-        with Orchestrator(tmp_path / "runs.db", project_dir=project, cli_path=standin_cli) as orch:
+        with orchestrator_in(tmp_path, standin_cli) as orch:
+            project = orch.project_dir
             pipeline = Pipeline([phase("first", "ok", project), phase("waits", "hang", project)])
             async with anyio.create_task_group() as tg:
                 tg.start_soon(orch.run, pipeline, "live")

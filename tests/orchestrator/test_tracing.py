@@ -22,13 +22,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from orchestrator import Orchestrator, Pipeline
+from orchestrator import Pipeline
 from orchestrator.tracing import Tracing
 from sdk_wrapper import RetryPolicy
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 from tests.helpers import TWO_PHASES, until
 
-from .test_engine import phase, write
+from .test_engine import orchestrator_in, phase, write
 
 pytestmark = pytest.mark.anyio
 
@@ -61,10 +61,8 @@ def _id(span: ReadableSpan) -> int:
 async def test_a_run_is_a_tree_of_spans(leak_guard: LeakGuard, tmp_path: Path, standin_cli: Path,
                                         spans: tuple[Tracing, InMemorySpanExporter]) -> None:
     tracing, exporter = spans
-    project = tmp_path / "project"
-    project.mkdir()
-    with Orchestrator(tmp_path / "runs.db", project_dir=project, cli_path=standin_cli,
-                      observers=[tracing]) as orch:
+    with orchestrator_in(tmp_path, standin_cli, [tracing]) as orch:
+        project = orch.project_dir
         report = await orch.run(Pipeline([
             phase("write", write("a.md", "text"), project),
             phase("api", "overloaded", project, depends_on=("write",), retry=RetryPolicy(attempts=2, wait=False)),
@@ -116,10 +114,8 @@ async def test_a_run_is_a_tree_of_spans(leak_guard: LeakGuard, tmp_path: Path, s
 async def test_an_interrupted_run_ends_its_open_spans(leak_guard: LeakGuard, tmp_path: Path, standin_cli: Path,
                                                       spans: tuple[Tracing, InMemorySpanExporter]) -> None:
     tracing, exporter = spans
-    project = tmp_path / "project"
-    project.mkdir()
-    with Orchestrator(tmp_path / "runs.db", project_dir=project, cli_path=standin_cli,
-                      observers=[tracing]) as orch:
+    with orchestrator_in(tmp_path, standin_cli, [tracing]) as orch:
+        project = orch.project_dir
         async with anyio.create_task_group() as tg:
             tg.start_soon(orch.run, Pipeline([phase("waits", "hang", project)]), "t2")
             await until(lambda: orch.journal.live_processes(), 30)
