@@ -43,12 +43,18 @@ class _Row:
     attempt: int = 0
 
 
+def _assistant(message: Any) -> bool:
+    return type(message).__name__ == "AssistantMessage"  # either SDK's
+
+
 def last_tool(message: Any) -> str | None:
     """The last tool call in an assistant message (either SDK's), as ``Name: short input``."""
-    if type(message).__name__ != "AssistantMessage":
-        return None
+    return _last_tool_in(message.content) if _assistant(message) else None
+
+
+def _last_tool_in(blocks: Any) -> str | None:
     found = None
-    for block in getattr(message, "content", ()):
+    for block in blocks:
         if type(block).__name__ == "ToolUseBlock":
             found = f"{block.name}: {_brief(block.input)}" if block.input else str(block.name)
     return found
@@ -105,11 +111,10 @@ class LiveTable(RunObserver):
         self._redraw()
 
     def message(self, run_id: str, name: str, message: Any) -> None:
-        tool = last_tool(message)
-        if type(message).__name__ == "AssistantMessage":
-            self.rows[name].turns += 1
-        if tool is not None:
-            self.rows[name].tool = tool  # drawn at the next refresh: no redraw per message
+        if _assistant(message):  # a turn; its last tool is drawn at the next refresh, no redraw per message
+            row = self.rows[name]
+            row.turns += 1
+            row.tool = _last_tool_in(message.content) or row.tool
 
     def attempt_ended(self, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
         if outcome.cost_usd is not None:  # spent so far; the phase's own figure replaces it when it ends

@@ -2,7 +2,7 @@
 attempt's transcript read back from its JSONL.
 
 A view is built from the journal (``run_view``) or, for a run on Temporal, from the workflow's record
-(``orchestrator.temporal.run_view_of``); the page (``_runpage``) only draws it. Every text that came from
+(``TemporalRunner.view``); the page (``_runpage``) only draws it. Every text that came from
 outside (messages, tool inputs and outputs, stderr) is redacted here, once, and long texts are cut with
 their full size kept, so a page of a 1,000,000-message phase stays small.
 """
