@@ -189,7 +189,6 @@ class _Pump:
         limits = self.limits
         overall = anyio.current_time() + limits.timeout_s if limits.timeout_s is not None else math.inf
         stop, error = Stop.END, None
-        result_type = self.backend.result_type
         async with anyio.create_task_group() as tg:
             try:
                 with anyio.CancelScope(deadline=overall) as limit:
@@ -203,7 +202,7 @@ class _Pump:
                     generator = self.backend.messages(self.prompt, self.options, transport)
                     async with aclosing(generator):
                         async for message in generator:
-                            self._observe(message)
+                            is_result = self._observe(message)
                             if send is not None:
                                 try:
                                     send.send_nowait(message)
@@ -212,7 +211,7 @@ class _Pump:
                                     await send.send(message)
                                     watch.handing = False
                             watch.beat()
-                            if isinstance(message, result_type):
+                            if is_result:
                                 break  # a result ends the stream, even if a grandchild holds stdout
                 if limit.cancelled_caught:
                     stop = Stop.STALL if watch.fired else Stop.TIMEOUT
@@ -236,18 +235,26 @@ class _Pump:
                 started = 0.0
             self.on_spawn(SpawnedCLI(pid, started, self.query_id))
 
-    def _observe(self, message: Any) -> None:
+    def _observe(self, message: Any) -> bool:
+        """Record what ``message`` tells about the query; return whether it is the result. Once per
+        message: the common case (an assistant message) is tested first, its blocks by a plain loop."""
         seen, backend = self.seen, self.backend
         seen.count += 1
-        if isinstance(message, backend.system_type) and message.subtype == "init":
-            sid = message.data.get("session_id")
-            seen.session_id = sid if isinstance(sid, str) else seen.session_id
-        elif isinstance(message, backend.assistant_type):
-            if any(isinstance(block, backend.tool_use_type) for block in message.content):
-                seen.side_effects = True
+        if isinstance(message, backend.assistant_type):
+            if not seen.side_effects:
+                tool_use = backend.tool_use_type
+                for block in message.content:
+                    if isinstance(block, tool_use):
+                        seen.side_effects = True
+                        break
         elif isinstance(message, backend.result_type):
             seen.result = message
             seen.session_id = message.session_id or seen.session_id
+            return True
+        elif isinstance(message, backend.system_type) and message.subtype == "init":
+            sid = message.data.get("session_id")
+            seen.session_id = sid if isinstance(sid, str) else seen.session_id
+        return False
 
     def _finish(self, stop: Stop, error: BaseException | None, started: float) -> QueryOutcome:
         transport, seen, result = self.transport, self.seen, self.seen.result

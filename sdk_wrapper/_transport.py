@@ -42,6 +42,10 @@ from ._outcome import CleanupReport, Containment, QueryLimits
 from ._proctree import MARKER_ENV, enable_subreaper, end_tree, live_roots, snapshot_tree, unattributed_children
 from ._redact import redact, redact_tail
 
+#: json's own C scanner: json.loads is this plus a whitespace match on each side and an encoding sniff.
+#: (JSONDecoder sets it in __init__; typeshed does not list it.)
+_scan_object: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
 _READ_CHUNK = 256 * 1024
 #: messages decoded per batch at most (memory stays at one batch, not one 256 KiB read, of parsed dicts)
 _BATCH = 64
@@ -216,6 +220,22 @@ class ScopedTransport(Transport):
             raise self.error
 
     def _decode(self, line: bytes, line_number: int) -> dict[str, Any] | None:
+        if line[:1] == b"{":
+            # The CLI's usual line: one object, nothing around it. Scanned once, as json.loads(bytes)
+            # would (UTF-8 with surrogatepass), without its copy of the stripped line, its encoding sniff
+            # and its two whitespace matches; anything else (space around it, a bad byte, more after the
+            # object, not JSON) is read below exactly as before.
+            try:
+                text = line.decode("utf-8", "surrogatepass")
+                data, end = _scan_object(text, 0)
+            except (UnicodeDecodeError, StopIteration, ValueError):
+                pass
+            else:
+                if end == len(text) and type(data) is dict:
+                    self._lines_read += 1
+                    if data.get("type") == "result":
+                        self.result_raw = data
+                    return data
         stripped = line.strip()
         if not stripped:
             return None

@@ -6,6 +6,7 @@ which bytes arrive in one read, which signals are ignored and which descendants 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -73,6 +74,28 @@ async def test_a_non_json_line_is_skipped_and_the_rest_delivered(leak_guard: Lea
     seen, error = await read_all(t)
     await t.close()
     assert error is None and [m["type"] for m in seen] == ["a", "b"]
+
+
+#: lines the CLI could send, the usual one first; each is read as json.loads(line.strip()) reads it
+LINES = [b'{"type":"a","n":[1,2.5,null,true]}', b'  {"type":"a"}  ', b'{"type":"a"}\r', b'{"type":"a"}\x0b',
+         b'{"type":"\xed\xa0\x80"}', b'{"t":NaN}', b'{"type":"a"}{"type":"b"}', b'{"type":"a"} x',
+         b'{"type":"\xff"}', b'{"type":"a",}', b'{', b'{"a":"\\ud800"}']
+
+
+@pytest.mark.parametrize("line", LINES, ids=[repr(line)[2:30] for line in LINES])
+async def test_a_line_is_read_as_json_loads_reads_it(line: bytes, leak_guard: LeakGuard, tmp_path: Path) -> None:
+    """The usual line takes a shorter path than json.loads; the verdict on every line is still json's."""
+    (tmp_path / "out").write_bytes(line + b"\n")
+    t = transport(cli(tmp_path, f"cat '{tmp_path / 'out'}'"))
+    await t.connect()
+    seen, error = await read_all(t)
+    await t.close()
+    try:
+        expected = json.loads(line.strip())
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        assert seen == [] and isinstance(error, InvalidOutputError) and error.line_number == 1
+    else:
+        assert error is None and seen == [expected] and isinstance(expected, dict)
 
 
 async def test_states_and_idempotent_close(leak_guard: LeakGuard, tmp_path: Path) -> None:
