@@ -29,7 +29,7 @@ import anyio
 import psutil
 
 from sdk_wrapper import run_query
-from sdk_wrapper._cgroup import host_cgroup, mount_options
+from sdk_wrapper._cgroup import host_cgroup, mount_options, rcu_expedited
 from sdk_wrapper.testing import PID_FILE_ENV, install_standin, process_alive, read_pids, scenario_env
 
 GUARD_PROBE = """
@@ -140,7 +140,7 @@ def main() -> int:
         kills = host_kill(n, cli, tmp, cgroups=False)
         rows.append(("host SIGKILL -> tree gone ms (no cgroup)", n, statistics.median(kills), _pct(kills, 0.95)))
     options = "n/a" if support.host is None else ",".join(sorted(mount_options(support.host.path)))
-    print(f"cgroups: {support.reason}; cgroup2 mount options: {options}; "
+    print(f"cgroups: {support.reason}; cgroup2 mount options: {options}; rcu_expedited: {rcu_expedited()}; "
           f"{psutil.cpu_count()} cores, Python {sys.version.split()[0]}\n")
     print("| measurement | N | median | p95 (max for memory) |\n|---|---|---|---|")
     for name, count, median, high in rows:

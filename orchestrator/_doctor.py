@@ -80,10 +80,11 @@ def render(d: Diagnosis) -> str:
     host = d.host
     lines = [f"containment: {d.containment.value}" + ("" if d.healthy else "  (WEAKER THAN NEEDED, see below)"),
              f"  cgroup v2: {host.cgroup}"]
-    if host.cgroup_favordynmods is False:
-        lines.append("  note: the cgroup2 mount lacks favordynmods: moving each CLI into its cgroup waits for an RCU "
-                     "grace period (about 10-20 ms per query measured); `mount -o remount,favordynmods "
-                     "<mount>` (Linux 6.0+) removes that wait")
+    if host.cgroup_move_waits:
+        lines.append("  note: moving each CLI into its cgroup waits for an RCU grace period (10-14 ms per query "
+                     "measured): the cgroup2 mount lacks favordynmods and RCU is not expedited. Either one, "
+                     "system-wide, removes that wait: `mount -o remount,favordynmods <mount>` (Linux 6.0+) or "
+                     "`echo 1 > /sys/kernel/rcu_expedited`")
     lines.append(f"  subreaper: {'yes' if host.subreaper else 'no'}")
     if host.guard_pid is not None:
         spawn = "" if host.guard_spawn_ms is None else f", started in {host.guard_spawn_ms:.2f} ms"

@@ -87,6 +87,17 @@ def mount_options(directory: Path) -> set[str]:
     return max(inside, key=lambda m: len(m[0]))[1] if inside else set()
 
 
+def rcu_expedited() -> bool | None:
+    """Whether the kernel expedites RCU grace periods (``/sys/kernel/rcu_expedited``; None if unreadable).
+
+    Either this or the mount's ``favordynmods`` spares each move into a cgroup its wait for a normal
+    grace period (measured here: 10-14 ms per query without both, none with either)."""
+    try:
+        return Path("/sys/kernel/rcu_expedited").read_text().strip() not in ("", "0")
+    except OSError:
+        return None
+
+
 def _parent_dir() -> tuple[Path | None, str]:
     setting = os.environ.get(CGROUP_ENV, "")
     if setting == "0":
