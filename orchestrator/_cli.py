@@ -245,8 +245,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         recorded = record_legacy(paths, legacy)
         if recorded is not None:
             print(f"recorded legacy_module = {legacy!r} in {recorded} (for CLAUDE_SCOPE_MODE=legacy)", file=sys.stderr)
-    verb = "reverted" if args.revert else "rewrote" if args.write else "would rewrite"
-    print(f"{verb} {len(changed)} of {len(results)} file(s); {len(left)} with V3 references left", file=sys.stderr)
+    if args.revert:  # V3's imports are back by design: counting them as "left" would read as a leftover
+        print(f"reverted {len(changed)} of {len(results)} file(s)", file=sys.stderr)
+    else:
+        verb = "rewrote" if args.write else "would rewrite"
+        print(f"{verb} {len(changed)} of {len(results)} file(s); {len(left)} with V3 references left",
+              file=sys.stderr)
     return 1 if args.check and (changed or left) else 0
 
 
