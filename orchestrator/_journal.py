@@ -53,7 +53,8 @@ _ADDED_COLUMNS = {
     "live_processes": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL"),
     "attempts": ("num_turns INTEGER", "query_id TEXT", "message_count INTEGER", "stderr_tail TEXT", "cleanup TEXT"),
 }
-#: how much of an attempt's stderr tail the journal keeps (the wrapper keeps up to 16 KiB in memory)
+#: how much of an attempt's stderr tail the journal (and a Temporal run's record) keeps (the wrapper keeps up to
+#: 16 KiB in memory)
 STDERR_KEPT = 4000
 
 
