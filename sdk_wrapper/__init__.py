@@ -26,7 +26,7 @@ from ._backend import sdk_of
 from ._cgroup import CpuUsage
 from ._classify import leaves as exception_leaves
 from ._errors import ClaudeScopeError, CLIPathError, InvalidOutputError, LineTooLongError, SDKReaderError
-from ._host import HostContainment, host_containment
+from ._host import HostContainment, cgroup_move_ms, host_containment
 from ._logging import get_logger
 from ._outcome import (
     Attempt,
@@ -70,6 +70,7 @@ __all__ = [
     "SDKReaderError",
     "SpawnedCLI",
     "WebhookDelivery",
+    "cgroup_move_ms",
     "end_query_tree",
     "exception_leaves",
     "get_logger",

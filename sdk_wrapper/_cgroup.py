@@ -90,12 +90,13 @@ def mount_options(directory: Path) -> set[str]:
 def rcu_expedited() -> bool | None:
     """Whether the kernel expedites RCU grace periods (``/sys/kernel/rcu_expedited``; None if unreadable).
 
-    Either this or the mount's ``favordynmods`` spares each move into a cgroup its wait for a normal
-    grace period (measured here: 10-14 ms per query without both, none with either)."""
+    Either this or the mount's ``favordynmods`` spares a move into a cgroup its wait for a normal grace
+    period; whether a move waits here is measured by ``time_move``, not inferred from these flags."""
     try:
         return Path("/sys/kernel/rcu_expedited").read_text().strip() not in ("", "0")
     except OSError:
         return None
+
 
 
 def _parent_dir() -> tuple[Path | None, str]:

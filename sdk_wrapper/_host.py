@@ -6,12 +6,15 @@ of them, so nothing outside the package reads their internals.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
-from ._cgroup import host_cgroup, mount_options, rcu_expedited
+from ._cgroup import HostCgroup, end_cgroup, host_cgroup, mount_options, rcu_expedited
 from ._guard import ensure_guard, guard_status
 from ._options import resolve_cli
 from ._outcome import Containment
@@ -40,18 +43,13 @@ class HostContainment:
     cli: str
 
     @property
-    def cgroup_move_waits(self) -> bool:
-        """Each query's move into its cgroup waits for a normal RCU grace period (neither remedy is on)."""
-        return self.cgroup_favordynmods is False and not self.rcu_expedited
-
-    @property
     def holds_trees(self) -> bool:
         """A query's whole tree is held: by a cgroup, or by the subreaper with the guard running."""
         return self.containment is Containment.CGROUP or (
             self.containment is Containment.SUBREAPER and self.guard_pid is not None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "containment": self.containment.value, "cgroup_move_waits": self.cgroup_move_waits}
+        return {**asdict(self), "containment": self.containment.value}
 
 
 def host_containment() -> HostContainment:
@@ -75,3 +73,36 @@ def host_containment() -> HostContainment:
         subreaper=subreaper, guard_pid=pid, guard_spawn_ms=None if spawn_s is None else spawn_s * 1000,
         guard_problem=problem, cli=cli,
     )
+
+
+def cgroup_move_ms(samples: int = 3) -> float | None:
+    """Median milliseconds a move into a query's cgroup takes on this host (the wait each query's CLI has
+    before it starts); None without per-query cgroups. For ``doctor``: about ``samples`` x 0.2 s."""
+    support = host_cgroup()
+    return None if support.host is None else _time_move(support.host, samples)
+
+
+def _time_move(host: HostCgroup, samples: int = 3, gap_s: float = 0.2) -> float | None:
+    """Median milliseconds one write to ``cgroup.procs`` takes here, as each query's shell makes it: a
+    sleeping child moved into a throwaway cgroup, ``gap_s`` apart (back-to-back moves share one grace
+    period and would hide the wait). None where no cgroup could be made."""
+    times: list[float] = []
+    for number in range(samples):
+        group = host.new_query(f"move-probe-{os.getpid()}-{number}")
+        if group is None:
+            return None
+        try:
+            with subprocess.Popen(["sleep", "30"]) as child:
+                try:
+                    time.sleep(gap_s)
+                    started = time.perf_counter()
+                    group.procs_file.write_text(str(child.pid))
+                    times.append((time.perf_counter() - started) * 1000)
+                finally:
+                    child.kill()
+        except OSError:
+            return None
+        finally:
+            end_cgroup(group, within_s=2.0)
+            group.remove()
+    return sorted(times)[len(times) // 2]

@@ -93,7 +93,8 @@ def test_doctor_reports_the_containment_in_force_and_proves_it(leak_guard: LeakG
         assert found["containment"] == "cgroup" and code == 0
         assert found["probe_escapee_ended"] is True and found["probe_verified"] is True
         assert isinstance(found["probe_cpu_s"], float) and found["guard_pid"] is not None
-        assert found["cgroup_move_waits"] == (found["cgroup_favordynmods"] is False and not found["rcu_expedited"])
+        assert isinstance(found["cgroup_move_ms"], float) and found["cgroup_move_ms"] > 0
+        assert isinstance(found["cgroup_favordynmods"], bool) and "rcu_expedited" in found
         text = subprocess.run([sys.executable, "-m", "orchestrator._cli", "doctor"], capture_output=True, text=True,
                               timeout=60, cwd=tmp_path).stdout
-        assert ("waits for an RCU grace period" in text) == found["cgroup_move_waits"], text
+        assert "moving a CLI into its cgroup: " in text, text
