@@ -91,12 +91,11 @@ def rcu_expedited() -> bool | None:
     """Whether the kernel expedites RCU grace periods (``/sys/kernel/rcu_expedited``; None if unreadable).
 
     Either this or the mount's ``favordynmods`` spares a move into a cgroup its wait for a normal grace
-    period; whether a move waits here is measured by ``time_move``, not inferred from these flags."""
+    period; whether a move waits here is measured (``sdk_wrapper.cgroup_move_ms``), not inferred from them."""
     try:
         return Path("/sys/kernel/rcu_expedited").read_text().strip() not in ("", "0")
     except OSError:
         return None
-
 
 
 def _parent_dir() -> tuple[Path | None, str]:

@@ -30,7 +30,7 @@ class HostContainment:
     #: why per-query cgroups are (not) in force
     cgroup: str
     #: whether the cgroup2 mount has favordynmods (None without cgroups): without it, or expedited RCU
-    #: grace periods, each move into a cgroup waits for a grace period (10-14 ms per query measured)
+    #: grace periods, a move into a cgroup may wait for a grace period (10 ms measured); cgroup_move_ms says
     cgroup_favordynmods: bool | None
     #: whether the kernel expedites RCU grace periods (None where it cannot be read)
     rcu_expedited: bool | None
