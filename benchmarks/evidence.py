@@ -148,6 +148,8 @@ def table(results: dict[str, Any]) -> list[str]:
 
     row("messages/s, 10,000-message burst (median)", "burst", "msgs_per_s", "{:,.0f}", n["burst"])
     row("per-query wall time, minimal CLI (ms, median)", "overhead", "ms_per_query", "{:.2f}", n["overhead"])
+    row("... this process's own CPU per query (ms, median; the CLI's not in it)", "overhead",
+        "host_cpu_ms_per_query", "{:.2f}", n["overhead"])
     row("cancel -> control back (ms, p50), SIGTERM honoured", "cancel", "p50_ms", "{:.1f}", n["cancel"])
     row("cancel -> control back (ms, p99), SIGTERM honoured", "cancel", "p99_ms", "{:.1f}", n["cancel"])
     row("CLI processes left after those cancels", "cancel", "left_alive", "{}", n["cancel"])
