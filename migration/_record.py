@@ -15,13 +15,20 @@ HEADER = "[tool.claude-scope]"
 
 
 def project_root(paths: list[Path]) -> Path:
+    """The folder the project runs from: the nearest with a project marker above the paths; without one,
+    the current directory when the paths are in it or one level below (``migrate src`` run from the
+    project, where a run of the project looks for the record too), else the folder holding the top
+    package."""
     start = paths[0].resolve()
     start = start if start.is_dir() else start.parent
     for folder in (start, *start.parents):
         if (folder / "pyproject.toml").exists() or (folder / ".git").exists() \
                 or (folder / "requirements.txt").exists():
             return folder
-    while (start / "__init__.py").exists():  # no project marker: the folder that holds the top package
+    here = Path.cwd().resolve()
+    if here in (start, start.parent):
+        return here
+    while (start / "__init__.py").exists():
         start = start.parent
     return start
 

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 from migration import migrate, revert_source, rewrite_source
+from sdk_wrapper._v3_legacy import recorded_module
 
 LADDER = '''"""Phase orchestrator (V3)."""
 import anyio  # event loop per phase
@@ -135,3 +136,14 @@ def test_the_record_goes_into_an_existing_pyproject(tmp_path: Path) -> None:
     text = (tmp_path / "pyproject.toml").read_text()
     assert text.startswith('[project]\nname = "x"\n') and "[tool.claude-scope]" in text
     assert tomllib.loads(text)["tool"]["claude-scope"]["legacy_module"] == "claude_code_sdk_fixed_v3"
+
+
+def test_without_a_project_marker_the_record_is_where_the_project_is_run_from(tmp_path: Path) -> None:
+    """V3's layout (``src/`` a namespace package) in a folder with no pyproject, .git or requirements:
+    ``migrate src`` run from that folder records ``src.claude_code_sdk_fixed_v3`` there, where legacy mode,
+    started from the same folder, finds it (it used to go into ``src/``, out of legacy mode's sight)."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "phase_orchestrator.py").write_text(LADDER)
+    assert _cli("src", "--write", cwd=tmp_path).returncode == 0
+    assert not (tmp_path / "src" / ".claude-scope").exists()
+    assert recorded_module(tmp_path) == ("src.claude_code_sdk_fixed_v3", tmp_path.resolve())
