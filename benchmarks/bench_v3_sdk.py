@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 import psutil
 
-from benchmarks._stats import latency_summary
+from benchmarks._stats import latency_summary, per_query
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN = ROOT / "sdk_wrapper" / "standin" / "_standin.py"
@@ -94,15 +94,8 @@ async def burst(b: Bench, runs: int) -> dict[str, Any]:
 
 
 async def overhead(b: Bench, runs: int) -> dict[str, Any]:
-    """As bench_wrapper's: wall time and this process's own CPU time per minimal query."""
-    times, cpu = [], []
-    for _ in range(runs):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        await b.consume({"steps": [], "init": False, "result": {}})
-        times.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - started_cpu)
-    return {"ms_per_query": statistics.median(times) * 1000, "host_cpu_ms_per_query": statistics.median(cpu) * 1000,
-            "runs": runs, "fabricated": b.fabricated}
+    return {**await per_query(lambda: b.consume({"steps": [], "init": False, "result": {}}), runs),
+            "fabricated": b.fabricated}
 
 
 async def cancel(b: Bench, runs: int, ignore_term: bool) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from sdk_wrapper import QueryLimits, open_query
 from sdk_wrapper.testing import install_standin, process_alive, read_pids
 
 from ._contestants import AGENT_INSTALLED, CONTESTANTS, agent_options, available, code_options, consume
-from ._stats import latency_summary
+from ._stats import latency_summary, per_query
 from .bench_pipeline import million, orchestrator_overhead
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,16 +54,7 @@ async def burst(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, 
 
 
 async def overhead(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
-    """Wall time per minimal query, and this process's own CPU time per query (the CLI's is not in it):
-    the CPU figure is the host side's work, steadier than wall time on a machine shared with others."""
-    times, cpu = [], []
-    for _ in range(runs):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        await consume(contestant, {"steps": [], "init": False, "result": {}}, work, cli)
-        times.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - started_cpu)
-    return {"ms_per_query": statistics.median(times) * 1000, "host_cpu_ms_per_query": statistics.median(cpu) * 1000,
-            "runs": runs}
+    return await per_query(lambda: consume(contestant, {"steps": [], "init": False, "result": {}}, work, cli), runs)
 
 
 async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, ignore_term: bool) -> dict[str, Any]:
