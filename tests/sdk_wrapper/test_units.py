@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
+import logging
 
 import pytest
 from claude_code_sdk import CLIJSONDecodeError, CLINotFoundError, ProcessError
@@ -15,7 +17,7 @@ import sdk_wrapper
 import sdk_wrapper.standin
 import sdk_wrapper.testing
 import sdk_wrapper.v3
-from sdk_wrapper import FailureKind, LineTooLongError, redact
+from sdk_wrapper import FailureKind, LineTooLongError, get_logger, redact
 from sdk_wrapper._classify import classify_exception, classify_result
 from sdk_wrapper._framing import LineFramer
 
@@ -88,6 +90,27 @@ def test_classify_result_fields(raw: dict[str, object], kind: FailureKind | None
 def test_redact(secret: str) -> None:
     out = redact(f"error: {secret} end")
     assert "[REDACTED]" in out and "abcd" not in out.replace("[REDACTED]", "")
+
+
+class _Unrenderable:
+    def __repr__(self) -> str:
+        raise AssertionError("rendered")
+
+
+def test_events_below_the_loggers_level_are_dropped_before_rendering(caplog: pytest.LogCaptureFixture) -> None:
+    """Unconfigured structlog: an event the ``claude_scope`` logger would drop is never stamped, redacted or
+    rendered (a query logs 4-5 such events); one it keeps arrives as redacted JSON."""
+    log = get_logger(query_id="q1")
+    caplog.set_level(logging.WARNING, logger="claude_scope")
+    log.info("query.start", value=_Unrenderable())  # rendering it would raise
+    assert not [r for r in caplog.records if r.name == "claude_scope"]
+    caplog.set_level(logging.INFO, logger="claude_scope")
+    with pytest.raises(AssertionError, match="rendered"):
+        log.info("query.start", value=_Unrenderable())
+    log.info("query.end", detail="ANTHROPIC_API_KEY=abcd1234efgh")
+    event = json.loads(caplog.records[-1].getMessage())
+    assert event["event"] == "query.end" and event["query_id"] == "q1" and event["level"] == "info"
+    assert "abcd1234efgh" not in caplog.records[-1].getMessage()
 
 
 @pytest.mark.parametrize("module", [sdk_wrapper, sdk_wrapper.testing, sdk_wrapper.standin, orchestrator,
