@@ -28,3 +28,26 @@ async def per_query(run_one: Callable[[], Awaitable[object]], runs: int) -> dict
         cpu.append(time.process_time() - started_cpu)
     return {"ms_per_query": statistics.median(times) * 1000, "host_cpu_ms_per_query": statistics.median(cpu) * 1000,
             "runs": runs}
+
+
+async def paired_per_query(runners: dict[str, Callable[[], Awaitable[object]]], runs: int) -> dict[str, Any]:
+    """``runs`` rounds, each running every runner once in turn, in one interpreter: per runner, its median
+    wall time and this process's CPU per query (ms), and every sample, so that a runner can be compared
+    with another round by round (``paired_difference``): both queries of a round met the same minute of a
+    shared machine, which a comparison of two separate runs' medians cannot say."""
+    samples: dict[str, dict[str, list[float]]] = {name: {"wall_ms": [], "cpu_ms": []} for name in runners}
+    for _ in range(runs):
+        for name, run_one in runners.items():
+            started, started_cpu = time.perf_counter(), time.process_time()
+            await run_one()
+            samples[name]["wall_ms"].append((time.perf_counter() - started) * 1000)
+            samples[name]["cpu_ms"].append((time.process_time() - started_cpu) * 1000)
+    return {name: {"ms_per_query": statistics.median(s["wall_ms"]),
+                   "host_cpu_ms_per_query": statistics.median(s["cpu_ms"]), **s}
+            for name, s in samples.items()}
+
+
+def paired_difference(found: dict[str, Any], name: str, base: str, field: str) -> float:
+    """Median over the rounds of ``name``'s sample minus ``base``'s in the same round (``field``: wall_ms or
+    cpu_ms), from ``paired_per_query``'s result."""
+    return statistics.median(a - b for a, b in zip(found[name][field], found[base][field], strict=True))

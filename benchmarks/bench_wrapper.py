@@ -35,8 +35,16 @@ import psutil
 from sdk_wrapper import QueryLimits, open_query
 from sdk_wrapper.testing import install_standin, process_alive, read_pids
 
-from ._contestants import AGENT_INSTALLED, CONTESTANTS, agent_options, available, code_options, consume
-from ._stats import latency_summary, per_query
+from ._contestants import (
+    AGENT_INSTALLED,
+    CONTESTANTS,
+    Scenario,
+    agent_options,
+    available,
+    code_options,
+    consume,
+)
+from ._stats import latency_summary, paired_difference, paired_per_query, per_query
 from .bench_pipeline import million, orchestrator_overhead
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +63,39 @@ async def burst(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, 
 
 async def overhead(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
     return await per_query(lambda: consume(contestant, {"steps": [], "init": False, "result": {}}, work, cli), runs)
+
+
+#: contestants of the paired per-query measurement, each with the raw SDK query it is compared with
+PAIRED_BASE = {"raw": "raw", "run_query": "raw", "open_query": "raw", "v3_dropin": "raw",
+               "agent_raw": "agent_raw", "agent_run_query": "agent_raw", "agent_open_query": "agent_raw"}
+
+
+def paired_contestants() -> list[str]:
+    return [c for c in PAIRED_BASE if AGENT_INSTALLED or not CONTESTANTS[c].agent]
+
+
+async def paired(contestants: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
+    """Per-query cost of several contestants (comma-separated) in one interpreter, alternating query by query;
+    with each one's paired difference (CPU and wall, ms) from the raw SDK query of the same round, and
+    ``run_query`` minus ``open_query`` (the goals of issue #15 are differences of this kind)."""
+    minimal: Scenario = {"steps": [], "init": False, "result": {}}
+    names = contestants.split(",")
+
+    def runner(name: str) -> Any:
+        return lambda: consume(name, minimal, work, cli)
+
+    for name in names:  # warm-up: imports, first spawns, the guard
+        for _ in range(3):
+            await runner(name)()
+    found = await paired_per_query({name: runner(name) for name in names}, runs)
+    pairs = [(name, PAIRED_BASE[name]) for name in names if PAIRED_BASE[name] != name and PAIRED_BASE[name] in names]
+    pairs += [(f"{prefix}run_query", f"{prefix}open_query") for prefix in ("", "agent_")
+              if f"{prefix}run_query" in names and f"{prefix}open_query" in names]
+    differences = {f"{a} - {b}": {"cpu_ms": paired_difference(found, a, b, "cpu_ms"),
+                                  "wall_ms": paired_difference(found, a, b, "wall_ms")} for a, b in pairs}
+    return {"contestants": {name: {k: v for k, v in value.items() if k in ("ms_per_query", "host_cpu_ms_per_query")}
+                            for name, value in found.items()},
+            "differences": differences, "runs": runs}
 
 
 async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, ignore_term: bool) -> dict[str, Any]:
@@ -133,7 +174,7 @@ def one(contestant: str, measurement: str, n: int, ignore_term: bool) -> dict[st
         os.environ["PATH"] = f"{cli.parent}{os.pathsep}{os.environ['PATH']}"
         os.environ["CLAUDE_STANDIN_PID_FILE"] = str(Path(tmp, "pids"))
         fn = {"burst": burst, "overhead": overhead, "cancelled_many": cancelled_many, "million": million,
-              "orchestrator": orchestrator_overhead}.get(measurement)
+              "orchestrator": orchestrator_overhead, "paired": paired}.get(measurement)
 
         async def main() -> dict[str, Any]:
             if measurement == "cancel":
@@ -226,6 +267,16 @@ def main() -> int:
             data = cache[ck]
             cells.append("error" if "error" in data else fmt.format(data[key]))
         print(f"| {title:<50} | {n:>5} | " + " | ".join(f"{c:>15}" for c in cells) + " |", flush=True)
+    runs = 40 if q else 150
+    found = _spawn(",".join(paired_contestants()), "paired", runs)
+    print(f"\nper-query cost, paired ({runs} rounds, every contestant once per round, one interpreter; ms, medians)")
+    if "error" in found:
+        print(f"error: {found['error']}")
+    else:
+        for name, value in found["contestants"].items():
+            print(f"  {name:<18} CPU {value['host_cpu_ms_per_query']:6.2f}  wall {value['ms_per_query']:7.2f}")
+        for pair, value in found["differences"].items():
+            print(f"  {pair:<34} CPU {value['cpu_ms']:+6.2f}  wall {value['wall_ms']:+6.2f}")
     errors = {k: v["error"] for k, v in cache.items() if "error" in v}
     for k, v in errors.items():
         print(f"error in {k}: {v}")

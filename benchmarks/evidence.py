@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._contestants import THROUGHPUT_ONLY
-from benchmarks.bench_wrapper import _spawn, agent_installed, machine
+from benchmarks.bench_wrapper import PAIRED_BASE, _spawn, agent_installed, machine, paired_contestants
 
 HERE = Path(__file__).resolve().parent
 CONTESTANTS = ["limit", "raw", "v3", "run_query", "open_query", "v3_dropin"]
@@ -32,7 +32,8 @@ if agent_installed():
     CONTESTANTS += ["agent_raw", "agent_run_query"]
 LABELS = {"raw": "raw SDK", "v3": "V3 pattern", "run_query": "run_query", "open_query": "open_query",
           "v3_dropin": "V3 drop-in", "orchestrator": "orchestrator phase", "agent_raw": "raw agent SDK",
-          "agent_run_query": "run_query (agent SDK)", "limit": "limit (readline + json.loads)"}
+          "agent_run_query": "run_query (agent SDK)", "limit": "limit (readline + json.loads)",
+          "agent_open_query": "open_query (agent SDK)"}
 
 
 def fmt(value: Any, spec: str) -> str:
@@ -51,7 +52,8 @@ def count_for(contestant: str, key: str, n: dict[str, int]) -> int:
 def run_all(quick: bool) -> dict[str, Any]:
     n = {"burst": 3 if quick else 5, "overhead": 20 if quick else 50, "cancel": 20 if quick else 100,
          "cancel_ignored": 5 if quick else 20, "cancelled_many": 100 if quick else 1000,
-         "million": 100_000 if quick else 1_000_000, "orchestrator": 30 if quick else 100}
+         "million": 100_000 if quick else 1_000_000, "orchestrator": 30 if quick else 100,
+         "paired": 40 if quick else 150}
     results: dict[str, Any] = {"n": n, "data": {}}
     data = results["data"]
     for contestant in CONTESTANTS:
@@ -70,6 +72,8 @@ def run_all(quick: bool) -> dict[str, Any]:
         print(f"{contestant:<12} million", flush=True)
     for mode in ["mp1", "mp8"]:
         data.setdefault("orchestrator", {})[mode] = _spawn(mode, "orchestrator", n["orchestrator"])
+    data["paired"] = {"all": _spawn(",".join(paired_contestants()), "paired", n["paired"])}
+    print("paired", flush=True)
     results["agent_sdk"] = agent_installed()
     return results
 
@@ -167,6 +171,31 @@ def table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def paired_table(results: dict[str, Any]) -> list[str]:
+    """Per-query cost with every contestant in one interpreter, query by query in turn: the differences a
+    goal is stated in, each taken within a round, so a slow minute of the machine moves both sides."""
+    found = results["data"].get("paired", {}).get("all")
+    if found is None:
+        return ["Per-query cost, paired: not measured in this run."]
+    if "error" in found:
+        return [f"Per-query cost, paired: error: {found['error'][:300]}"]
+    lines = [f"Per-query cost, paired: {found['runs']} rounds, each running every contestant's minimal query once, "
+             "in turn, in one interpreter (ms, medians; a difference is the median over the rounds of one",
+             "query's figure minus the other's in the same round).", "",
+             "| contestant | this process's CPU | wall | minus its raw SDK, CPU | minus its raw SDK, wall |",
+             "|---|---|---|---|---|"]
+    for name, value in found["contestants"].items():
+        diff = found["differences"].get(f"{name} - {PAIRED_BASE[name]}")
+        cells = ["-", "-"] if diff is None else [f"{diff['cpu_ms']:+.2f}", f"{diff['wall_ms']:+.2f}"]
+        lines.append(f"| {LABELS[name]} | {value['host_cpu_ms_per_query']:.2f} | {value['ms_per_query']:.2f} | "
+                     + " | ".join(cells) + " |")
+    for pair, value in found["differences"].items():
+        if pair.endswith("open_query"):
+            a, b = pair.split(" - ")
+            lines.append(f"| {LABELS[a]} minus {LABELS[b]} | {value['cpu_ms']:+.2f} | {value['wall_ms']:+.2f} | | |")
+    return lines
+
+
 def million_table(results: dict[str, Any]) -> list[str]:
     d, n = results["data"], results["n"]
     lines = [f"| one phase streaming {n['million']:,} messages | peak RSS (MB) | growth over the start (MB) | "
@@ -237,6 +266,8 @@ def write_report(results: dict[str, Any], quick: bool) -> Path:
         "queries or runs behind each figure.",
         "",
         *table(results),
+        "",
+        *paired_table(results),
         "",
         *[f"Note: {note}" for note in results.get("notes", [])],
         *([""] if results.get("notes") else []),
