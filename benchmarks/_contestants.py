@@ -150,7 +150,6 @@ CONTESTANTS: dict[str, Contestant] = {c.name: c for c in (
     Contestant("v3_dropin", _v3_dropin, unscoped=True),
     Contestant("agent_raw", _agent_raw, unscoped=True, agent=True),
     Contestant("agent_run_query", _run(agent_options), agent=True),
-    # not a column of the evidence table yet: `python -m benchmarks.bench_wrapper --one agent_open_query ...`
     Contestant("agent_open_query", _open(agent_options), agent=True),
     Contestant("limit", _limit, unscoped=True),
 )}
@@ -160,8 +159,8 @@ THROUGHPUT_ONLY = {"limit"}
 
 def available() -> tuple[str, ...]:
     """The contestants of ``bench_wrapper``'s own table, in its column order (agent ones with the extra)."""
-    names = ["raw", "run_query", "open_query"] + (["agent_raw", "agent_run_query"] if AGENT_INSTALLED else [])
-    return tuple(names)
+    agent_names = ["agent_raw", "agent_run_query", "agent_open_query"] if AGENT_INSTALLED else []
+    return tuple(["raw", "run_query", "open_query", *agent_names])
 
 
 async def consume(name: str, scenario: Scenario, work: Path, cli: Path, limits: QueryLimits | None = None,

@@ -98,6 +98,36 @@ async def paired(contestants: str, work: Path, cli: Path, runs: int) -> dict[str
             "differences": differences, "runs": runs}
 
 
+async def paired_burst(contestants: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
+    """10,000-message bursts of several contestants (comma-separated) in one interpreter, in turn: each one's
+    median messages/s and host CPU per message (us), and its rate over its raw SDK's in the same round
+    (the median of the rounds' ratios: the issue's ">= 1.0x" goals, side by side)."""
+    names = contestants.split(",")
+    counts: dict[str, list[int]] = {name: [] for name in names}
+
+    def runner(name: str) -> Any:
+        async def run() -> None:
+            counts[name].append(await consume(name, "burst", work, cli))
+        return run
+
+    for name in names:  # warm-up
+        await runner(name)()
+        counts[name].clear()
+    found = await paired_per_query({name: runner(name) for name in names}, runs)
+    rates = {name: [c / (w / 1000) for c, w in zip(counts[name], found[name]["wall_ms"], strict=True)]
+             for name in names}
+    out: dict[str, Any] = {}
+    for name in names:
+        base = PAIRED_BASE[name]
+        ratio = (statistics.median(r / b for r, b in zip(rates[name], rates[base], strict=True))
+                 if base in names and base != name else None)
+        out[name] = {"msgs_per_s": statistics.median(rates[name]),
+                     "host_cpu_us_per_msg": statistics.median(
+                         cpu * 1000 / c for cpu, c in zip(found[name]["cpu_ms"], counts[name], strict=True)),
+                     "ratio_to_raw": ratio}
+    return {"contestants": out, "runs": runs}
+
+
 async def cancel_latency(contestant: str, work: Path, cli: Path, runs: int, ignore_term: bool) -> dict[str, Any]:
     """From leaving the block (cancel) to the whole tree ended. An SDK's own ``query()`` (or V3's) is
     cancelled by a scope around it: the time the caller waited after its timeout fired."""
@@ -174,7 +204,7 @@ def one(contestant: str, measurement: str, n: int, ignore_term: bool) -> dict[st
         os.environ["PATH"] = f"{cli.parent}{os.pathsep}{os.environ['PATH']}"
         os.environ["CLAUDE_STANDIN_PID_FILE"] = str(Path(tmp, "pids"))
         fn = {"burst": burst, "overhead": overhead, "cancelled_many": cancelled_many, "million": million,
-              "orchestrator": orchestrator_overhead, "paired": paired}.get(measurement)
+              "orchestrator": orchestrator_overhead, "paired": paired, "paired_burst": paired_burst}.get(measurement)
 
         async def main() -> dict[str, Any]:
             if measurement == "cancel":
@@ -267,6 +297,16 @@ def main() -> int:
             data = cache[ck]
             cells.append("error" if "error" in data else fmt.format(data[key]))
         print(f"| {title:<50} | {n:>5} | " + " | ".join(f"{c:>15}" for c in cells) + " |", flush=True)
+    rounds = 3 if q else 5
+    found = _spawn(",".join(paired_contestants()), "paired_burst", rounds)
+    print(f"\n10,000-message bursts, paired ({rounds} rounds, every contestant once per round, one interpreter)")
+    if "error" in found:
+        print(f"error: {found['error']}")
+    else:
+        for name, value in found["contestants"].items():
+            ratio = "" if value["ratio_to_raw"] is None else f"  {value['ratio_to_raw']:.2f}x its raw SDK"
+            cpu = value["host_cpu_us_per_msg"]
+            print(f"  {name:<18} {value['msgs_per_s']:9,.0f} msgs/s  CPU {cpu:5.1f} us/msg{ratio}")
     runs = 40 if q else 150
     found = _spawn(",".join(paired_contestants()), "paired", runs)
     print(f"\nper-query cost, paired ({runs} rounds, every contestant once per round, one interpreter; ms, medians)")

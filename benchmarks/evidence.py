@@ -29,7 +29,7 @@ from benchmarks.bench_wrapper import PAIRED_BASE, _spawn, agent_installed, machi
 HERE = Path(__file__).resolve().parent
 CONTESTANTS = ["limit", "raw", "v3", "run_query", "open_query", "v3_dropin"]
 if agent_installed():
-    CONTESTANTS += ["agent_raw", "agent_run_query"]
+    CONTESTANTS += ["agent_raw", "agent_run_query", "agent_open_query"]
 LABELS = {"raw": "raw SDK", "v3": "V3 pattern", "run_query": "run_query", "open_query": "open_query",
           "v3_dropin": "V3 drop-in", "orchestrator": "orchestrator phase", "agent_raw": "raw agent SDK",
           "agent_run_query": "run_query (agent SDK)", "limit": "limit (readline + json.loads)",
@@ -53,7 +53,7 @@ def run_all(quick: bool) -> dict[str, Any]:
     n = {"burst": 3 if quick else 5, "overhead": 20 if quick else 50, "cancel": 20 if quick else 100,
          "cancel_ignored": 5 if quick else 20, "cancelled_many": 100 if quick else 1000,
          "million": 100_000 if quick else 1_000_000, "orchestrator": 30 if quick else 100,
-         "paired": 40 if quick else 150}
+         "paired": 40 if quick else 150, "paired_burst": 3 if quick else 5}
     results: dict[str, Any] = {"n": n, "data": {}}
     data = results["data"]
     for contestant in CONTESTANTS:
@@ -73,6 +73,7 @@ def run_all(quick: bool) -> dict[str, Any]:
     for mode in ["mp1", "mp8"]:
         data.setdefault("orchestrator", {})[mode] = _spawn(mode, "orchestrator", n["orchestrator"])
     data["paired"] = {"all": _spawn(",".join(paired_contestants()), "paired", n["paired"])}
+    data["paired_burst"] = {"all": _spawn(",".join(paired_contestants()), "paired_burst", n["paired_burst"])}
     print("paired", flush=True)
     results["agent_sdk"] = agent_installed()
     return results
@@ -172,27 +173,37 @@ def table(results: dict[str, Any]) -> list[str]:
 
 
 def paired_table(results: dict[str, Any]) -> list[str]:
-    """Per-query cost with every contestant in one interpreter, query by query in turn: the differences a
-    goal is stated in, each taken within a round, so a slow minute of the machine moves both sides."""
-    found = results["data"].get("paired", {}).get("all")
-    if found is None:
-        return ["Per-query cost, paired: not measured in this run."]
-    if "error" in found:
-        return [f"Per-query cost, paired: error: {found['error'][:300]}"]
-    lines = [f"Per-query cost, paired: {found['runs']} rounds, each running every contestant's minimal query once, "
-             "in turn, in one interpreter (ms, medians; a difference is the median over the rounds of one",
-             "query's figure minus the other's in the same round).", "",
-             "| contestant | this process's CPU | wall | minus its raw SDK, CPU | minus its raw SDK, wall |",
-             "|---|---|---|---|---|"]
-    for name, value in found["contestants"].items():
-        diff = found["differences"].get(f"{name} - {PAIRED_BASE[name]}")
-        cells = ["-", "-"] if diff is None else [f"{diff['cpu_ms']:+.2f}", f"{diff['wall_ms']:+.2f}"]
-        lines.append(f"| {LABELS[name]} | {value['host_cpu_ms_per_query']:.2f} | {value['ms_per_query']:.2f} | "
-                     + " | ".join(cells) + " |")
-    for pair, value in found["differences"].items():
+    """Every contestant in one interpreter, in turn, round after round: the goals of issue #15 are ratios and
+    differences, and each is taken within a round, so a slow minute of this shared machine moves both sides."""
+    d = results["data"]
+    per_query = d.get("paired", {}).get("all")
+    burst = d.get("paired_burst", {}).get("all")
+    if per_query is None or burst is None:
+        return ["Side by side in one interpreter: not measured in this run."]
+    problems = [f"{name}: {found['error'][:300]}" for name, found in (("per query", per_query), ("bursts", burst))
+                if "error" in found]
+    if problems:
+        return [f"Side by side in one interpreter: error: {'; '.join(problems)}"]
+    lines = [f"Side by side in one interpreter, each contestant once per round, in turn: {burst['runs']} rounds of "
+             f"10,000-message bursts, {per_query['runs']} rounds of minimal queries. A ratio or difference is the",
+             "median over the rounds of one contestant's figure against its raw SDK's in the same round (ms and us "
+             "are this process's CPU unless wall is named).", "",
+             "| contestant | burst msgs/s | x its raw SDK | CPU per message (us) | CPU per query (ms) | "
+             "wall per query (ms) | CPU per query minus its raw SDK | wall per query minus its raw SDK |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, value in per_query["contestants"].items():
+        b = burst["contestants"].get(name, {})
+        diff = per_query["differences"].get(f"{name} - {PAIRED_BASE[name]}")
+        cells = [LABELS[name], fmt(b.get("msgs_per_s"), "{:,.0f}"), fmt(b.get("ratio_to_raw"), "{:.2f}x"),
+                 fmt(b.get("host_cpu_us_per_msg"), "{:.1f}"), f"{value['host_cpu_ms_per_query']:.2f}",
+                 f"{value['ms_per_query']:.2f}", "-" if diff is None else f"{diff['cpu_ms']:+.2f}",
+                 "-" if diff is None else f"{diff['wall_ms']:+.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    for pair, value in per_query["differences"].items():
         if pair.endswith("open_query"):
-            a, b = pair.split(" - ")
-            lines.append(f"| {LABELS[a]} minus {LABELS[b]} | {value['cpu_ms']:+.2f} | {value['wall_ms']:+.2f} | | |")
+            a, b_name = pair.split(" - ")
+            lines.append(f"| {LABELS[a]} minus {LABELS[b_name]}, per query | | | | {value['cpu_ms']:+.2f} | "
+                         f"{value['wall_ms']:+.2f} | | |")
     return lines
 
 
@@ -291,8 +302,9 @@ def write_report(results: dict[str, Any], quick: bool) -> Path:
         "",
         *million_table(results),
         "",
-        "claude-agent-sdk: " + ("its raw `query()` and `run_query` given `ClaudeAgentOptions` are the last two "
-                                "columns, on the same stand-in (`cli_path`), not the CLI its wheel bundles"
+        "claude-agent-sdk: " + ("its raw `query()`, and `run_query` and `open_query` given `ClaudeAgentOptions`, "
+                                "are the last three columns, on the same stand-in (`cli_path`), not the CLI its "
+                                "wheel bundles"
                                 if results["agent_sdk"]
                                 else "not installed in this run (pip install claude-scope[agent]); no columns") + ".",
         "",
