@@ -297,26 +297,22 @@ def main() -> int:
             data = cache[ck]
             cells.append("error" if "error" in data else fmt.format(data[key]))
         print(f"| {title:<50} | {n:>5} | " + " | ".join(f"{c:>15}" for c in cells) + " |", flush=True)
-    rounds = 3 if q else 5
-    found = _spawn(",".join(paired_contestants()), "paired_burst", rounds)
-    print(f"\n10,000-message bursts, paired ({rounds} rounds, every contestant once per round, one interpreter)")
-    if "error" in found:
-        print(f"error: {found['error']}")
-    else:
-        for name, value in found["contestants"].items():
-            ratio = "" if value["ratio_to_raw"] is None else f"  {value['ratio_to_raw']:.2f}x its raw SDK"
-            cpu = value["host_cpu_us_per_msg"]
-            print(f"  {name:<18} {value['msgs_per_s']:9,.0f} msgs/s  CPU {cpu:5.1f} us/msg{ratio}")
-    runs = 40 if q else 150
-    found = _spawn(",".join(paired_contestants()), "paired", runs)
-    print(f"\nper-query cost, paired ({runs} rounds, every contestant once per round, one interpreter; ms, medians)")
-    if "error" in found:
-        print(f"error: {found['error']}")
-    else:
-        for name, value in found["contestants"].items():
-            print(f"  {name:<18} CPU {value['host_cpu_ms_per_query']:6.2f}  wall {value['ms_per_query']:7.2f}")
-        for pair, value in found["differences"].items():
-            print(f"  {pair:<34} CPU {value['cpu_ms']:+6.2f}  wall {value['wall_ms']:+6.2f}")
+    def bursts(found: dict[str, Any]) -> list[str]:
+        return [f"  {name:<18} {v['msgs_per_s']:9,.0f} msgs/s  CPU {v['host_cpu_us_per_msg']:5.1f} us/msg"
+                + ("" if v["ratio_to_raw"] is None else f"  {v['ratio_to_raw']:.2f}x its raw SDK")
+                for name, v in found["contestants"].items()]
+
+    def queries(found: dict[str, Any]) -> list[str]:
+        return ([f"  {name:<18} CPU {v['host_cpu_ms_per_query']:6.2f}  wall {v['ms_per_query']:7.2f}"
+                 for name, v in found["contestants"].items()]
+                + [f"  {pair:<34} CPU {v['cpu_ms']:+6.2f}  wall {v['wall_ms']:+6.2f}"
+                   for pair, v in found["differences"].items()])
+
+    for measurement, runs, title, describe in [("paired_burst", 3 if q else 5, "10,000-message bursts", bursts),
+                                               ("paired", 40 if q else 150, "minimal queries (ms)", queries)]:
+        found = _spawn(",".join(paired_contestants()), measurement, runs)
+        print(f"\n{title}, paired: {runs} rounds, every contestant once per round, in one interpreter; medians")
+        print("\n".join([f"error: {found['error']}"] if "error" in found else describe(found)), flush=True)
     errors = {k: v["error"] for k, v in cache.items() if "error" in v}
     for k, v in errors.items():
         print(f"error in {k}: {v}")
