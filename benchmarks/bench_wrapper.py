@@ -5,7 +5,9 @@
 
 Every (contestant, measurement) runs in a fresh interpreter (``--one``), so one contestant's leaks
 (the raw SDK's orphans, descriptors, a loop poisoned by finalizer errors) cannot touch another's numbers.
-Figures are medians (percentiles where stated) over the stated number of runs.
+Figures are medians (percentiles where stated) over the stated number of runs. Then the side-by-side
+rounds (``paired``, ``paired_burst``): every contestant in one interpreter, once per round, in turn, on
+clean queries only (no leaks to carry over), so that a ratio or difference is taken within a round.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@
 Contestants on the same stand-in CLI and machine: the raw ``claude_code_sdk.query()``; the V3 pattern (the
 test copy of V3's masking wrapper, consumed as V3's runner does); ``claude-agent-sdk`` raw when it is
 installed; ours: ``run_query``, ``open_query`` and the V3 drop-in. Each (contestant, measurement) runs in a
-fresh interpreter (``benchmarks.bench_wrapper --one``). Charts need matplotlib (``pip install
-claude-scope[charts]``); without it the report says so and has the tables only.
+fresh interpreter (``benchmarks.bench_wrapper --one``); the side-by-side table runs them all in one, in
+turn. Charts need matplotlib (``pip install claude-scope[charts]``); without it the report says so and has
+the tables only.
 """
 
 from __future__ import annotations
