@@ -20,13 +20,8 @@ def latency_summary(latencies: list[float], left: int, runs: int, grace: float) 
 async def per_query(run_one: Callable[[], Awaitable[object]], runs: int) -> dict[str, Any]:
     """Median wall time and this process's own CPU time (the CLI's is not in it) of ``runs`` queries, in ms:
     the CPU figure is the host side's work, steadier than wall time on a machine shared with others."""
-    times, cpu = [], []
-    for _ in range(runs):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        await run_one()
-        times.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - started_cpu)
-    return {"ms_per_query": statistics.median(times) * 1000, "host_cpu_ms_per_query": statistics.median(cpu) * 1000,
+    found = (await paired_per_query({"one": run_one}, runs))["one"]
+    return {"ms_per_query": found["ms_per_query"], "host_cpu_ms_per_query": found["host_cpu_ms_per_query"],
             "runs": runs}
 
 

@@ -63,8 +63,12 @@ async def burst(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, 
     return {"msgs_per_s": statistics.median(rates), "runs": runs}
 
 
+#: the smallest query the stand-in can answer: no steps, no init message, a result: the per-query cost
+MINIMAL: Scenario = {"steps": [], "init": False, "result": {}}
+
+
 async def overhead(contestant: str, work: Path, cli: Path, runs: int) -> dict[str, Any]:
-    return await per_query(lambda: consume(contestant, {"steps": [], "init": False, "result": {}}, work, cli), runs)
+    return await per_query(lambda: consume(contestant, MINIMAL, work, cli), runs)
 
 
 #: contestants of the paired per-query measurement, each with the raw SDK query it is compared with
@@ -80,11 +84,10 @@ async def paired(contestants: str, work: Path, cli: Path, runs: int) -> dict[str
     """Per-query cost of several contestants (comma-separated) in one interpreter, alternating query by query;
     with each one's paired difference (CPU and wall, ms) from the raw SDK query of the same round, and
     ``run_query`` minus ``open_query`` (the goals of issue #15 are differences of this kind)."""
-    minimal: Scenario = {"steps": [], "init": False, "result": {}}
     names = contestants.split(",")
 
     def runner(name: str) -> Any:
-        return lambda: consume(name, minimal, work, cli)
+        return lambda: consume(name, MINIMAL, work, cli)
 
     for name in names:  # warm-up: imports, first spawns, the guard
         for _ in range(3):
