@@ -19,8 +19,9 @@ from tenacity import (
     RetryCallState,
     retry_if_result,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
     wait_none,
+    wait_random,
 )
 
 from ._logging import get_logger
@@ -80,7 +81,10 @@ class RetryPolicy:
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential_jitter(self.initial_wait_s, self.max_wait_s, jitter=self.jitter_s)
+            # min(initial * 2**(n-1), max) + uniform(0, jitter): the Temporal workflow's backoff_s, too.
+            # (Not wait_exponential_jitter: its ``initial`` warns as deprecated from tenacity 9.2 on, and
+            # the ``multiplier`` that replaces it is missing before.)
+            wait=wait_exponential(multiplier=self.initial_wait_s, max=self.max_wait_s) + wait_random(0, self.jitter_s)
             if self.wait else wait_none(),
             retry=retry_if_result(self.should_retry),
             sleep=anyio.sleep,
