@@ -24,9 +24,7 @@ from ._engine import Orchestrator
 from ._journal import Journal, JournalCorruptError, JournalError, JournalLockedError, Owner, RunBusyError
 from ._model import (
     Phase,
-    PhaseKind,
     PhaseOutcome,
-    PhaseStatus,
     Pipeline,
     PipelineError,
     RunContext,
@@ -34,6 +32,7 @@ from ._model import (
 )
 from ._observe import RunObserver
 from ._pipeline_file import load_pipeline, parse_pipeline
+from ._status import PhaseKind, PhaseStatus
 
 __all__ = [
     "Check",

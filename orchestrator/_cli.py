@@ -30,12 +30,13 @@ from sdk_wrapper.v3 import read_masked
 from ._doctor import diagnose, render, render_json
 from ._engine import Orchestrator, new_run_id
 from ._journal import DEFAULT_PATH, Journal, JournalError
-from ._model import PhaseStatus, Pipeline, PipelineError, RunReport
+from ._model import Pipeline, PipelineError, RunReport
 from ._observe import RunObserver
 from ._pipeline_file import load_pipeline
 from ._progress import LiveTable
 from ._runpage import write_run_page
 from ._runview import RunView, run_view
+from ._status import PhaseStatus
 
 EXAMPLE = Path(__file__).with_name("examples") / "v3_pipeline.toml"
 

@@ -18,13 +18,16 @@ from typing import Any
 
 import anyio
 import structlog
+from anyio.streams.memory import MemoryObjectSendStream
 
 from sdk_wrapper import end_query_tree, exception_leaves, get_logger
 
 from ._execute import PhaseRuntime, run_phase
 from ._journal import DEFAULT_PATH, Journal, RunBusyError, same_process
-from ._model import Phase, PhaseKind, PhaseOutcome, PhaseStatus, Pipeline, RunContext, RunReport
+from ._model import Phase, PhaseOutcome, Pipeline, RunContext, RunReport
 from ._observe import Observers, RunObserver
+from ._schedule import RunState, Start
+from ._status import PhaseStatus
 
 
 class Orchestrator:
@@ -96,14 +99,12 @@ class Orchestrator:
             orphans = await self.end_orphans()
             names = [p.name for p in pipeline.phases]
             self.journal.start_run(run_id, _describe(pipeline), names, new=new)
-            state = _RunState(pipeline, kept)
-            ctx = RunContext(run_id, self.project_dir, state.outcomes)
+            state = RunState.new(pipeline.run_plan(), {n: o.cost_usd for n, o in kept.items()})
+            outcomes: dict[str, PhaseOutcome] = dict(kept)
+            ctx = RunContext(run_id, self.project_dir, outcomes)
             self.observer.run_started(run_id, pipeline, tuple(kept))
             try:
-                async with anyio.create_task_group() as tg:
-                    for phase in pipeline.phases:
-                        if phase.name not in kept:
-                            tg.start_soon(self._phase_task, phase, ctx, state, name=f"phase {phase.name}")
+                await self._schedule(pipeline, state, ctx, outcomes)
             except BaseException as exc:
                 # Synchronous journal writes: a cancellation cannot interrupt them.
                 if _only_cancellation(exc):
@@ -117,8 +118,8 @@ class Orchestrator:
                 self.observer.run_ended(run_id, None, why)
                 raise
         report = RunReport(
-            run_id=run_id, phases={n: state.outcomes[n] for n in names},
-            cost_usd=sum(o.cost_usd or 0.0 for o in state.outcomes.values()),
+            run_id=run_id, phases={n: outcomes[n] for n in names},
+            cost_usd=sum(o.cost_usd or 0.0 for o in outcomes.values()),
             duration_s=time.monotonic() - started, budget_exhausted=state.budget_exhausted, orphans_ended=orphans,
         )
         self.journal.end_run(run_id, "succeeded" if report.ok else "failed",
@@ -126,29 +127,27 @@ class Orchestrator:
         self.observer.run_ended(run_id, report)
         return report
 
-    async def _phase_task(self, phase: Phase, ctx: RunContext, state: _RunState) -> None:
-        deps = state.deps[phase.name]
-        for dep in deps:
-            await state.done[dep].wait()
-        not_ok = [state.outcomes[d] for d in deps if not state.outcomes[d].succeeded]
-        if not_ok:
-            outcome = _skipped(phase, f"dependency {not_ok[0].name!r} {not_ok[0].status.value}")
-        else:
-            async with state.limiter:
-                outcome = await self._start_or_skip(phase, ctx, state)
-        state.record(outcome)
-        self.journal.phase_ended(ctx.run_id, outcome)
-        self._notify(phase.name, outcome.status, outcome)
-        self.observer.phase_ended(ctx.run_id, outcome)
+    async def _schedule(self, pipeline: Pipeline, state: RunState, ctx: RunContext,
+                        outcomes: dict[str, PhaseOutcome]) -> None:
+        """Do what the rules (``_schedule``) say until every phase has ended: each phase runs in a task
+        of its own, and its end wakes this loop to ask the rules again."""
+        ended_send, ended_receive = anyio.create_memory_object_stream[str](len(pipeline.phases))
+        with ended_send, ended_receive:
+            async with anyio.create_task_group() as tg:
+                while True:
+                    for step in state.drain():
+                        if isinstance(step, Start):
+                            tg.start_soon(self._phase_task, pipeline.phase(step.name), ctx, state, outcomes,
+                                          ended_send, name=f"phase {step.name}")
+                        else:
+                            self._record(ctx.run_id, outcomes, PhaseOutcome(
+                                step.name, PhaseStatus.SKIPPED, kind=step.kind, message=step.reason))
+                    if state.done:
+                        break
+                    await ended_receive.receive()
 
-    async def _start_or_skip(self, phase: Phase, ctx: RunContext, state: _RunState) -> PhaseOutcome:
-        if state.stop_reason:
-            return _skipped(phase, state.stop_reason)
-        budget = state.pipeline.max_cost_usd
-        if budget is not None and state.spent() >= budget:
-            state.budget_exhausted = True
-            spent = f"run budget spent ({state.spent():.4f} of {budget} USD)"
-            return _skipped(phase, spent, PhaseKind.RUN_BUDGET_SPENT)
+    async def _phase_task(self, phase: Phase, ctx: RunContext, state: RunState, outcomes: dict[str, PhaseOutcome],
+                          ended: MemoryObjectSendStream[str]) -> None:
         self._notify(phase.name, PhaseStatus.RUNNING, None)
         self.observer.phase_started(ctx.run_id, phase.name)
         recorded = self.journal.recorded_outcome(ctx.run_id, phase.name)
@@ -157,36 +156,20 @@ class Orchestrator:
                                observer=self.observer)
         with structlog.contextvars.bound_contextvars(run_id=ctx.run_id, phase=phase.name):
             outcome = await run_phase(phase, ctx, runtime)
-        if not outcome.succeeded and state.pipeline.fail_fast:
-            state.stop_reason = f"fail_fast: phase {phase.name!r} {outcome.status.value}"
-        return outcome
+        state.ended(phase.name, outcome.status, outcome.cost_usd)
+        self._record(ctx.run_id, outcomes, outcome)
+        ended.send_nowait(phase.name)
+
+    def _record(self, run_id: str, outcomes: dict[str, PhaseOutcome], outcome: PhaseOutcome) -> None:
+        outcomes[outcome.name] = outcome
+        self.journal.phase_ended(run_id, outcome)
+        self._notify(outcome.name, outcome.status, outcome)
+        self.observer.phase_ended(run_id, outcome)
 
     def _notify(self, name: str, status: PhaseStatus, outcome: PhaseOutcome | None) -> None:
         self.log.info("phase.status", phase=name, status=status.value,
                       kind=None if outcome is None else outcome.kind,
                       cost_usd=None if outcome is None else outcome.cost_usd)
-
-
-class _RunState:
-    """Shared by a run's phase tasks (all in one event loop, so plain attributes suffice)."""
-
-    def __init__(self, pipeline: Pipeline, kept: dict[str, PhaseOutcome]) -> None:
-        self.pipeline = pipeline
-        self.deps = pipeline.dependencies()
-        self.outcomes: dict[str, PhaseOutcome] = dict(kept)
-        self.done = {p.name: anyio.Event() for p in pipeline.phases}
-        for name in kept:
-            self.done[name].set()
-        self.limiter = anyio.CapacityLimiter(pipeline.max_parallel)
-        self.stop_reason = ""
-        self.budget_exhausted = False
-
-    def spent(self) -> float:
-        return sum(o.cost_usd or 0.0 for o in self.outcomes.values())
-
-    def record(self, outcome: PhaseOutcome) -> None:
-        self.outcomes[outcome.name] = outcome
-        self.done[outcome.name].set()
 
 
 _active_lock = threading.Lock()
@@ -236,10 +219,6 @@ async def end_orphans(journal: Journal, log: Any) -> tuple[int, ...]:
 def new_run_id() -> str:
     """A run id: sortable by start time, unique across concurrent orchestrators."""
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
-
-
-def _skipped(phase: Phase, reason: str, kind: PhaseKind | None = None) -> PhaseOutcome:
-    return PhaseOutcome(phase.name, PhaseStatus.SKIPPED, kind=kind, message=reason)
 
 
 def _describe(pipeline: Pipeline) -> dict[str, object]:

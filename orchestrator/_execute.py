@@ -21,8 +21,9 @@ from claude_code_sdk import ClaudeCodeOptions
 from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, SpawnedCLI, open_query
 
 from ._checks import CheckContext, CheckResult
-from ._model import Phase, PhaseKind, PhaseOutcome, PhaseStatus, RunContext
+from ._model import Phase, PhaseOutcome, RunContext
 from ._observe import RunObserver
+from ._status import PhaseKind, PhaseStatus
 
 _TIMED_OUT = {FailureKind.TIMEOUT, FailureKind.STALLED}
 

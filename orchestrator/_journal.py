@@ -24,7 +24,8 @@ import psutil
 
 from sdk_wrapper import CleanupReport, QueryOutcome, redact
 
-from ._model import PhaseOutcome, PhaseStatus, parse_kind
+from ._model import PhaseOutcome, parse_kind
+from ._status import PhaseStatus
 
 DEFAULT_PATH = Path(".claude-scope") / "runs.db"
 _SCHEMA = """

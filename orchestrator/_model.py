@@ -7,7 +7,6 @@ A ``Pipeline`` validates its graph when built: duplicate names, unknown or cycli
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,9 @@ from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import FailureKind, QueryOutcome, RetryPolicy, sdk_of
 
+from ._schedule import PhasePlan, RunPlan, resolve_dependencies
+from ._status import PhaseKind, PhaseStatus
+
 if TYPE_CHECKING:
     from claude_agent_sdk import ClaudeAgentOptions
 
@@ -26,26 +28,6 @@ if TYPE_CHECKING:
 
 class PipelineError(ValueError):
     """A pipeline that cannot run; the message names the phase and the key."""
-
-
-class PhaseStatus(enum.StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMED_OUT = "timed_out"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-
-
-class PhaseKind(enum.StrEnum):
-    """Why a phase did not succeed when its query is not the reason (the query's own reasons are
-    ``FailureKind``s, e.g. ``budget_exceeded`` for one query over its ``max_cost_usd``)."""
-
-    #: the CLI's result was ok, but an evidence check failed
-    VALIDATION_FAILED = "validation_failed"
-    #: skipped: the run's budget was spent by earlier phases
-    RUN_BUDGET_SPENT = "run_budget_spent"
 
 
 def parse_kind(text: str | None, status: PhaseStatus) -> FailureKind | PhaseKind | None:
@@ -175,10 +157,13 @@ class Pipeline:
 
     def dependencies(self) -> dict[str, tuple[str, ...]]:
         """Each phase's prerequisites: declared ones, or the previous phase when none is declared anywhere."""
-        if any(p.depends_on for p in self.phases):
-            return {p.name: p.depends_on for p in self.phases}
-        names = [p.name for p in self.phases]
-        return {name: (names[i - 1],) if i else () for i, name in enumerate(names)}
+        return resolve_dependencies({p.name: p.depends_on for p in self.phases})
+
+    def run_plan(self) -> RunPlan:
+        """What the scheduling rules (``_schedule``) need of this pipeline."""
+        deps = self.dependencies()
+        return RunPlan(tuple(PhasePlan(p.name, deps[p.name], p.max_cost_usd) for p in self.phases),
+                       self.max_parallel, self.fail_fast, self.max_cost_usd)
 
     def phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)

@@ -18,8 +18,8 @@ from rich.text import Text
 
 from sdk_wrapper import QueryOutcome, redact
 
-from ._model import PhaseStatus
 from ._observe import RunObserver
+from ._status import PhaseStatus
 
 if TYPE_CHECKING:
     from ._model import PhaseOutcome, Pipeline, RunReport

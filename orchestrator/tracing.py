@@ -28,8 +28,9 @@ from opentelemetry.trace import Span, Status, StatusCode, TracerProvider
 
 from sdk_wrapper import QueryOutcome, SpawnedCLI
 
-from ._model import PhaseOutcome, PhaseStatus, Pipeline, RunReport
+from ._model import PhaseOutcome, Pipeline, RunReport
 from ._observe import RunObserver
+from ._status import PhaseStatus
 
 __all__ = ["Tracing", "configure"]
 

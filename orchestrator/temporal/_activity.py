@@ -28,7 +28,8 @@ from sdk_wrapper import QueryOutcome, end_query_tree, get_logger
 from .._engine import end_orphans
 from .._execute import PhaseRuntime, run_phase
 from .._journal import Journal, same_process
-from .._model import PhaseOutcome, PhaseStatus, RunContext
+from .._model import PhaseOutcome, RunContext
+from .._status import PhaseStatus
 from ._spec import PipelineSpec, outcome_record
 from ._workflow import ACTIVITY, PHASE_FAILED
 

@@ -28,9 +28,10 @@ from sdk_wrapper import FailureKind, redact
 
 from .._checks import CommandSucceeds, FileExists, GlobMatches
 from .._journal import STDERR_KEPT, cleanup_record
-from .._model import Phase, PhaseOutcome, PhaseStatus, Pipeline, PipelineError, RunReport, parse_kind
+from .._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunReport, parse_kind
 from .._pipeline_file import parse_pipeline, read_pipeline_data
 from .._runview import AttemptView, CleanupView, PhaseView, RunView, Transcript, read_transcript
+from .._status import PhaseStatus
 
 #: env names whose literal values must not be written into workflow history
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
@@ -59,7 +60,8 @@ class PipelineSpec:
             "name": pipeline.name, "max_parallel": pipeline.max_parallel, "fail_fast": pipeline.fail_fast,
             "max_cost_usd": pipeline.max_cost_usd,
             "phases": [{"name": p.name, "depends_on": list(p.depends_on), "timeout_s": p.timeout_s,
-                        "retry": None if p.retry is None else _retry_dict(p.retry)} for p in pipeline.phases],
+                        "max_cost_usd": p.max_cost_usd, "retry": None if p.retry is None else _retry_dict(p.retry)}
+                       for p in pipeline.phases],
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -261,7 +263,8 @@ def should_retry(retry: dict[str, Any] | None, record: dict[str, Any], attempt: 
 
 
 def backoff_s(retry: dict[str, Any], attempt: int, random01: float) -> float:
-    """tenacity's ``wait_exponential_jitter`` as ``RetryPolicy`` uses it, with the workflow's random."""
+    """``RetryPolicy``'s wait (tenacity's exponential wait, capped, plus a uniform jitter), with the
+    workflow's random."""
     if not retry.get("wait", True):
         return 0.0
     exponential = float(retry["initial_wait_s"]) * 2 ** (attempt - 1)

@@ -36,14 +36,18 @@ _PASSTHROUGH = ("orchestrator", "sdk_wrapper", "claude_code_sdk", "anyio", "stru
                 "tenacity", "sniffio")
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox the workflow runs in, on a worker and in a replay alike."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH))
+
+
 def build_worker(client: Client, task_queue: str, *, workspace: str | Path, journal: Journal,
                  cli_path: str | None = None, max_parallel: int = 4, heartbeat_throttle_s: float = 0.25) -> Worker:
     """A worker for ``task_queue`` whose phases run in ``workspace``; ``journal`` is this host's."""
     activities = PhaseActivities(Path(workspace).resolve(), journal, cli_path)
-    restrictions = SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH)
     return Worker(
         client, task_queue=task_queue, workflows=[PipelineWorkflow], activities=[activities.attempt],
-        workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
+        workflow_runner=workflow_runner(),
         max_concurrent_activities=max_parallel,
         max_heartbeat_throttle_interval=timedelta(seconds=heartbeat_throttle_s),
         default_heartbeat_throttle_interval=timedelta(seconds=heartbeat_throttle_s),

@@ -1,15 +1,14 @@
 """The pipeline as a Temporal workflow: the local orchestrator's scheduling, with history as its journal.
 
-It schedules by the spec's plan as ``Orchestrator`` does: a phase waits for its dependencies and is
-skipped (with the reason) when one did not succeed; at most ``max_parallel`` run at once; ``fail_fast``
-skips what has not started; the run budget skips new phases once spent. Each agent-level attempt is its
-own activity (its cost and outcome in history) and our ``RetryPolicy`` decides another, after a backoff
-slept in the workflow; Temporal's own retries are for infrastructure only (a lost worker, a missed
-heartbeat). ``status`` answers with every phase's record at any time.
+It schedules by the same rules as ``Orchestrator``, from the same module (``orchestrator._schedule``):
+after each phase ends, the rules say which phases start and which are skipped, with the reason. Each
+agent-level attempt is its own activity (its cost and outcome in history) and our ``RetryPolicy`` decides
+another, after a backoff slept in the workflow; Temporal's own retries are for infrastructure only (a lost
+worker, a missed heartbeat). ``status`` answers with every phase's record at any time.
 
 Cancelling the workflow cancels the running attempts and waits until each has ended its CLI tree
-(``WAIT_CANCELLATION_COMPLETED``; phases are gathered with ``return_exceptions`` so the workflow does not
-close first), then closes as cancelled.
+(``WAIT_CANCELLATION_COMPLETED``, and the phase tasks gathered before the workflow closes), then closes as
+cancelled.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from temporalio.common import RetryPolicy as TemporalRetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from .._schedule import PhasePlan, RunPlan, RunState, Start, resolve_dependencies
+    from .._status import PhaseStatus
     from ._spec import backoff_s, should_retry
 
 WORKFLOW = "claude-scope-pipeline"
@@ -30,6 +31,8 @@ ACTIVITY = "claude-scope-phase-attempt"
 #: the activity error type for a phase that failed in a way no retry will mend (details: its record)
 PHASE_FAILED = "claude-scope.phase-failed"
 DEFAULT_HEARTBEAT_S = 10.0
+#: the patch marking runs scheduled by the shared rules (``_schedule``), implicit order included
+IMPLICIT_ORDER = "claude-scope-shared-rules"
 #: what an attempt's entry in a phase's ``history`` keeps of its record
 _ATTEMPT_FACTS = ("query_ok", "kind", "message", "cost_usd", "num_turns", "session_id", "query_id", "message_count",
                   "stderr_tail", "cleanup", "host", "message_log")
@@ -39,6 +42,14 @@ def _skipped(name: str, reason: str, kind: str | None = None) -> dict[str, Any]:
     return {"name": name, "status": "skipped", "attempts": 0, "cost_usd": None, "duration_s": 0.0, "kind": kind,
             "message": reason, "session_id": None, "num_turns": None, "checks": [], "retryable": False,
             "side_effects": False, "host": "", "message_log": ""}
+
+
+def run_plan_of(plan: dict[str, Any], *, implicit_order: bool = True) -> RunPlan:
+    """The scheduling rules' plan from the workflow's plan (JSON, as ``PipelineSpec.plan`` makes it)."""
+    declared = {p["name"]: tuple(p["depends_on"]) for p in plan["phases"]}
+    deps = resolve_dependencies(declared) if implicit_order else declared
+    return RunPlan(tuple(PhasePlan(p["name"], deps[p["name"]], p.get("max_cost_usd")) for p in plan["phases"]),
+                   int(plan["max_parallel"]), bool(plan["fail_fast"]), plan.get("max_cost_usd"))
 
 
 @workflow.defn(name=WORKFLOW)
@@ -56,57 +67,60 @@ class PipelineWorkflow:
         self._run_id = request["run_id"]
         started = workflow.time()
         names = [p["name"] for p in plan["phases"]]
+        specs = {p["name"]: p for p in plan["phases"]}
         self._phases = {n: _skipped(n, "not started yet") | {"status": "pending", "message": ""} for n in names}
-        done = {n: asyncio.Event() for n in names}
-        limiter = asyncio.Semaphore(int(plan["max_parallel"]))
-        stop: list[str] = []
-        budget_exhausted: list[bool] = []
-
-        def spent() -> float:
-            return sum(r["cost_usd"] or 0.0 for r in self._phases.values())
-
-        async def phase_task(phase: dict[str, Any]) -> None:
-            name = phase["name"]
-            try:
-                for dep in phase["depends_on"]:
-                    await done[dep].wait()
-                not_ok = [self._phases[d] for d in phase["depends_on"] if self._phases[d]["status"] != "succeeded"]
-                if not_ok:
-                    self._phases[name] = _skipped(name, f"dependency {not_ok[0]['name']!r} {not_ok[0]['status']}")
-                    return
-                async with limiter:
-                    budget = plan.get("max_cost_usd")
-                    if stop:
-                        self._phases[name] = _skipped(name, stop[0])
-                    elif budget is not None and spent() >= budget:
-                        budget_exhausted.append(True)
-                        self._phases[name] = _skipped(name, f"run budget spent ({spent():.4f} of {budget} USD)",
-                                                      "run_budget_spent")
+        # Runs started before the rules were shared took each phase's declared dependencies only, so a
+        # pipeline without depends_on ran every phase whatever the one before did; their histories replay so.
+        state = RunState.new(run_plan_of(plan, implicit_order=workflow.patched(IMPLICIT_ORDER)))
+        running: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        errors: list[BaseException] = []
+        try:
+            while True:
+                for step in state.drain():
+                    if isinstance(step, Start):
+                        running[step.name] = asyncio.create_task(self._attempts(request, specs[step.name]))
                     else:
-                        self._phases[name] = await self._attempts(request, phase)
-                        if self._phases[name]["status"] != "succeeded" and plan["fail_fast"]:
-                            stop.append(f"fail_fast: phase {name!r} {self._phases[name]['status']}")
-            finally:
-                done[name].set()
-
-        # return_exceptions: a cancelled phase must not close the workflow while others still end their trees
-        results = await asyncio.gather(*(phase_task(p) for p in plan["phases"]), return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        for record in self._phases.values():
-            if record["status"] in ("pending", "running"):
-                record.update(status="cancelled", kind="cancelled", message="run cancelled")
-        report = {"run_id": self._run_id, "name": plan["name"], "plan": plan, "phases": self._phases, "order": names,
-                  "cost_usd": spent(), "duration_s": workflow.time() - started,
-                  "budget_exhausted": bool(budget_exhausted)}
-        cancelled = [e for e in errors if is_cancelled_exception(e) or isinstance(e, asyncio.CancelledError)]
-        if cancelled:
+                        self._phases[step.name] = _skipped(step.name, step.reason,
+                                                           None if step.kind is None else step.kind.value)
+                if state.done:
+                    break
+                await workflow.wait_condition(lambda: any(t.done() for t in running.values()))
+                for name in [n for n, t in running.items() if t.done()]:
+                    task = running.pop(name)
+                    error = asyncio.CancelledError() if task.cancelled() else task.exception()
+                    if error is not None:
+                        # a defect of ours: the phase is failed with its cause; the run fails once all ended
+                        errors.append(error)
+                        state.ended(name, PhaseStatus.FAILED, None)
+                        self._phases[name].update(status="failed", kind="unexpected",
+                                                  message=f"{type(error).__name__}: {error}")
+                        continue
+                    record = self._phases[name] = task.result()
+                    state.ended(name, PhaseStatus(record["status"]), record["cost_usd"])
+        except asyncio.CancelledError:
+            # the run is cancelled: every running attempt is cancelled and waited for until it has ended its
+            # CLI tree (WAIT_CANCELLATION_COMPLETED), so the workflow does not close first
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+            self._close_unfinished()
             self._state = "cancelled"
-            raise cancelled[0]
+            raise
         if errors:  # a defect of ours: fail the run with its cause rather than retry the workflow task forever
             self._state = "failed"
             raise ApplicationError(f"{type(errors[0]).__name__}: {errors[0]}", non_retryable=True)
         self._state = "succeeded" if all(r["status"] == "succeeded" for r in self._phases.values()) else "failed"
-        return report
+        return {"run_id": self._run_id, "name": plan["name"], "plan": plan, "phases": self._phases, "order": names,
+                "cost_usd": self._spent(), "duration_s": workflow.time() - started,
+                "budget_exhausted": state.budget_exhausted}
+
+    def _close_unfinished(self) -> None:
+        for record in self._phases.values():
+            if record["status"] in ("pending", "running"):
+                record.update(status="cancelled", kind="cancelled", message="run cancelled")
+
+    def _spent(self) -> float:
+        return sum(r["cost_usd"] or 0.0 for r in self._phases.values())
 
     async def _attempts(self, request: dict[str, Any], phase: dict[str, Any]) -> dict[str, Any]:
         name, retry = phase["name"], phase["retry"]
@@ -155,4 +169,4 @@ class PipelineWorkflow:
     def status(self) -> dict[str, Any]:
         return {"run_id": self._run_id, "name": self._plan.get("name", ""), "plan": self._plan, "state": self._state,
                 "phases": self._phases, "order": list(self._phases),
-                "cost_usd": sum(r["cost_usd"] or 0.0 for r in self._phases.values())}
+                "cost_usd": self._spent()}

@@ -1,0 +1,33 @@
+"""A phase's status and the orchestrator's own failure kinds: plain enums, importable without any SDK.
+
+They live apart from ``_model`` (which holds the SDK's option types) so that the scheduling rules, the
+Temporal workflow's sandbox and a fast CLI can use them without importing an SDK.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class PhaseStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+    @property
+    def ended(self) -> bool:
+        return self not in (PhaseStatus.PENDING, PhaseStatus.RUNNING)
+
+
+class PhaseKind(enum.StrEnum):
+    """Why a phase did not succeed when its query is not the reason (the query's own reasons are
+    ``FailureKind``s, e.g. ``budget_exceeded`` for one query over its ``max_cost_usd``)."""
+
+    #: the CLI's result was ok, but an evidence check failed
+    VALIDATION_FAILED = "validation_failed"
+    #: skipped: the run's budget was spent by earlier phases
+    RUN_BUDGET_SPENT = "run_budget_spent"

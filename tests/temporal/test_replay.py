@@ -1,0 +1,50 @@
+"""Recorded workflow histories replay on today's workflow code (temporalio's ``Replayer``): a change that
+would make a running workflow take another path on an upgraded worker fails here, not in production.
+
+``v0-*`` were recorded by the workflow before the scheduling rules were shared with the local orchestrator
+(``tests/temporal/histories/record.py`` run on that tree); ``v1-*`` by the shared rules. ``v0`` of a pipeline
+without ``depends_on`` whose first phase failed still ran its second phase: the replay must take that path
+(the ``IMPLICIT_ORDER`` patch), while a new run skips it as the local orchestrator does."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+
+temporal_worker = pytest.importorskip("orchestrator.temporal._worker",
+                                      reason="the temporal extra (temporalio) is not installed")
+from temporalio.client import WorkflowHistory  # noqa: E402
+from temporalio.worker import Replayer  # noqa: E402
+
+from orchestrator.temporal._workflow import PipelineWorkflow  # noqa: E402
+
+pytestmark = pytest.mark.anyio
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def scheduled_phases(text: str) -> list[str]:
+    events = json.loads(text)["events"]
+    inputs = [e["activityTaskScheduledEventAttributes"]["input"]["payloads"][0]["data"]
+              for e in events if "activityTaskScheduledEventAttributes" in e]
+    return [json.loads(base64.b64decode(data))["phase"] for data in inputs]
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_a_recorded_history_replays(path: Path) -> None:
+    text = await anyio.Path(path).read_text()
+    replayer = Replayer(workflows=[PipelineWorkflow], workflow_runner=temporal_worker.workflow_runner())
+    result = await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, text), raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+
+
+def test_the_histories_show_the_old_and_the_new_rule() -> None:
+    """What the two generations did with the same pipeline: the older ran ``b`` after ``a`` failed."""
+    by_name = {p.stem: p.read_text() for p in HISTORIES}
+    assert scheduled_phases(by_name["v0-implicit-order-failure"]) == ["a", "b"]
+    assert scheduled_phases(by_name["v1-implicit-order-failure"]) == ["a"]
+    assert sorted(scheduled_phases(by_name["v1-dag"])) == sorted(scheduled_phases(by_name["v0-dag"]))
