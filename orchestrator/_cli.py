@@ -27,6 +27,7 @@ from sdk_wrapper import exception_leaves, redact, redact_event
 from sdk_wrapper.standin import install_standin
 from sdk_wrapper.v3 import read_masked
 
+from ._cost import format_cost
 from ._doctor import diagnose, render, render_json
 from ._engine import Orchestrator, new_run_id
 from ._journal import DEFAULT_PATH, Journal, JournalError
@@ -43,10 +44,10 @@ EXAMPLE = Path(__file__).with_name("examples") / "v3_pipeline.toml"
 
 def print_report(report: RunReport, where: str) -> None:
     print(f"\nrun {report.run_id}: {'succeeded' if report.ok else 'FAILED'} "
-          f"(cost {report.cost_usd:.4f} USD, {report.duration_s:.2f}s)")
+          f"(cost {format_cost(report.cost_usd, report.cost_lower_bound)} USD, {report.duration_s:.2f}s)")
     print(f"{'phase':<14} {'status':<10} {'attempts':>8} {'cost':>8}  detail")
     for outcome in report.phases.values():
-        cost = "-" if outcome.cost_usd is None else f"{outcome.cost_usd:.4f}"
+        cost = format_cost(outcome.cost_usd, outcome.cost_lower_bound)
         detail = outcome.message if outcome.status is not PhaseStatus.SUCCEEDED else \
             "; ".join(c.evidence for c in outcome.checks) or "the CLI's result is ok"
         kind = f"[{outcome.kind}] " if outcome.kind else ""
@@ -179,7 +180,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"run {run_id}: " + next(r["status"] for r in runs if r["run_id"] == run_id))
     for name, row in phases.items():
         print(json.dumps({"phase": name, **{k: row[k] for k in (
-            "status", "attempts", "cost_usd", "duration_s", "kind", "message", "session_id")}}))
+            "status", "attempts", "cost_usd", "duration_s", "kind", "message", "session_id")},
+                          "cost_lower_bound": bool(row["cost_lower_bound"])}))
     return 0
 
 

@@ -120,6 +120,7 @@ class Orchestrator:
         report = RunReport(
             run_id=run_id, phases={n: outcomes[n] for n in names},
             cost_usd=sum(o.cost_usd or 0.0 for o in outcomes.values()),
+            cost_lower_bound=any(o.cost_lower_bound for o in outcomes.values()),
             duration_s=time.monotonic() - started, budget_exhausted=state.budget_exhausted, orphans_ended=orphans,
         )
         self.journal.end_run(run_id, "succeeded" if report.ok else "failed",
@@ -151,9 +152,10 @@ class Orchestrator:
         self._notify(phase.name, PhaseStatus.RUNNING, None)
         self.observer.phase_started(ctx.run_id, phase.name)
         recorded = self.journal.recorded_outcome(ctx.run_id, phase.name)
+        earlier = self.journal.attempt_costs(ctx.run_id, phase.name)
         runtime = PhaseRuntime(ctx.run_id, self.journal, self.project_dir, self.cli_path,
                                first_attempt=recorded.attempts if recorded is not None else 0,
-                               observer=self.observer)
+                               earlier_costs=earlier, observer=self.observer)
         with structlog.contextvars.bound_contextvars(run_id=ctx.run_id, phase=phase.name):
             outcome = await run_phase(phase, ctx, runtime)
         state.ended(phase.name, outcome.status, outcome.cost_usd)

@@ -21,6 +21,7 @@ from claude_code_sdk import ClaudeCodeOptions
 from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, SpawnedCLI, open_query
 
 from ._checks import CheckContext, CheckResult
+from ._cost import sum_costs
 from ._model import Phase, PhaseOutcome, RunContext
 from ._observe import RunObserver
 from ._status import PhaseKind, PhaseStatus
@@ -70,6 +71,8 @@ class PhaseRuntime:
     project_dir: Path
     cli_path: str | None = None
     first_attempt: int = 0
+    #: the costs of this phase's attempts before ``first_attempt`` (a resume): the phase's cost is all of them
+    earlier_costs: tuple[float | None, ...] = ()
     observer: RunObserver = field(default_factory=RunObserver)
 
 
@@ -94,6 +97,7 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
     limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s,
                          max_cost_usd=phase.max_cost_usd)
     attempt = rt.first_attempt
+    costs = list(rt.earlier_costs)  # every attempt's, so that retries' spend is never dropped
     journal, run_id, observer, name = rt.journal, rt.run_id, rt.observer, phase.name
 
     def spawned(cli: SpawnedCLI) -> None:
@@ -115,6 +119,7 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                     observer.message(run_id, name, message)
         finally:
             log.close()
+            costs.append(stream.outcome.cost_usd if stream.finished else None)
             if stream.finished:
                 journal.attempt_ended(run_id, name, attempt, stream.outcome)
                 observer.attempt_ended(run_id, name, attempt, stream.outcome)
@@ -123,21 +128,24 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
     try:
         outcome = await (phase.retry.run(once) if phase.retry is not None else once())
     except anyio.get_cancelled_exc_class():
+        cost, lower_bound = sum_costs(costs)
         journal.phase_ended(run_id, PhaseOutcome(phase.name, PhaseStatus.CANCELLED, attempts=attempt,
-                                                 duration_s=time.monotonic() - started,
+                                                 duration_s=time.monotonic() - started, cost_usd=cost,
+                                                 cost_lower_bound=lower_bound,
                                                  kind=FailureKind.CANCELLED, message="run cancelled"))
         raise
     checks: tuple[CheckResult, ...] = ()
     if outcome.ok:
         check_ctx = CheckContext(Path(options.cwd or rt.project_dir), ctx)
         checks = tuple([await check.run(check_ctx) for check in phase.checks])
-    return _phase_outcome(phase.name, outcome, checks, attempt, time.monotonic() - started)
+    return _phase_outcome(phase.name, outcome, checks, attempt, costs, time.monotonic() - started)
 
 
 def _phase_outcome(name: str, outcome: QueryOutcome, checks: tuple[CheckResult, ...], attempts: int,
-                   duration_s: float) -> PhaseOutcome:
+                   costs: list[float | None], duration_s: float) -> PhaseOutcome:
+    cost, lower_bound = sum_costs(costs)
     common: dict[str, Any] = {
-        "query": outcome, "checks": checks, "attempts": attempts, "cost_usd": outcome.cost_usd,
+        "query": outcome, "checks": checks, "attempts": attempts, "cost_usd": cost, "cost_lower_bound": lower_bound,
         "duration_s": duration_s, "session_id": outcome.session_id, "num_turns": outcome.num_turns,
     }
     failure = outcome.failure

@@ -53,6 +53,8 @@ _ADDED_COLUMNS = {
     "runs": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL"),
     "live_processes": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL"),
     "attempts": ("num_turns INTEGER", "query_id TEXT", "message_count INTEGER", "stderr_tail TEXT", "cleanup TEXT"),
+    # 1: an attempt's cost was never reported, so the phase's cost_usd (the sum of its attempts') is a lower bound
+    "phases": ("cost_lower_bound INTEGER",),
 }
 #: how much of an attempt's stderr tail the journal (and a Temporal run's record) keeps (the wrapper keeps up to
 #: 16 KiB in memory)
@@ -319,9 +321,11 @@ class Journal:
         evidence = json.dumps([c.to_dict() for c in outcome.checks])
         with self._tx() as db:
             db.execute(
-                "UPDATE phases SET status = ?, attempts = ?, cost_usd = ?, duration_s = ?, kind = ?, message = ?, "
-                "session_id = ?, num_turns = ?, evidence = ?, updated = ? WHERE run_id = ? AND name = ?",
-                (outcome.status.value, outcome.attempts, outcome.cost_usd, outcome.duration_s,
+                "UPDATE phases SET status = ?, attempts = ?, cost_usd = ?, cost_lower_bound = ?, duration_s = ?, "
+                "kind = ?, message = ?, session_id = ?, num_turns = ?, evidence = ?, updated = ? "
+                "WHERE run_id = ? AND name = ?",
+                (outcome.status.value, outcome.attempts, outcome.cost_usd, int(outcome.cost_lower_bound),
+                 outcome.duration_s,
                  None if outcome.kind is None else outcome.kind.value,
                  redact(outcome.message)[:4000], outcome.session_id, outcome.num_turns, evidence, time.time(),
                  run_id, outcome.name))
@@ -338,7 +342,14 @@ class Journal:
             name=name, status=status, attempts=row["attempts"], cost_usd=row["cost_usd"],
             duration_s=row["duration_s"] or 0.0, kind=parse_kind(row["kind"], status), message=row["message"] or "",
             session_id=row["session_id"], num_turns=row["num_turns"], from_journal=True,
+            cost_lower_bound=bool(row["cost_lower_bound"]),
         )
+
+    def attempt_costs(self, run_id: str, name: str) -> tuple[float | None, ...]:
+        """Each journalled attempt's cost, in order (None: never reported, e.g. the orchestrator was killed)."""
+        rows = self._query("SELECT cost_usd FROM attempts WHERE run_id = ? AND name = ? ORDER BY number",
+                           (run_id, name))
+        return tuple(row["cost_usd"] for row in rows)
 
     # -- processes --------------------------------------------------------------------------------
     def process_started(self, run_id: str, name: str, pid: int, create_time: float, query_id: str,

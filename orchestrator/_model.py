@@ -186,6 +186,9 @@ class PhaseOutcome:
     session_id: str | None = None
     num_turns: int | None = None
     from_journal: bool = False
+    #: an attempt's cost was never reported (it crashed, timed out, was cancelled): ``cost_usd`` is what the
+    #: other attempts reported, a lower bound (None when no attempt reported one)
+    cost_lower_bound: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -202,6 +205,8 @@ class RunReport:
     duration_s: float = 0.0
     budget_exhausted: bool = False
     orphans_ended: tuple[int, ...] = ()
+    #: some attempt's cost was never reported: ``cost_usd`` is a lower bound
+    cost_lower_bound: bool = False
 
     @property
     def ok(self) -> bool:

@@ -15,6 +15,7 @@ import time
 from html import escape
 from pathlib import Path
 
+from ._cost import format_cost
 from ._runview import AttemptView, CleanupView, Item, PhaseView, RunView, Transcript
 
 _LABEL_W, _PLOT_X, _PLOT_W, _ROW_H, _TOP = 150, 160, 820, 26, 34
@@ -67,6 +68,14 @@ details > summary { cursor: pointer; color: #0b57d0; margin: 6px 0; }
 """
 
 
+def _cost(view: RunView | PhaseView | AttemptView) -> str:
+    """A phase's or run's cost as the sum of its attempts' (``>=`` when one was never reported); an ended
+    attempt that never reported its cost shows ``?``, never 0."""
+    if isinstance(view, AttemptView):
+        return format_cost(view.cost_usd, view.ended is not None and view.cost_usd is None)
+    return format_cost(view.cost_usd, view.cost_lower_bound)
+
+
 def _fmt_time(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
@@ -78,10 +87,6 @@ def _fmt_s(seconds: float | None) -> str:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-def _fmt_cost(cost: float | None) -> str:
-    return "-" if cost is None else f"{cost:.4f}"
 
 
 def _pill(status: str) -> str:
@@ -160,13 +165,13 @@ def _phase_table(view: RunView) -> str:
             f'<tr data-phase="{escape(p.name)}"><td><a href="#{_anchor(i)}">{escape(p.name)}</a></td>'
             f"<td>{_pill(p.status)}</td><td>{escape(p.kind or '')}</td><td class=num>{len(p.attempts)}</td>"
             f"<td class=num>{_fmt_s(p.duration_s) if p.attempts else '-'}</td>"
-            f"<td class=num>{_fmt_cost(p.cost_usd)}</td>"
+            f"<td class=num>{_cost(p)}</td>"
             f"<td class=num>{'-' if p.num_turns is None else p.num_turns}</td></tr>")
     return ("<table id=phase-table><thead><tr><th>phase</th><th>status</th><th>kind</th><th class=num>attempts</th>"
             "<th class=num>time</th><th class=num>cost (USD)</th><th class=num>turns</th></tr></thead><tbody>"
             + "".join(rows)
             + f"</tbody><tfoot><tr><th>total</th><th></th><th></th><th></th><th></th>"
-              f"<th class=num>{_fmt_cost(view.cost_usd)}</th><th class=num>{view.num_turns}</th></tr></tfoot></table>")
+              f"<th class=num>{_cost(view)}</th><th class=num>{view.num_turns}</th></tr></tfoot></table>")
 
 
 def _cleanup(cleanup: CleanupView | None) -> str:
@@ -209,7 +214,7 @@ def _attempt(a: AttemptView, run_live: bool) -> str:
         ("ok" if a.ok else f"failed ({a.kind or 'error result'})")
     facts = [("attempt", f"{a.number}: {state}"), ("started", _fmt_time(a.started)),
              ("took", _fmt_s((a.ended - a.started) if a.ended is not None else None)),
-             ("cost (USD)", _fmt_cost(a.cost_usd)), ("turns", "-" if a.num_turns is None else str(a.num_turns)),
+             ("cost (USD)", _cost(a)), ("turns", "-" if a.num_turns is None else str(a.num_turns)),
              ("messages", "-" if a.message_count is None else f"{a.message_count:,}"),
              ("session", a.session_id or "-"), ("query id", a.query_id or "-")]
     dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts)
@@ -267,7 +272,7 @@ def render_run_page(view: RunView) -> str:
             f'<li><a href="#{_anchor(i)}">{escape(p.name)}</a> {_pill(p.status)} '
             f"{escape(p.kind or '')}: {escape(_short(p.message, 200))}</li>" for i, p in failed) + "</ul></div>"
     meta = (f"pipeline <b>{escape(view.pipeline or '-')}</b> \u00b7 started {_fmt_time(view.started)} \u00b7 "
-            f"{'running for' if live else 'took'} {_fmt_s(took)} \u00b7 cost {_fmt_cost(view.cost_usd)} USD \u00b7 "
+            f"{'running for' if live else 'took'} {_fmt_s(took)} \u00b7 cost {_cost(view)} USD \u00b7 "
             f"{view.num_turns} turns \u00b7 from {escape(view.source)}")
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"

@@ -112,6 +112,8 @@ class PhaseView:
     cost_usd: float | None = None
     num_turns: int | None = None
     duration_s: float | None = None
+    #: an attempt's cost was never reported: cost_usd (the sum of the others') is a lower bound
+    cost_lower_bound: bool = False
     depends_on: tuple[str, ...] = ()
     description: str = ""
     checks: tuple[dict[str, Any], ...] = ()
@@ -135,6 +137,10 @@ class RunView:
     @property
     def cost_usd(self) -> float:
         return sum(p.cost_usd or 0.0 for p in self.phases)
+
+    @property
+    def cost_lower_bound(self) -> bool:
+        return any(p.cost_lower_bound for p in self.phases)
 
     @property
     def num_turns(self) -> int:
@@ -271,7 +277,8 @@ def run_view(journal: Journal, run_id: str, *, transcripts: bool = True) -> RunV
         phases.append(PhaseView(
             name=name, status=row.get("status", "pending"), kind=row.get("kind"),
             message=redact(row.get("message") or ""), cost_usd=row.get("cost_usd"), num_turns=row.get("num_turns"),
-            duration_s=row.get("duration_s"), depends_on=tuple(spec.get("depends_on", ())),
+            duration_s=row.get("duration_s"), cost_lower_bound=bool(row.get("cost_lower_bound")),
+            depends_on=tuple(spec.get("depends_on", ())),
             description=spec.get("description", ""), checks=tuple(json.loads(row.get("evidence") or "[]")),
             attempts=attempts))
     return RunView(run_id=run_id, pipeline=plan.get("name", ""), status=run["status"], note=run["note"] or "",

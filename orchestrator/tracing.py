@@ -102,6 +102,7 @@ class Tracing(RunObserver):
         span.set_attributes({_P + "status": outcome.status.value, _P + "attempts": outcome.attempts,
                              **({_P + "failure_kind": outcome.kind.value} if outcome.kind is not None else {}),
                              **({_P + "cost_usd": outcome.cost_usd} if outcome.cost_usd is not None else {}),
+                             _P + "cost_lower_bound": outcome.cost_lower_bound,
                              **({_P + "num_turns": outcome.num_turns} if outcome.num_turns is not None else {})})
         if outcome.status is PhaseStatus.SKIPPED:
             span.set_attribute(_P + "skip_reason", outcome.message)
@@ -120,6 +121,7 @@ class Tracing(RunObserver):
             return
         if report is not None:
             span.set_attributes({_P + "cost_usd": report.cost_usd, _P + "ok": report.ok,
+                                 _P + "cost_lower_bound": report.cost_lower_bound,
                                  _P + "budget_exhausted": report.budget_exhausted,
                                  _P + "orphans_ended": list(report.orphans_ended)})
             _end(span, report.ok, "phases did not succeed: " + ", ".join(o.name for o in report.failed))

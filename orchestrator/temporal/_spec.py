@@ -180,7 +180,7 @@ def outcome_record(outcome: PhaseOutcome, *, host: str = "", message_log: str = 
     failure = None if query is None else query.failure
     return {
         "name": outcome.name, "status": outcome.status.value, "attempts": outcome.attempts,
-        "cost_usd": outcome.cost_usd, "duration_s": outcome.duration_s,
+        "cost_usd": outcome.cost_usd, "cost_lower_bound": outcome.cost_lower_bound, "duration_s": outcome.duration_s,
         "kind": None if outcome.kind is None else outcome.kind.value, "message": outcome.message,
         "session_id": outcome.session_id, "num_turns": outcome.num_turns,
         "checks": [c.to_dict() for c in outcome.checks],
@@ -203,6 +203,7 @@ def outcome_from_record(record: dict[str, Any]) -> PhaseOutcome:
         cost_usd=None if cost is None else float(cost), duration_s=float(record.get("duration_s") or 0.0),
         kind=parse_kind(record.get("kind"), status), message=str(record.get("message") or ""),
         session_id=record.get("session_id"), num_turns=record.get("num_turns"), from_journal=True,
+        cost_lower_bound=bool(record.get("cost_lower_bound")),
     )
 
 
@@ -235,6 +236,7 @@ def run_view_from_record(record: dict[str, Any], *, state: str, started: float, 
             name=name, status=str(phase["status"]), kind=phase.get("kind"),
             message=redact(str(phase.get("message") or "")),
             cost_usd=phase.get("cost_usd"), num_turns=phase.get("num_turns"), duration_s=phase.get("duration_s"),
+            cost_lower_bound=bool(phase.get("cost_lower_bound")),
             depends_on=tuple(spec.get("depends_on", ())), description=str(spec.get("description", "")),
             checks=tuple(phase.get("checks") or ()), attempts=tuple(attempts)))
     return RunView(run_id=str(record["run_id"]), pipeline=str(record.get("name") or ""), status=state, note="",
@@ -247,6 +249,7 @@ def report_from_record(record: dict[str, Any]) -> RunReport:
     order = record.get("order") or list(record["phases"])
     phases = {name: outcome_from_record(record["phases"][name]) for name in order}
     return RunReport(run_id=record["run_id"], phases=phases, cost_usd=float(record.get("cost_usd") or 0.0),
+                     cost_lower_bound=any(o.cost_lower_bound for o in phases.values()),
                      duration_s=float(record.get("duration_s") or 0.0),
                      budget_exhausted=bool(record.get("budget_exhausted")))
 

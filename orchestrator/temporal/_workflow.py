@@ -22,6 +22,7 @@ from temporalio.common import RetryPolicy as TemporalRetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from .._cost import sum_costs
     from .._schedule import PhasePlan, RunPlan, RunState, Start, resolve_dependencies
     from .._status import PhaseStatus
     from ._spec import backoff_s, should_retry
@@ -50,6 +51,11 @@ def run_plan_of(plan: dict[str, Any], *, implicit_order: bool = True) -> RunPlan
     deps = resolve_dependencies(declared) if implicit_order else declared
     return RunPlan(tuple(PhasePlan(p["name"], deps[p["name"]], p.get("max_cost_usd")) for p in plan["phases"]),
                    int(plan["max_parallel"]), bool(plan["fail_fast"]), plan.get("max_cost_usd"))
+
+
+def _summed_cost(history: list[dict[str, Any]]) -> dict[str, Any]:
+    cost, lower_bound = sum_costs(entry.get("cost_usd") for entry in history)
+    return {"cost_usd": cost, "cost_lower_bound": lower_bound}
 
 
 @workflow.defn(name=WORKFLOW)
@@ -150,7 +156,8 @@ class PipelineWorkflow:
                 if is_cancelled_exception(exc) or isinstance(cause, CancelledError):
                     history[-1].update(ended=workflow.time(), kind="cancelled", message="run cancelled")
                     self._phases[name] = {**self._phases[name], "status": "cancelled", "kind": "cancelled",
-                                          "message": "run cancelled", "history": list(history)}
+                                          "message": "run cancelled", "history": list(history),
+                                          **_summed_cost(history)}
                     raise
                 if isinstance(cause, ApplicationError) and cause.type == PHASE_FAILED and cause.details:
                     record = dict(cause.details[0])
@@ -160,6 +167,7 @@ class PipelineWorkflow:
             record["attempts"] = attempt
             history[-1].update({k: record.get(k) for k in _ATTEMPT_FACTS}, ended=workflow.time())
             record["history"] = list(history)
+            record.update(_summed_cost(history))  # the phase spent what every attempt did, not the last one
             if not should_retry(retry, record, attempt):
                 return record
             self._phases[name] = {**record, "status": "running"}

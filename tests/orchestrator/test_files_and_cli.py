@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -199,3 +200,49 @@ def test_reused_pid_is_never_signalled(leak_guard: LeakGuard, tmp_path: Path) ->
 def test_phase_spec_is_plain_data() -> None:
     phase = Phase("a", "prompt text", timeout_s=5, depends_on=("b",))
     assert Pipeline([Phase("b", "x"), phase]).phases[1].to_dict()["depends_on"] == ["b"]
+
+
+RETRIES_COST = """
+[[phases]]
+name = "crash"
+prompt = "x"
+scenario = "exit_error"
+[[phases]]
+name = "flaky"
+prompt = "x"
+retry = { attempts = 3, initial_wait_s = 0, max_wait_s = 0, jitter_s = 0 }
+[phases.scenario]
+steps = []
+exit_code = 1
+result = { subtype = "success", is_error = true, api_error_status = 429, terminal_reason = "api_error", \
+result = "API Error: 429 rate_limit_error", total_cost_usd = 0.5 }
+[[phases]]
+name = "after"
+prompt = "x"
+depends_on = ["crash"]
+"""
+
+
+def test_a_phase_costs_every_attempt_in_the_journal_status_resume_and_run_page(
+        leak_guard: LeakGuard, tmp_path: Path) -> None:
+    """Three attempts at 0.50 cost 1.50, not the last one's 0.50; a resume adds its attempts to those journalled;
+    a crash's unreported cost is shown as unknown and makes the run's a lower bound, never a silent 0."""
+    (tmp_path / "p.toml").write_text(RETRIES_COST)
+    run = _cli("run", "p.toml", "--simulate", "--run-id", "r1", cwd=tmp_path)
+    assert run.returncode == 1, run.stderr
+    assert "(cost >=1.5000 USD," in run.stdout
+    lines = {line.split()[0]: line.split() for line in run.stdout.splitlines() if line.startswith(("crash", "flaky"))}
+    assert lines["crash"][1:4] == ["failed", "1", "?"] and lines["flaky"][1:4] == ["failed", "3", "1.5000"]
+    status = [json.loads(line) for line in _cli("status", "r1", cwd=tmp_path).stdout.splitlines()[1:]]
+    by_phase = {s["phase"]: s for s in status}
+    assert by_phase["flaky"]["cost_usd"] == 1.5 and not by_phase["flaky"]["cost_lower_bound"]
+    assert by_phase["crash"]["cost_usd"] is None and by_phase["crash"]["cost_lower_bound"]
+    resumed = _cli("resume", "r1", "--simulate", cwd=tmp_path)
+    assert resumed.returncode == 1
+    status = [json.loads(line) for line in _cli("status", "r1", cwd=tmp_path).stdout.splitlines()[1:]]
+    flaky = next(s for s in status if s["phase"] == "flaky")
+    assert (flaky["attempts"], flaky["cost_usd"]) == (6, 3.0)  # the first run's three and the resume's three
+    page = _cli("report", "r1", "--out", "page.html", cwd=tmp_path)
+    assert page.returncode == 0, page.stderr
+    html = (tmp_path / "page.html").read_text()
+    assert "cost >=3.0000 USD" in html and "<td class=num>3.0000</td>" in html and "<td class=num>?</td>" in html

@@ -24,6 +24,11 @@ def phases(*specs: tuple[str, str, list[str] | None]) -> list[dict[str, Any]]:
             for n, s, d in specs]
 
 
+#: a retryable failure (API 429) that still cost 0.50, as a CLI that spent tokens before the error reports
+COSTLY_429 = {"steps": [], "exit_code": 1, "result": {
+    "subtype": "success", "is_error": True, "terminal_reason": "api_error", "api_error_status": 429,
+    "result": "API Error: 429 rate_limit_error", "total_cost_usd": 0.5}}
+
 PIPELINES: dict[str, dict[str, Any]] = {
     # no depends_on anywhere: a sequence; the first failure skips the rest (Temporal ran them before)
     "implicit order": {"phases": phases(("a", "ok", None), ("b", "max_turns", None), ("c", "ok", None))},
@@ -33,6 +38,13 @@ PIPELINES: dict[str, dict[str, Any]] = {
         *phases(("commit", "ok", ["plan", "lint"]), ("publish", "ok", ["docs"]))]},
     "fail fast": {"pipeline": {"fail_fast": True}, "phases": phases(
         ("a", "ok", []), ("b", "crash", []), ("c", "ok", []), ("d", "ok", ["c"]))},
+    # a phase costs all its attempts (3 x 0.50), so the run budget of 1.00 is spent before "after"; a crash
+    # reports no cost: its phase's cost is unknown, and the run's a lower bound
+    "retries' cost": {"pipeline": {"max_cost_usd": 1.0}, "phases": [
+        {"name": "base", "prompt": "x", "scenario": "ok"},
+        {"name": "crash", "prompt": "x", "scenario": "exit_error"},
+        {"name": "flaky", "prompt": "x", "scenario": COSTLY_429, "retry": {**_RETRY, "attempts": 3}},
+        {"name": "after", "prompt": "x", "scenario": "ok", "depends_on": ["base"]}]},
     "run budget": {"pipeline": {"max_cost_usd": 0.02}, "phases": phases(
         ("a", "ok", None), ("b", "ok", None), ("c", "ok", None), ("d", "ok", None))},
 }
@@ -40,10 +52,11 @@ PIPELINES: dict[str, dict[str, Any]] = {
 
 def recorded(report: RunReport) -> dict[str, Any]:
     """What both engines record of a run, comparable."""
-    return {"budget_exhausted": report.budget_exhausted, "cost_usd": round(report.cost_usd, 6), "phases": [
+    return {"budget_exhausted": report.budget_exhausted, "cost_usd": round(report.cost_usd, 6),
+            "cost_lower_bound": report.cost_lower_bound, "phases": [
         (o.name, o.status.value, None if o.kind is None else o.kind.value, o.attempts,
-         None if o.cost_usd is None else round(o.cost_usd, 6), o.message if o.status.value == "skipped" else "")
-        for o in report.phases.values()]}
+         None if o.cost_usd is None else round(o.cost_usd, 6), o.message if o.status.value == "skipped" else "",
+         o.cost_lower_bound) for o in report.phases.values()]}
 
 
 async def test_both_engines_report_the_same(
@@ -73,3 +86,9 @@ async def test_both_engines_report_the_same(
                                                                "dependency 'c' skipped"]
     assert local["run budget"]["budget_exhausted"] and [p[1] for p in local["run budget"]["phases"]] == [
         "succeeded", "succeeded", "skipped", "skipped"]
+    assert local["retries' cost"] == {"budget_exhausted": True, "cost_usd": 1.5123, "cost_lower_bound": True,
+                                      "phases": [
+        ("base", "succeeded", None, 1, 0.0123, "", False),
+        ("crash", "failed", "process_exit", 1, None, "", True),
+        ("flaky", "failed", "rate_limited", 3, 1.5, "", False),
+        ("after", "skipped", "run_budget_spent", 0, None, "run budget spent (1.5123 of 1.0 USD)", False)]}
