@@ -28,7 +28,7 @@ from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITra
 from claude_agent_sdk._version import __version__ as agent_version
 from claude_agent_sdk.types import _configure_can_use_tool
 
-from ._backend import Backend, Channel, Prompt
+from ._backend import Backend, Channel, Prompt, budget_text
 
 _SESSION_STATE_ENV = "CLAUDE_CODE_SDK_READS_SESSION_STATE"
 
@@ -71,6 +71,11 @@ class AgentBackend(Backend):
             raise ValueError("resuming from a session_store is not supported by claude-scope yet: pass resume= "
                              "without session_store (the CLI's own session files), or use claude_agent_sdk.query()")
         return options
+
+    def with_budget(self, options: agent.ClaudeAgentOptions, usd: float) -> agent.ClaudeAgentOptions:
+        if options.max_budget_usd is not None and options.max_budget_usd <= usd:
+            return options
+        return replace(options, max_budget_usd=float(budget_text(usd)))
 
     def build_argv(self, prompt: Prompt, options: agent.ClaudeAgentOptions, cli_path: str) -> list[str]:
         # The flags of the options process_query will run with: can_use_tool (checked in prepare) routes

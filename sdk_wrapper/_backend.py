@@ -29,6 +29,23 @@ from typing import Any, ClassVar, Protocol
 Prompt = str | AsyncIterable[dict[str, Any]]
 
 
+#: the CLI flag that makes it stop itself once a query has spent this many USD
+BUDGET_FLAG = "max-budget-usd"
+
+
+def budget_text(usd: float) -> str:
+    """A budget as the CLI's flag takes it (and echoes it in its error): ``0.5``, ``1.5123``."""
+    return f"{usd:.10g}"
+
+
+def budget_value(text: str | None) -> float | None:
+    """A ``--max-budget-usd`` value a caller already put in ``extra_args``, or None if unset or unreadable."""
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
+
+
 class Channel(Protocol):
     """What a backend sees of our transport: the SDK's ``Transport`` seam (handed to the SDK's own
     ``Query``) plus the typed error it kept, because the SDK's reader flattens any transport exception
@@ -73,6 +90,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def prepare(self, prompt: Prompt, options: Any) -> Any:
         """Check the SDK's own rules for prompt and options (ValueError at once); return the options to run."""
+
+    @abc.abstractmethod
+    def with_budget(self, options: Any, usd: float) -> Any:
+        """The options with the CLI told to stop itself once the query has spent ``usd`` (``--max-budget-usd``;
+        it then ends with an ``error_max_budget_usd`` result). A lower cap the caller set stays."""
 
     @abc.abstractmethod
     def build_argv(self, prompt: Prompt, options: Any, cli_path: str) -> list[str]:

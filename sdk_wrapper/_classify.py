@@ -116,6 +116,8 @@ def classify_result(raw: dict[str, Any], *, side_effects: bool, stderr_tail: str
     kind = FailureKind.EXECUTION_ERROR
     if subtype == "error_max_turns":
         kind = FailureKind.MAX_TURNS
+    elif subtype == "error_max_budget_usd":  # the CLI stopped itself at --max-budget-usd
+        kind = FailureKind.BUDGET_EXCEEDED
     elif subtype == "error_during_execution":
         kind = FailureKind.EXECUTION_ERROR
     elif isinstance(status, int) and status in (401, 403):

@@ -33,7 +33,7 @@ from claude_code_sdk._internal.message_parser import parse_message
 from claude_code_sdk._internal.query import Query
 from claude_code_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
-from ._backend import Backend, Channel, Prompt
+from ._backend import BUDGET_FLAG, Backend, Channel, Prompt, budget_text, budget_value
 from ._errors import SDKReaderError
 
 
@@ -74,6 +74,13 @@ class CodeBackend(Backend):
                 raise ValueError("can_use_tool and permission_prompt_tool_name are mutually exclusive")
             return replace(options, permission_prompt_tool_name="stdio")
         return options
+
+    def with_budget(self, options: ClaudeCodeOptions, usd: float) -> ClaudeCodeOptions:
+        """claude-code-sdk has no option for it: the flag goes through ``extra_args``."""
+        given = budget_value(options.extra_args.get(BUDGET_FLAG))
+        if given is not None and given <= usd:
+            return options
+        return replace(options, extra_args={**options.extra_args, BUDGET_FLAG: budget_text(usd)})
 
     def build_argv(self, prompt: Prompt, options: ClaudeCodeOptions, cli_path: str) -> list[str]:
         return SubprocessCLITransport(prompt=prompt, options=options, cli_path=cli_path)._build_command()

@@ -54,7 +54,10 @@ def check_arguments(prompt: object, options: object, limits: object, *, webhook:
         if value is not None and not isinstance(value, kind):
             raise TypeError(f"{name} must be {kind.__name__} or None, got {type(value).__name__}")
     assert isinstance(limits, QueryLimits)
-    return Checked(prompt, backend.prepare(prompt, options), limits, backend)
+    options = backend.prepare(prompt, options)
+    if limits.max_cost_usd is not None:  # the CLI stops itself there, mid-query, not only judged after
+        options = backend.with_budget(options, limits.max_cost_usd)
+    return Checked(prompt, options, limits, backend)
 
 
 def resolve_cli(cli_path: str | os.PathLike[str] | None, options: Any, backend: Backend | None = None) -> str:

@@ -8,6 +8,8 @@ Protocol, as ``claude-code-sdk`` drives the real CLI:
 - string mode: ``--output-format stream-json --verbose --print -- PROMPT`` with stdin closed;
 - streaming mode: ``--input-format stream-json``: it answers the ``initialize`` control request with a
   ``control_response`` and runs the scenario for each ``user`` message, until stdin ends.
+- ``--max-budget-usd X``: a result whose cost is over X becomes the real CLI's ``error_max_budget_usd``
+  result (``errors: ["Reached maximum budget ($X)"]``, no result text, the cost spent, exit 1).
 Every process it starts and its own pid are appended to ``$CLAUDE_STANDIN_PID_FILE`` (``pid role`` lines).
 """
 
@@ -38,7 +40,7 @@ VERSION = "2.1.197"
 _VALUE_FLAGS = {
     "--output-format", "--input-format", "--system-prompt", "--append-system-prompt", "--allowedTools",
     "--max-turns", "--disallowedTools", "--model", "--permission-prompt-tool", "--permission-mode",
-    "--resume", "--settings", "--add-dir", "--mcp-config", "--fallback-model", "--session-id",
+    "--resume", "--settings", "--add-dir", "--mcp-config", "--fallback-model", "--session-id", "--max-budget-usd",
 }
 
 
@@ -61,8 +63,12 @@ class Output:
 class Run:
     """One scenario run: the counters the result line reports."""
 
-    def __init__(self, scenario: Scenario, out: Output, cwd: str, permission_mode: str | None) -> None:
+    def __init__(self, scenario: Scenario, out: Output, cwd: str, permission_mode: str | None,
+                 max_budget_usd: str | None = None) -> None:
         self.s = scenario
+        self.max_budget_usd = max_budget_usd
+        #: the result was over --max-budget-usd: the CLI exits 1, as the real one does
+        self.over_budget = False
         self.out = out
         self.cwd = cwd
         self.permission_mode = permission_mode or "default"
@@ -235,6 +241,12 @@ class Run:
         line.update(self.s.result)
         for key in self.s.omit_result_keys:
             line.pop(key, None)
+        cost = line.get("total_cost_usd")
+        if self.max_budget_usd is not None and isinstance(cost, int | float) and cost > float(self.max_budget_usd):
+            line.update(subtype="error_max_budget_usd", is_error=True,
+                        errors=[f"Reached maximum budget (${self.max_budget_usd})"])
+            line.pop("result", None)
+            self.over_budget = True
         self.emit(line)
 
     def play(self) -> None:
@@ -298,19 +310,21 @@ def streaming(scenario: Scenario, out: Output, args: dict[str, Any]) -> int:
                 "response": {"commands": [], "output_style": "default"}
                 if request.get("subtype") == "initialize" else {},
             }})
-        elif kind == "user":
-            one_turn(scenario, out, args)
+        elif kind == "user" and one_turn(scenario, out, args):
+            return 1
     return int(scenario.exit_code)
 
 
-def one_turn(scenario: Scenario, out: Output, args: dict[str, Any]) -> None:
-    run = Run(scenario, out, os.getcwd(), args.get("permission-mode"))
+def one_turn(scenario: Scenario, out: Output, args: dict[str, Any]) -> bool:
+    """Play the scenario once; True when its result was over ``--max-budget-usd``."""
+    run = Run(scenario, out, os.getcwd(), args.get("permission-mode"), args.get("max-budget-usd"))
     if scenario.init:
         run.init()
     run.play()
     if scenario.stderr:
         sys.stderr.write(scenario.stderr + "\n")
         sys.stderr.flush()
+    return run.over_budget
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args["print"] or args["prompt"] is None:
             sys.stderr.write("claude-standin: expected --print -- PROMPT or --input-format stream-json\n")
             return 2
-        one_turn(scenario, out, args)
+        if one_turn(scenario, out, args):
+            return 1
     except BrokenPipeError:
         return 1  # the reader went away; as the real CLI, just stop
     return int(scenario.exit_code)

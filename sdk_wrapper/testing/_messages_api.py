@@ -15,7 +15,8 @@ Turns (one per agent request, i.e. one carrying ``tools``; other requests, such 
 housekeeping calls, get a short text): ``{"text": "..."}``, ``{"tool_use": {"name", "input"}}``,
 ``{"error": 429 | 529 | 401 | 500}``, ``{"stall": "partial text"}`` (stops mid-message and holds the
 connection), ``{"slow_s": 0.2, "text": "..."}`` (a pause between events). After the script: ``{"text":
-"done"}``. ``accept_key=...`` answers 401 to any other key.
+"done"}``. Any turn may say its ``usage`` (``{"input_tokens": 2_000_000, "output_tokens": 12}``: what the CLI
+prices it at, e.g. to cross a ``--max-budget-usd``). ``accept_key=...`` answers 401 to any other key.
 """
 
 from __future__ import annotations
@@ -158,8 +159,9 @@ def _handler(api: MessagesAPIMock) -> type[BaseHTTPRequestHandler]:
             pause = float(turn.get("slow_s", 0))
             message = _message(api.model, turn)
             content, message["content"] = message["content"], []
+            usage = message["usage"]
             events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": {
-                **message, "stop_reason": None, "usage": {"input_tokens": 20, "output_tokens": 1}}})]
+                **message, "stop_reason": None, "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 1}}})]
             for index, block in enumerate(content):
                 if block["type"] == "text":
                     events += [("content_block_start", {"type": "content_block_start", "index": index,
@@ -173,7 +175,8 @@ def _handler(api: MessagesAPIMock) -> type[BaseHTTPRequestHandler]:
                                    "type": "input_json_delta", "partial_json": json.dumps(block["input"])}})]
                 events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
             events += [("message_delta", {"type": "message_delta", "delta": {
-                "stop_reason": message["stop_reason"], "stop_sequence": None}, "usage": {"output_tokens": 12}}),
+                "stop_reason": message["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]}}),
                 ("message_stop", {"type": "message_stop"})]
             if "stall" in turn:
                 events = events[:3]  # message_start, block start, one delta: then nothing, connection held
@@ -203,7 +206,7 @@ def _message(model: str, turn: dict[str, Any]) -> dict[str, Any]:
         stop = "end_turn"
     return {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": 20, "output_tokens": 12}}
+            "usage": {"input_tokens": 20, "output_tokens": 12, **turn.get("usage", {})}}
 
 
 def _tool_results(body: dict[str, Any]) -> list[str]:

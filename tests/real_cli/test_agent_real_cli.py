@@ -94,3 +94,17 @@ async def test_rate_limit_is_rate_limited(leak_guard: LeakGuard, api_factory: An
     outcome = await run_query("hi", options, limits=QueryLimits(timeout_s=60))
     assert outcome.failure is not None
     assert (outcome.failure.kind, outcome.failure.retryable) == (FailureKind.RATE_LIMITED, True)
+
+
+async def test_the_bundled_cli_stops_itself_at_the_budget(leak_guard: LeakGuard, api_factory: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent SDK's own max_budget_usd option carries QueryLimits.max_cost_usd to its bundled CLI."""
+    monkeypatch.delenv("CLAUDE_SCOPE_CLI", raising=False)
+    api, options = api_factory([
+        {"tool_use": {"name": "Bash", "input": {"command": "touch ran-after-the-cap"}},
+         "usage": {"input_tokens": 200_000, "output_tokens": 12}},
+        {"text": "should never be asked"}])
+    outcome = await run_query("go", options, limits=QueryLimits(timeout_s=60, max_cost_usd=0.5))
+    assert outcome.failure is not None and outcome.failure.kind is FailureKind.BUDGET_EXCEEDED, outcome.failure
+    assert outcome.cost_usd is not None and outcome.cost_usd > 0.5
+    assert len(api.agent_requests()) == 1 and not (Path(options.cwd) / "ran-after-the-cap").exists()

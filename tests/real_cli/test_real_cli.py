@@ -166,3 +166,26 @@ async def test_stalled_stream_is_stalled(leak_guard: LeakGuard, api_factory: Any
     assert outcome.cleanup.clean
 
 
+
+
+#: a turn the CLI prices at about 0.60 USD (200,000 input tokens of claude-sonnet-4-5), then a tool it must not run
+OVER_BUDGET = [
+    {"tool_use": {"name": "Bash", "input": {"command": "touch ran-after-the-cap"}},
+     "usage": {"input_tokens": 200_000, "output_tokens": 12}},
+    {"text": "should never be asked"},
+]
+
+
+@pytest.mark.anyio
+async def test_the_real_cli_stops_itself_at_the_budget(leak_guard: LeakGuard, api_factory: Any) -> None:
+    """QueryLimits.max_cost_usd reaches the real CLI as --max-budget-usd (claude-code-sdk: extra_args): a turn
+    whose usage crosses it ends the query with error_max_budget_usd, classified budget_exceeded; the tool the
+    turn asked for is not run and no further turn is asked."""
+    api, options = api_factory(OVER_BUDGET)
+    outcome = await run_query("go", options, cli_path=REAL_CLI, limits=QueryLimits(timeout_s=60, max_cost_usd=0.5))
+    assert outcome.failure is not None and outcome.failure.kind is FailureKind.BUDGET_EXCEEDED, outcome.failure
+    assert outcome.result_raw is not None and outcome.result_raw["subtype"] == "error_max_budget_usd"
+    assert outcome.failure.message == "Reached maximum budget ($0.5)"
+    assert outcome.cost_usd is not None and outcome.cost_usd > 0.5  # what the crossing turn cost: it is reported
+    assert len(api.agent_requests()) == 1 and not (Path(options.cwd) / "ran-after-the-cap").exists()
+    assert outcome.cleanup.clean

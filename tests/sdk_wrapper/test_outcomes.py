@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from pathlib import Path
@@ -109,6 +110,24 @@ async def test_budget_exceeded_keeps_the_result(sdk: str, leak_guard: LeakGuard,
                               cli_path=standin_cli, limits=QueryLimits(max_cost_usd=1.0))
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.BUDGET_EXCEEDED
     assert outcome.cost_usd == 2.5 and outcome.result is not None
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+async def test_the_cli_is_told_the_budget_and_stops_itself(sdk: str, leak_guard: LeakGuard, standin_cli: Path,
+                                                           tmp_path: Path) -> None:
+    """max_cost_usd reaches the CLI as --max-budget-usd (claude-code-sdk: extra_args; the agent SDK: its
+    max_budget_usd option), so it stops itself mid-query with its error_max_budget_usd result: budget_exceeded,
+    in the CLI's words, with what it spent. A lower cap the caller set on the options stays."""
+    options = sdk_options(sdk, {"result": {"total_cost_usd": 0.75}}, tmp_path)
+    outcome = await run_query("hi", options, cli_path=standin_cli, limits=QueryLimits(max_cost_usd=0.5))
+    assert outcome.failure is not None and outcome.failure.kind is FailureKind.BUDGET_EXCEEDED
+    assert outcome.failure.message == "Reached maximum budget ($0.5)" and not outcome.failure.retryable
+    assert outcome.result_raw is not None and outcome.result_raw["subtype"] == "error_max_budget_usd"
+    assert outcome.cost_usd == 0.75
+    lower = (dataclasses.replace(options, extra_args={"max-budget-usd": "0.25"}) if sdk == "code-sdk"
+             else dataclasses.replace(options, max_budget_usd=0.25))
+    outcome = await run_query("hi", lower, cli_path=standin_cli, limits=QueryLimits(max_cost_usd=0.5))
+    assert outcome.failure is not None and outcome.failure.message == "Reached maximum budget ($0.25)"
 
 
 async def test_retry_rate_limit_until_attempts_run_out(leak_guard: LeakGuard, standin_cli: Path,
