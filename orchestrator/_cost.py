@@ -22,3 +22,22 @@ def format_cost(cost: float | None, lower_bound: bool = False) -> str:
     if cost is None:
         return "?" if lower_bound else "-"
     return f"{'>=' if lower_bound else ''}{cost:.4f}"
+
+
+class PhaseCap:
+    """What a phase's attempts may still spend together: each attempt is given what is left (so the CLI
+    stops itself there) and charged what it cost, or, when its cost is unknown, all it was given."""
+
+    def __init__(self, usd: float | None) -> None:
+        self.usd = usd
+        self.charged = 0.0
+
+    def left(self) -> float | None:
+        return None if self.usd is None else self.usd - self.charged
+
+    def has_room(self) -> bool:
+        left = self.left()
+        return left is None or left > 1e-9
+
+    def charge(self, cost: float | None, allowed: float | None) -> None:
+        self.charged += cost if cost is not None else (allowed or 0.0)

@@ -99,7 +99,9 @@ class Orchestrator:
             orphans = await self.end_orphans()
             names = [p.name for p in pipeline.phases]
             self.journal.start_run(run_id, _describe(pipeline), names, new=new)
-            state = RunState.new(pipeline.run_plan(), {n: o.cost_usd for n, o in kept.items()})
+            earlier = {p.name: sum(c for c in self.journal.attempt_costs(run_id, p.name) if c is not None)
+                       for p in pipeline.phases if p.name not in kept}
+            state = RunState.new(pipeline.run_plan(), {n: o.cost_usd for n, o in kept.items()}, earlier)
             outcomes: dict[str, PhaseOutcome] = dict(kept)
             ctx = RunContext(run_id, self.project_dir, outcomes)
             self.observer.run_started(run_id, pipeline, tuple(kept))
@@ -138,8 +140,8 @@ class Orchestrator:
                 while True:
                     for step in state.drain():
                         if isinstance(step, Start):
-                            tg.start_soon(self._phase_task, pipeline.phase(step.name), ctx, state, outcomes,
-                                          ended_send, name=f"phase {step.name}")
+                            tg.start_soon(self._phase_task, pipeline.phase(step.name), step.cap_usd, ctx, state,
+                                          outcomes, ended_send, name=f"phase {step.name}")
                         else:
                             self._record(ctx.run_id, outcomes, PhaseOutcome(
                                 step.name, PhaseStatus.SKIPPED, kind=step.kind, message=step.reason))
@@ -147,18 +149,18 @@ class Orchestrator:
                         break
                     await ended_receive.receive()
 
-    async def _phase_task(self, phase: Phase, ctx: RunContext, state: RunState, outcomes: dict[str, PhaseOutcome],
-                          ended: MemoryObjectSendStream[str]) -> None:
+    async def _phase_task(self, phase: Phase, cap_usd: float | None, ctx: RunContext, state: RunState,
+                          outcomes: dict[str, PhaseOutcome], ended: MemoryObjectSendStream[str]) -> None:
         self._notify(phase.name, PhaseStatus.RUNNING, None)
         self.observer.phase_started(ctx.run_id, phase.name)
         recorded = self.journal.recorded_outcome(ctx.run_id, phase.name)
         earlier = self.journal.attempt_costs(ctx.run_id, phase.name)
         runtime = PhaseRuntime(ctx.run_id, self.journal, self.project_dir, self.cli_path,
                                first_attempt=recorded.attempts if recorded is not None else 0,
-                               earlier_costs=earlier, observer=self.observer)
+                               earlier_costs=earlier, cap_usd=cap_usd, observer=self.observer)
         with structlog.contextvars.bound_contextvars(run_id=ctx.run_id, phase=phase.name):
             outcome = await run_phase(phase, ctx, runtime)
-        state.ended(phase.name, outcome.status, outcome.cost_usd)
+        state.ended(phase.name, outcome.status, outcome.cost_usd, outcome.cost_lower_bound)
         self._record(ctx.run_id, outcomes, outcome)
         ended.send_nowait(phase.name)
 

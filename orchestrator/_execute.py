@@ -21,7 +21,7 @@ from claude_code_sdk import ClaudeCodeOptions
 from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, SpawnedCLI, open_query
 
 from ._checks import CheckContext, CheckResult
-from ._cost import sum_costs
+from ._cost import PhaseCap, sum_costs
 from ._model import Phase, PhaseOutcome, RunContext
 from ._observe import RunObserver
 from ._status import PhaseKind, PhaseStatus
@@ -73,6 +73,9 @@ class PhaseRuntime:
     first_attempt: int = 0
     #: the costs of this phase's attempts before ``first_attempt`` (a resume): the phase's cost is all of them
     earlier_costs: tuple[float | None, ...] = ()
+    #: what this phase's attempts here may spend together: the run budget's reservation (``Start.cap_usd``);
+    #: None: the phase's own ``max_cost_usd``
+    cap_usd: float | None = None
     observer: RunObserver = field(default_factory=RunObserver)
 
 
@@ -94,10 +97,10 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                             message=f"the prompt callable raised {type(exc).__name__}: {exc}",
                             duration_s=time.monotonic() - started)
     options = phase_options(phase, rt.project_dir)
-    limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s,
-                         max_cost_usd=phase.max_cost_usd)
+    limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s)
     attempt = rt.first_attempt
     costs = list(rt.earlier_costs)  # every attempt's, so that retries' spend is never dropped
+    cap = PhaseCap(rt.cap_usd if rt.cap_usd is not None else phase.max_cost_usd)
     journal, run_id, observer, name = rt.journal, rt.run_id, rt.observer, phase.name
 
     def spawned(cli: SpawnedCLI) -> None:
@@ -110,8 +113,9 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
         journal.phase_running(run_id, name, attempt)
         observer.attempt_started(run_id, name, attempt)
         log = MessageLog(journal.message_log(run_id, name, attempt))
-        stream: QueryStream[Any] = open_query(prompt, options, limits=limits, cli_path=rt.cli_path,
-                                              on_spawn=spawned)
+        allowed = cap.left()  # the CLI stops itself there (--max-budget-usd)
+        stream: QueryStream[Any] = open_query(prompt, options, limits=replace(limits, max_cost_usd=allowed),
+                                              cli_path=rt.cli_path, on_spawn=spawned)
         try:
             async with stream:
                 async for message in stream:
@@ -120,13 +124,19 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
         finally:
             log.close()
             costs.append(stream.outcome.cost_usd if stream.finished else None)
+            cap.charge(costs[-1], allowed)
             if stream.finished:
                 journal.attempt_ended(run_id, name, attempt, stream.outcome)
                 observer.attempt_ended(run_id, name, attempt, stream.outcome)
         return stream.outcome
 
+    if not cap.has_room():  # a resume of a phase whose earlier attempts spent its max_cost_usd
+        cost, lower_bound = sum_costs(costs)
+        return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=FailureKind.BUDGET_EXCEEDED, attempts=attempt,
+                            message=f"max_cost_usd={phase.max_cost_usd} was spent by its earlier attempts",
+                            duration_s=time.monotonic() - started, cost_usd=cost, cost_lower_bound=lower_bound)
     try:
-        outcome = await (phase.retry.run(once) if phase.retry is not None else once())
+        outcome = await (phase.retry.run(once, lambda _: cap.has_room()) if phase.retry is not None else once())
     except anyio.get_cancelled_exc_class():
         cost, lower_bound = sum_costs(costs)
         journal.phase_ended(run_id, PhaseOutcome(phase.name, PhaseStatus.CANCELLED, attempts=attempt,

@@ -14,6 +14,15 @@ The rules, in the order they are applied to each pending phase (in pipeline orde
 3. Once the run's spend has reached its budget (``max_cost_usd``), every phase that has not started is
    skipped as ``run_budget_spent``, with the numbers.
 4. Otherwise a ready phase starts if fewer than ``max_parallel`` phases are running; else it waits.
+5. Under a run budget a phase starts only with a reservation that fits: its own ``max_cost_usd`` (less
+   what its earlier attempts spent, on a resume) must fit in the budget less what was spent and what
+   running phases hold. If it does not fit, it waits while a running phase holds a reservation (its
+   unused part comes back when it ends), and is skipped as ``run_budget_spent``, with the numbers, once
+   none does. A phase without a cap waits until no running phase holds anything, then reserves all that
+   is left: it runs alone. Its ``Start`` carries the cap its attempts share (``cap_usd``), which the
+   engine passes on to the CLI, so the reservation is a cap, not a hope.
+6. When a phase ends, it is charged what its attempts cost; if an attempt's cost is unknown (it was
+   cancelled, crashed, timed out), its whole reservation, so the budget still holds.
 
 The state is plain data (dataclasses of str, float and enums), so it can be journalled, put in workflow
 history or compared between engines.
@@ -44,13 +53,17 @@ class RunPlan:
     max_parallel: int = 1
     fail_fast: bool = False
     max_cost_usd: float | None = None
+    #: rules 5 and 6 (reservations). False only to replay Temporal workflows started before them, which
+    #: started a phase whenever the spend was under the budget
+    reserve: bool = True
 
 
 @dataclass(frozen=True)
 class Start:
-    """Start this phase now."""
+    """Start this phase now; its attempts may spend ``cap_usd`` together (None: no cap)."""
 
     name: str
+    cap_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -65,11 +78,18 @@ class Skip:
 Step = Start | Skip
 
 
+#: money compared with this slack, so that 0.1 + 0.2 fits in 0.3
+_EPS = 1e-9
+
+
 @dataclass
 class PhaseState:
     status: PhaseStatus = PhaseStatus.PENDING
-    #: what the phase has spent (every attempt's cost the CLI reported)
+    #: what the phase is charged: every attempt's cost, an unknown one as the whole reservation (pending
+    #: phases of a resume: what their earlier attempts spent)
     cost_usd: float = 0.0
+    #: what a running phase holds of the run budget (its cap_usd)
+    reserved_usd: float = 0.0
 
 
 @dataclass
@@ -85,9 +105,11 @@ class RunState:
     budget_exhausted: bool = False
 
     @classmethod
-    def new(cls, plan: RunPlan, kept: Mapping[str, float | None] = {}) -> RunState:
-        """A run about to start; ``kept`` are phases that already succeeded (a resume), with their cost."""
-        state = cls(plan, {p.name: PhaseState() for p in plan.phases})
+    def new(cls, plan: RunPlan, kept: Mapping[str, float | None] = {},
+            earlier: Mapping[str, float] = {}) -> RunState:
+        """A run about to start. On a resume, ``kept`` are phases that already succeeded, with their cost,
+        and ``earlier`` what the attempts of phases that will run again already spent."""
+        state = cls(plan, {p.name: PhaseState(cost_usd=earlier.get(p.name, 0.0)) for p in plan.phases})
         for name, cost in kept.items():
             state.phases[name] = PhaseState(PhaseStatus.SUCCEEDED, cost or 0.0)
         return state
@@ -95,6 +117,11 @@ class RunState:
     @property
     def spent(self) -> float:
         return sum(p.cost_usd for p in self.phases.values())
+
+    @property
+    def held(self) -> float:
+        """What running phases hold of the run budget."""
+        return sum(p.reserved_usd for p in self.phases.values() if p.status is PhaseStatus.RUNNING)
 
     @property
     def running(self) -> list[str]:
@@ -105,14 +132,18 @@ class RunState:
         """Every phase has ended (succeeded, failed, timed out, cancelled or skipped)."""
         return all(p.status.ended for p in self.phases.values())
 
-    def ended(self, name: str, status: PhaseStatus, cost_usd: float | None) -> None:
-        """A started phase ended with ``status`` having spent ``cost_usd``."""
+    def ended(self, name: str, status: PhaseStatus, cost_usd: float | None, lower_bound: bool = False) -> None:
+        """A started phase ended with ``status``; its attempts cost ``cost_usd`` (all of them, a resume's
+        earlier ones included), a lower bound if one attempt's cost is unknown."""
         phase = self.phases[name]
         if phase.status is not PhaseStatus.RUNNING:
             raise ValueError(f"phase {name!r} ended but it was {phase.status.value}, not running")
         if not status.ended:
             raise ValueError(f"phase {name!r} cannot end as {status.value}")
-        phase.status, phase.cost_usd = status, cost_usd or 0.0
+        charged = cost_usd or 0.0
+        if lower_bound:  # an attempt that may have spent anything up to the reservation: count all of it
+            charged = max(charged, phase.cost_usd + phase.reserved_usd)
+        phase.status, phase.cost_usd, phase.reserved_usd = status, charged, 0.0
         if status is not PhaseStatus.SUCCEEDED and self.plan.fail_fast and not self.stop_reason:
             self.stop_reason = f"fail_fast: phase {name!r} {status.value}"
 
@@ -132,6 +163,8 @@ class RunState:
             raise ValueError(f"phase {step.name!r} is {phase.status.value}, not pending")
         if isinstance(step, Start):
             phase.status = PhaseStatus.RUNNING
+            budgeted = self.plan.max_cost_usd is not None and self.plan.reserve
+            phase.reserved_usd = step.cap_usd if budgeted and step.cap_usd else 0.0
         else:
             phase.status = PhaseStatus.SKIPPED
             self.budget_exhausted |= step.kind is PhaseKind.RUN_BUDGET_SPENT
@@ -152,6 +185,7 @@ def decide(state: RunState) -> list[Step]:
     steps: list[Step] = []
     slots = plan.max_parallel - len(state.running)
     budget = plan.max_cost_usd
+    spent, held = state.spent, state.held
     for phase in plan.phases:
         if state.phases[phase.name].status is not PhaseStatus.PENDING:
             continue
@@ -164,11 +198,25 @@ def decide(state: RunState) -> list[Step]:
             steps.append(Skip(phase.name, f"dependency {failed!r} {state.phases[failed].status.value}"))
         elif state.stop_reason:
             steps.append(Skip(phase.name, state.stop_reason))
-        elif budget is not None and state.spent >= budget:
-            steps.append(Skip(phase.name, f"run budget spent ({state.spent:.4f} of {budget} USD)",
+        elif budget is not None and spent >= budget - _EPS:
+            steps.append(Skip(phase.name, f"run budget spent ({spent:.4f} of {budget} USD)",
                               PhaseKind.RUN_BUDGET_SPENT))
         elif slots > 0:
-            steps.append(Start(phase.name))
-            slots -= 1
+            own = None if phase.max_cost_usd is None else max(
+                phase.max_cost_usd - state.phases[phase.name].cost_usd, 0.0)
+            if budget is None or not plan.reserve:
+                steps.append(Start(phase.name, own))
+                slots -= 1
+                continue
+            left = budget - spent - held
+            if own is None and held > _EPS:
+                continue  # no cap: it runs alone, with all that is left
+            need = left if own is None else own
+            if need <= left + _EPS:
+                steps.append(Start(phase.name, need))
+                slots, held = slots - 1, held + need
+            elif held <= _EPS:
+                steps.append(Skip(phase.name, f"run budget: phase may spend up to {need:.4f} USD (its "
+                                  f"max_cost_usd), {left:.4f} of {budget} USD left", PhaseKind.RUN_BUDGET_SPENT))
     return steps
 

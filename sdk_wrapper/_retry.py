@@ -57,9 +57,11 @@ class RetryPolicy:
             return False
         return failure.retryable if self.kinds is None else failure.kind in self.kinds
 
-    async def run(self, once: Callable[[], Awaitable[QueryOutcome]]) -> QueryOutcome:
+    async def run(self, once: Callable[[], Awaitable[QueryOutcome]],
+                  may_retry: Callable[[QueryOutcome], bool] | None = None) -> QueryOutcome:
         """Call ``once`` until it succeeds, is not retryable, or attempts run out; return the last outcome,
-        with every attempt in its ``attempts``. (How ``run_query`` and the orchestrator's phases retry.)"""
+        with every attempt in its ``attempts``. (How ``run_query`` and the orchestrator's phases retry.)
+        ``may_retry``: the caller's own reason to stop after an outcome (e.g. the phase's cap is spent)."""
         log = get_logger()
         attempts: list[Attempt] = []
         last_end: list[float] = []
@@ -86,7 +88,7 @@ class RetryPolicy:
             # the ``multiplier`` that replaces it is missing before.)
             wait=wait_exponential(multiplier=self.initial_wait_s, max=self.max_wait_s) + wait_random(0, self.jitter_s)
             if self.wait else wait_none(),
-            retry=retry_if_result(self.should_retry),
+            retry=retry_if_result(lambda o: self.should_retry(o) and (may_retry is None or may_retry(o))),
             sleep=anyio.sleep,
             retry_error_callback=give_up,
         )

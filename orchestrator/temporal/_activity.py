@@ -83,7 +83,9 @@ class PhaseActivities:
         pipeline = PipelineSpec.from_json(request["spec"]).pipeline(self.workspace)
         phase = dataclasses.replace(pipeline.phase(name), retry=None)  # the workflow applies the policy
         recorder = _HostRecorder(self.journal)
-        runtime = PhaseRuntime(run_id, recorder, self.workspace, self.cli_path, first_attempt=attempt - 1)
+        # what the workflow gives this attempt of the phase's cap (absent from workflows started before caps)
+        runtime = PhaseRuntime(run_id, recorder, self.workspace, self.cli_path, first_attempt=attempt - 1,
+                               cap_usd=request.get("max_cost_usd"))
 
         async def beat() -> None:
             while True:

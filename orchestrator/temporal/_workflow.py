@@ -22,7 +22,7 @@ from temporalio.common import RetryPolicy as TemporalRetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from .._cost import sum_costs
+    from .._cost import PhaseCap, sum_costs
     from .._schedule import PhasePlan, RunPlan, RunState, Start, resolve_dependencies
     from .._status import PhaseStatus
     from ._spec import backoff_s, should_retry
@@ -34,6 +34,8 @@ PHASE_FAILED = "claude-scope.phase-failed"
 DEFAULT_HEARTBEAT_S = 10.0
 #: the patch marking runs scheduled by the shared rules (``_schedule``), implicit order included
 IMPLICIT_ORDER = "claude-scope-shared-rules"
+#: the patch marking runs whose run budget is a cap (phases reserve their cap before they start)
+RESERVATIONS = "claude-scope-budget-reservations"
 #: what an attempt's entry in a phase's ``history`` keeps of its record
 _ATTEMPT_FACTS = ("query_ok", "kind", "message", "cost_usd", "num_turns", "session_id", "query_id", "message_count",
                   "stderr_tail", "cleanup", "host", "message_log")
@@ -45,12 +47,12 @@ def _skipped(name: str, reason: str, kind: str | None = None) -> dict[str, Any]:
             "side_effects": False, "host": "", "message_log": ""}
 
 
-def run_plan_of(plan: dict[str, Any], *, implicit_order: bool = True) -> RunPlan:
+def run_plan_of(plan: dict[str, Any], *, implicit_order: bool = True, reserve: bool = True) -> RunPlan:
     """The scheduling rules' plan from the workflow's plan (JSON, as ``PipelineSpec.plan`` makes it)."""
     declared = {p["name"]: tuple(p["depends_on"]) for p in plan["phases"]}
     deps = resolve_dependencies(declared) if implicit_order else declared
     return RunPlan(tuple(PhasePlan(p["name"], deps[p["name"]], p.get("max_cost_usd")) for p in plan["phases"]),
-                   int(plan["max_parallel"]), bool(plan["fail_fast"]), plan.get("max_cost_usd"))
+                   int(plan["max_parallel"]), bool(plan["fail_fast"]), plan.get("max_cost_usd"), reserve)
 
 
 def _summed_cost(history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -77,14 +79,16 @@ class PipelineWorkflow:
         self._phases = {n: _skipped(n, "not started yet") | {"status": "pending", "message": ""} for n in names}
         # Runs started before the rules were shared took each phase's declared dependencies only, so a
         # pipeline without depends_on ran every phase whatever the one before did; their histories replay so.
-        state = RunState.new(run_plan_of(plan, implicit_order=workflow.patched(IMPLICIT_ORDER)))
+        state = RunState.new(run_plan_of(plan, implicit_order=workflow.patched(IMPLICIT_ORDER),
+                                         reserve=workflow.patched(RESERVATIONS)))
         running: dict[str, asyncio.Task[dict[str, Any]]] = {}
         errors: list[BaseException] = []
         try:
             while True:
                 for step in state.drain():
                     if isinstance(step, Start):
-                        running[step.name] = asyncio.create_task(self._attempts(request, specs[step.name]))
+                        running[step.name] = asyncio.create_task(
+                            self._attempts(request, specs[step.name], step.cap_usd))
                     else:
                         self._phases[step.name] = _skipped(step.name, step.reason,
                                                            None if step.kind is None else step.kind.value)
@@ -102,7 +106,8 @@ class PipelineWorkflow:
                                                   message=f"{type(error).__name__}: {error}")
                         continue
                     record = self._phases[name] = task.result()
-                    state.ended(name, PhaseStatus(record["status"]), record["cost_usd"])
+                    state.ended(name, PhaseStatus(record["status"]), record["cost_usd"],
+                                bool(record.get("cost_lower_bound")))
         except asyncio.CancelledError:
             # the run is cancelled: every running attempt is cancelled and waited for until it has ended its
             # CLI tree (WAIT_CANCELLATION_COMPLETED), so the workflow does not close first
@@ -128,8 +133,9 @@ class PipelineWorkflow:
     def _spent(self) -> float:
         return sum(r["cost_usd"] or 0.0 for r in self._phases.values())
 
-    async def _attempts(self, request: dict[str, Any], phase: dict[str, Any]) -> dict[str, Any]:
+    async def _attempts(self, request: dict[str, Any], phase: dict[str, Any], cap_usd: float | None) -> dict[str, Any]:
         name, retry = phase["name"], phase["retry"]
+        cap = PhaseCap(cap_usd)  # what the attempts may spend together; each is given what is left
         heartbeat = timedelta(seconds=float(request.get("heartbeat_timeout_s", DEFAULT_HEARTBEAT_S)))
         attempt = 0
         history: list[dict[str, Any]] = []  # each attempt as the workflow timed it (the run page's timeline)
@@ -142,7 +148,7 @@ class PipelineWorkflow:
                 record: dict[str, Any] = await workflow.execute_activity(
                     ACTIVITY,
                     {"run_id": self._run_id, "spec": request["spec"], "phase": name, "attempt": attempt,
-                     "heartbeat_timeout_s": heartbeat.total_seconds()},
+                     "heartbeat_timeout_s": heartbeat.total_seconds(), "max_cost_usd": cap.left()},
                     # the phase's own timeout is enforced by the wrapper inside; this only bounds a lost one
                     start_to_close_timeout=timedelta(seconds=float(phase["timeout_s"] or 86400) * 2 + 60),
                     heartbeat_timeout=heartbeat,
@@ -165,10 +171,11 @@ class PipelineWorkflow:
                     record = _skipped(name, f"the attempt failed: {type(cause).__name__}: {cause}", "unexpected")
                     record.update(status="failed", attempts=attempt)
             record["attempts"] = attempt
+            cap.charge(record.get("cost_usd"), cap.left())
             history[-1].update({k: record.get(k) for k in _ATTEMPT_FACTS}, ended=workflow.time())
             record["history"] = list(history)
             record.update(_summed_cost(history))  # the phase spent what every attempt did, not the last one
-            if not should_retry(retry, record, attempt):
+            if not should_retry(retry, record, attempt) or not cap.has_room():
                 return record
             self._phases[name] = {**record, "status": "running"}
             await asyncio.sleep(backoff_s(retry, attempt, workflow.random().random()))  # a durable timer

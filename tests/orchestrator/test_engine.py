@@ -162,11 +162,42 @@ async def test_phase_and_run_budgets(leak_guard: LeakGuard, orch: Orchestrator) 
     report = await orch.run(Pipeline([phase("one", expensive, p, max_cost_usd=0.5)]))
     one = report.phases["one"]  # its own query went over max_cost_usd: the query's kind
     assert one.status is PhaseStatus.FAILED and one.kind is FailureKind.BUDGET_EXCEEDED
+    # the run budget is a cap: an uncapped phase may spend what is left, and its CLI is told so
     report = await orch.run(Pipeline([phase("a", expensive, p), phase("b", expensive, p), phase("c", "ok", p)],
                                       max_cost_usd=1.0))
-    assert report.phases["b"].succeeded and report.phases["c"].status is PhaseStatus.SKIPPED
-    assert report.phases["c"].kind is PhaseKind.RUN_BUDGET_SPENT and report.budget_exhausted
-    assert "run budget spent (1.2000 of 1.0 USD)" in report.phases["c"].message
+    b = report.phases["b"]
+    assert report.phases["a"].succeeded and b.kind is FailureKind.BUDGET_EXCEEDED
+    assert b.message == "Reached maximum budget ($0.4)"  # the CLI stopped itself at what was left
+    assert report.phases["c"].message == "dependency 'b' failed"
+    # a capped phase whose cap does not fit in what is left is skipped before it starts, with the numbers
+    report = await orch.run(Pipeline([phase("a", expensive, p), phase("b", expensive, p, max_cost_usd=0.5),
+                                      phase("c", "ok", p)], max_cost_usd=1.0))
+    assert report.phases["b"].status is PhaseStatus.SKIPPED and report.phases["b"].kind is PhaseKind.RUN_BUDGET_SPENT
+    assert report.phases["b"].message == ("run budget: phase may spend up to 0.5000 USD (its max_cost_usd), "
+                                          "0.4000 of 1.0 USD left")
+    assert report.budget_exhausted and report.cost_usd == pytest.approx(0.6)
+
+
+async def test_phases_that_may_overshoot_the_run_budget_together_do_not_run_together(
+        leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    """Two phases that may spend 0.80 each under a run budget of 1.00 with max_parallel = 2: the second waits
+    for the first's unused reservation (it spent 0.0123) and runs after it, never beside it. Without the
+    budget the same two overlap (the control)."""
+    p = orch.project_dir
+
+    def two(budget: float | None) -> Pipeline:  # "c" after "a": a declared dependency makes a and b a DAG
+        return Pipeline([phase("a", "slow", p, max_cost_usd=0.8), phase("b", "slow", p, max_cost_usd=0.8),
+                         phase("c", "ok", p, depends_on=("a",))], max_parallel=2, max_cost_usd=budget)
+
+    def b_starts_before_a_ends(run_id: str) -> bool:
+        windows = {a["name"]: (a["started"], a["ended"]) for a in orch.journal.attempts(run_id)}
+        return bool(windows["b"][0] < windows["a"][1])
+
+    capped = await orch.run(two(1.0), run_id="capped")
+    free = await orch.run(two(None), run_id="free")
+    assert capped.ok and free.ok
+    assert not b_starts_before_a_ends("capped"), "their caps do not fit the budget together"
+    assert b_starts_before_a_ends("free"), "without a run budget the two run at once"
 
 
 async def test_failed_checks_fail_the_phase_with_evidence(leak_guard: LeakGuard, orch: Orchestrator) -> None:

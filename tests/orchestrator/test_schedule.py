@@ -32,9 +32,11 @@ class Row:
     id: str
     plan: RunPlan
     first: list[Step]
-    script: list[tuple[tuple[str, PhaseStatus, float | None], list[Step]]]
+    script: list[tuple[tuple[str, PhaseStatus, float | None] | tuple[str, PhaseStatus, float | None, bool],
+                       list[Step]]]
     kept: tuple[tuple[str, float | None], ...] = ()
     exhausted: bool = False
+    earlier: tuple[tuple[str, float], ...] = ()
 
 
 ROWS = [
@@ -56,16 +58,39 @@ ROWS = [
     Row("without fail_fast a failure touches only its dependents",
         RunPlan((p("a"), p("b"), p("c", "a")), max_parallel=1), [Start("a")],
         [(("a", F, 0.0), [Start("b"), Skip("c", "dependency 'a' failed")]), (("b", S, 0.0), [])]),
-    Row("the run budget, once spent, skips what has not started, with the numbers",
-        RunPlan(chain("a", "b", "c"), max_cost_usd=0.2), [Start("a")],
+    Row("the run budget, once spent, skips what has not started, with the numbers (an uncapped phase may spend "
+        "all that is left; the CLI overshoots by its last turn)",
+        RunPlan(chain("a", "b", "c"), max_cost_usd=0.2), [Start("a", 0.2)],
         [(("a", S, 0.25), [Skip("b", "run budget spent (0.2500 of 0.2 USD)", PhaseKind.RUN_BUDGET_SPENT),
                            Skip("c", "dependency 'b' skipped")])], exhausted=True),
-    Row("under the budget the next phase starts", RunPlan(chain("a", "b"), max_cost_usd=1.0), [Start("a")],
-        [(("a", S, 0.5), [Start("b")]), (("b", S, 0.5), [])]),
+    Row("under the budget the next phase starts with what is left", RunPlan(chain("a", "b"), max_cost_usd=1.0),
+        [Start("a", 1.0)], [(("a", S, 0.5), [Start("b", 0.5)]), (("b", S, 0.5), [])]),
     Row("a resume keeps succeeded phases, and their cost counts against the budget",
-        RunPlan(chain("a", "b", "c"), max_cost_usd=1.0), [Start("b")],
+        RunPlan(chain("a", "b", "c"), max_cost_usd=1.0), [Start("b", 0.5)],
         [(("b", S, 0.6), [Skip("c", "run budget spent (1.1000 of 1.0 USD)", PhaseKind.RUN_BUDGET_SPENT)])],
         kept=(("a", 0.5),), exhausted=True),
+    Row("without a run budget a phase's Start carries its own cap", RunPlan((p("a", cap=0.5),)),
+        [Start("a", 0.5)], [(("a", S, 0.1), [])]),
+    Row("capped phases reserve before they start: one that does not fit waits for the unused part to come back; "
+        "an uncapped one waits to run alone with all that is left",
+        RunPlan((p("a", cap=0.6), p("b", cap=0.6), p("c", "a")), max_parallel=3, max_cost_usd=1.0),
+        [Start("a", 0.6)],
+        [(("a", S, 0.2), [Start("b", 0.6)]), (("b", S, 0.5), [Start("c", pytest.approx(0.3))]),
+         (("c", S, 0.1), [])]),
+    Row("a phase that cannot fit once nothing running holds a reservation is skipped, with the numbers",
+        RunPlan((p("a", cap=0.8), p("b", cap=0.8), p("c", "a", cap=0.1)), max_parallel=2, max_cost_usd=1.0),
+        [Start("a", 0.8)],
+        [(("a", S, 0.3), [Skip("b", "run budget: phase may spend up to 0.8000 USD (its max_cost_usd), 0.7000 of "
+                                    "1.0 USD left", PhaseKind.RUN_BUDGET_SPENT), Start("c", 0.1)]),
+         (("c", S, 0.1), [])], exhausted=True),
+    Row("an attempt whose cost is unknown counts as the phase's whole reservation",
+        RunPlan((p("a", cap=0.6), p("b", cap=0.5), p("c", "a")), max_cost_usd=1.0), [Start("a", 0.6)],
+        [(("a", T, 0.1, True), [Skip("b", "run budget: phase may spend up to 0.5000 USD (its max_cost_usd), "
+                                          "0.4000 of 1.0 USD left", PhaseKind.RUN_BUDGET_SPENT),
+                                Skip("c", "dependency 'a' timed_out")])], exhausted=True),
+    Row("a resumed phase's cap is what its earlier attempts left of it, and their spend counts",
+        RunPlan((p("a", cap=1.0), p("b", "a", cap=0.5)), max_cost_usd=1.5), [Start("a", pytest.approx(0.3))],
+        [(("a", S, 0.9), [Start("b", 0.5)]), (("b", S, 0.2), [])], earlier=(("a", 0.7),)),
     Row("dependencies declared later in the file than the phase", RunPlan((p("b", "a"), p("a"))), [Start("a")],
         [(("a", S, 0.0), [Start("b")]), (("b", S, 0.0), [])]),
 ]
@@ -73,11 +98,11 @@ ROWS = [
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
 def test_rules(row: Row) -> None:
-    state = RunState.new(row.plan, dict(row.kept))
+    state = RunState.new(row.plan, dict(row.kept), dict(row.earlier))
     assert state.drain() == row.first
-    for (name, status, cost), expected in row.script:
+    for (name, status, cost, *lower_bound), expected in row.script:
         assert not state.done
-        state.ended(name, status, cost)
+        state.ended(name, status, cost, *lower_bound)
         assert state.drain() == expected, f"after {name} {status.value}"
     assert state.done and state.running == []
     assert state.budget_exhausted is row.exhausted

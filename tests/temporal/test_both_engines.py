@@ -38,15 +38,25 @@ PIPELINES: dict[str, dict[str, Any]] = {
         *phases(("commit", "ok", ["plan", "lint"]), ("publish", "ok", ["docs"]))]},
     "fail fast": {"pipeline": {"fail_fast": True}, "phases": phases(
         ("a", "ok", []), ("b", "crash", []), ("c", "ok", []), ("d", "ok", ["c"]))},
-    # a phase costs all its attempts (3 x 0.50), so the run budget of 1.00 is spent before "after"; a crash
-    # reports no cost: its phase's cost is unknown, and the run's a lower bound
-    "retries' cost": {"pipeline": {"max_cost_usd": 1.0}, "phases": [
+    # a phase costs all its attempts (3 x 0.50); a crash reports no cost: its phase's cost is unknown, and the
+    # run's a lower bound
+    "retries' cost": {"phases": [
         {"name": "base", "prompt": "x", "scenario": "ok"},
         {"name": "crash", "prompt": "x", "scenario": "exit_error"},
         {"name": "flaky", "prompt": "x", "scenario": COSTLY_429, "retry": {**_RETRY, "attempts": 3}},
         {"name": "after", "prompt": "x", "scenario": "ok", "depends_on": ["base"]}]},
-    "run budget": {"pipeline": {"max_cost_usd": 0.02}, "phases": phases(
-        ("a", "ok", None), ("b", "ok", None), ("c", "ok", None), ("d", "ok", None))},
+    # the run budget is a cap: "b" may spend 0.80 and waits while "a" holds its 0.80; once "a" has spent 0.50
+    # it cannot fit in what is left and is skipped with the numbers; "c" fits
+    "run budget": {"pipeline": {"max_cost_usd": 1.0, "max_parallel": 2}, "phases": [
+        {"name": "a", "prompt": "x", "scenario": {"result": {"total_cost_usd": 0.5}}, "max_cost_usd": 0.8},
+        {"name": "b", "prompt": "x", "scenario": "ok", "max_cost_usd": 0.8},
+        {"name": "c", "prompt": "x", "scenario": "ok", "max_cost_usd": 0.1, "depends_on": ["a"]}]},
+    # an uncapped phase gets all that is left; its second attempt is given what the first left (0.50), and
+    # then nothing is left for a third, nor for "after"
+    "run budget and retries": {"pipeline": {"max_cost_usd": 1.0}, "phases": [
+        {"name": "flaky", "prompt": "x", "scenario": COSTLY_429, "retry": {**_RETRY, "attempts": 3}},
+        {"name": "after", "prompt": "x", "scenario": "ok", "depends_on": []},
+        {"name": "other", "prompt": "x", "scenario": "ok", "depends_on": ["after"]}]},
 }
 
 
@@ -84,11 +94,18 @@ async def test_both_engines_report_the_same(
     assert {p[0]: p[3] for p in local["dag"]["phases"]}["lint"] == 2
     assert [p[5] for p in local["fail fast"]["phases"]][2:] == ["fail_fast: phase 'b' failed",
                                                                "dependency 'c' skipped"]
-    assert local["run budget"]["budget_exhausted"] and [p[1] for p in local["run budget"]["phases"]] == [
-        "succeeded", "succeeded", "skipped", "skipped"]
-    assert local["retries' cost"] == {"budget_exhausted": True, "cost_usd": 1.5123, "cost_lower_bound": True,
+    assert local["retries' cost"] == {"budget_exhausted": False, "cost_usd": 1.5246, "cost_lower_bound": True,
                                       "phases": [
         ("base", "succeeded", None, 1, 0.0123, "", False),
         ("crash", "failed", "process_exit", 1, None, "", True),
         ("flaky", "failed", "rate_limited", 3, 1.5, "", False),
-        ("after", "skipped", "run_budget_spent", 0, None, "run budget spent (1.5123 of 1.0 USD)", False)]}
+        ("after", "succeeded", None, 1, 0.0123, "", False)]}
+    assert local["run budget"] == {"budget_exhausted": True, "cost_usd": 0.5123, "cost_lower_bound": False,
+                                   "phases": [
+        ("a", "succeeded", None, 1, 0.5, "", False),
+        ("b", "skipped", "run_budget_spent", 0, None,
+         "run budget: phase may spend up to 0.8000 USD (its max_cost_usd), 0.5000 of 1.0 USD left", False),
+        ("c", "succeeded", None, 1, 0.0123, "", False)]}
+    assert local["run budget and retries"]["phases"][:2] == [
+        ("flaky", "failed", "rate_limited", 2, 1.0, "", False),
+        ("after", "skipped", "run_budget_spent", 0, None, "run budget spent (1.0000 of 1.0 USD)", False)]

@@ -2,9 +2,11 @@
 would make a running workflow take another path on an upgraded worker fails here, not in production.
 
 ``v0-*`` were recorded by the workflow before the scheduling rules were shared with the local orchestrator
-(``tests/temporal/histories/record.py`` run on that tree); ``v1-*`` by the shared rules. ``v0`` of a pipeline
-without ``depends_on`` whose first phase failed still ran its second phase: the replay must take that path
-(the ``IMPLICIT_ORDER`` patch), while a new run skips it as the local orchestrator does."""
+(``tests/temporal/histories/record.py`` run on that tree); ``v1-*`` by the shared rules; ``v2-*`` with the
+run budget as a cap. ``v0`` of a pipeline without ``depends_on`` whose first phase failed still ran its
+second phase: the replay must take that path (the ``IMPLICIT_ORDER`` patch), while a new run skips it as
+the local orchestrator does. ``v1`` ran two uncapped phases at once under a run budget; ``v2`` runs each
+alone (the ``RESERVATIONS`` patch)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,18 @@ pytestmark = pytest.mark.anyio
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
+def most_at_once(text: str) -> int:
+    """The most attempts the history had running at the same time."""
+    running = most = 0
+    for event in json.loads(text)["events"]:
+        if "activityTaskScheduledEventAttributes" in event:
+            running += 1
+            most = max(most, running)
+        elif any(k in event for k in ("activityTaskCompletedEventAttributes", "activityTaskFailedEventAttributes")):
+            running -= 1
+    return most
+
+
 def scheduled_phases(text: str) -> list[str]:
     events = json.loads(text)["events"]
     inputs = [e["activityTaskScheduledEventAttributes"]["input"]["payloads"][0]["data"]
@@ -47,4 +61,7 @@ def test_the_histories_show_the_old_and_the_new_rule() -> None:
     by_name = {p.stem: p.read_text() for p in HISTORIES}
     assert scheduled_phases(by_name["v0-implicit-order-failure"]) == ["a", "b"]
     assert scheduled_phases(by_name["v1-implicit-order-failure"]) == ["a"]
+    assert scheduled_phases(by_name["v2-implicit-order-failure"]) == ["a"]
     assert sorted(scheduled_phases(by_name["v1-dag"])) == sorted(scheduled_phases(by_name["v0-dag"]))
+    assert sorted(scheduled_phases(by_name["v2-dag"])) == sorted(scheduled_phases(by_name["v0-dag"]))
+    assert (most_at_once(by_name["v1-dag"]), most_at_once(by_name["v2-dag"])) == (2, 1)

@@ -136,14 +136,15 @@ async def test_budget_and_fail_fast_skip_with_reasons(
     expensive = {"steps": [{"text": "spent"}], "result": {"total_cost_usd": 0.6}}
     spec = temporal.spec_from_data({"pipeline": {"max_cost_usd": 1.0}, "phases": [
         {"name": "a", "prompt": "x", "scenario": expensive},
-        {"name": "b", "prompt": "x", "scenario": expensive, "depends_on": ["a"]},
+        {"name": "b", "prompt": "x", "scenario": expensive, "depends_on": ["a"], "max_cost_usd": 0.5},
         {"name": "c", "prompt": "x", "scenario": "ok", "depends_on": ["b"]}]}, simulate=True)
     async with worker(temporal_client, queue, tmp_path, standin_cli):
         runner = temporal.TemporalRunner(temporal_client, queue)
         report = await runner.run(spec, run_id=f"budget-{tmp_path.name}")
-    c = report.phases["c"]
-    assert c.status is PhaseStatus.SKIPPED and c.kind is PhaseKind.RUN_BUDGET_SPENT and report.budget_exhausted
-    assert "run budget spent (1.2000 of 1.0 USD)" in c.message
+    b, c = report.phases["b"], report.phases["c"]  # b's cap (0.50) does not fit in what a left (0.40)
+    assert b.status is PhaseStatus.SKIPPED and b.kind is PhaseKind.RUN_BUDGET_SPENT and report.budget_exhausted
+    assert b.message == "run budget: phase may spend up to 0.5000 USD (its max_cost_usd), 0.4000 of 1.0 USD left"
+    assert c.message == "dependency 'b' skipped" and report.cost_usd == pytest.approx(0.6)
 
 
 async def test_cancel_ends_the_running_phase_tree(
