@@ -25,6 +25,7 @@ from __future__ import annotations
 from ._backend import sdk_of
 from ._cgroup import CpuUsage
 from ._classify import leaves as exception_leaves
+from ._contained import CommandOutcome, run_contained
 from ._errors import ClaudeScopeError, CLIPathError, InvalidOutputError, LineTooLongError, SDKReaderError
 from ._host import HostContainment, cgroup_move_ms, host_containment
 from ._logging import get_logger
@@ -36,6 +37,7 @@ from ._outcome import (
     FailureKind,
     QueryLimits,
     QueryOutcome,
+    SpawnedCLI,
     WebhookDelivery,
 )
 from ._preflight import Preflight, preflight
@@ -43,7 +45,7 @@ from ._proctree import end_query_tree
 from ._redact import redact, redact_data, redact_event
 from ._retry import RetryPolicy
 from ._run import run_query
-from ._scope import QueryStream, SpawnedCLI, open_query
+from ._scope import QueryStream, open_query
 from ._tracker import OpenResource, ResourceTracker
 from ._webhook import ResultWebhook
 
@@ -52,6 +54,7 @@ __all__ = [
     "CLIPathError",
     "ClaudeScopeError",
     "CleanupReport",
+    "CommandOutcome",
     "Containment",
     "CpuUsage",
     "Failure",
@@ -80,6 +83,7 @@ __all__ = [
     "redact",
     "redact_data",
     "redact_event",
+    "run_contained",
     "run_query",
     "sdk_of",
 ]

@@ -117,6 +117,14 @@ class CleanupReport:
         # nothing is known to be left, but nothing is proved either.
         return self.clean and not self.unattributed_pids and self.containment is not Containment.MARKER
 
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON: a journal row, a workflow's history, a run page, a check's evidence."""
+        return {"pids_ended": list(self.pids_ended), "signals_sent": [list(s) for s in self.signals_sent],
+                "sigkill_needed": self.sigkill_needed, "leftover_pids": list(self.leftover_pids),
+                "exit_code": self.exit_code, "duration_s": self.duration_s,
+                "containment": None if self.containment is None else self.containment.value,
+                "verified": self.verified}
+
 
 @dataclass(frozen=True)
 class QueryLimits:
@@ -209,3 +217,13 @@ class QueryOutcome:
     def cpu_s(self) -> float | None:
         """CPU seconds the query's whole process tree used (user + system; cgroup containment only)."""
         return None if self.cleanup.cpu is None else self.cleanup.cpu.total_s
+
+
+@dataclass(frozen=True)
+class SpawnedCLI:
+    """A CLI process (or a contained command) as a journal records it: the pid with its start time (so a
+    reused pid is never mistaken for it) and the query id its whole tree carries in ``CLAUDE_SCOPE_QUERY_ID``."""
+
+    pid: int
+    create_time: float
+    query_id: str

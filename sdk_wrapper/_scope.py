@@ -37,7 +37,7 @@ from ._backend import Backend, Channel
 from ._classify import QueryFacts, Stop, cli_cost, decide
 from ._logging import get_logger
 from ._options import Checked, check_arguments, resolve_cli
-from ._outcome import CleanupReport, QueryLimits, QueryOutcome
+from ._outcome import CleanupReport, QueryLimits, QueryOutcome, SpawnedCLI
 from ._tracker import ResourceTracker
 from ._transport import ScopedTransport
 from ._webhook import ResultWebhook, deliver
@@ -49,16 +49,6 @@ if TYPE_CHECKING:
     from ._outcome import AnyResultMessage
 
 M = TypeVar("M")
-
-
-@dataclass(frozen=True)
-class SpawnedCLI:
-    """A CLI process as a journal records it: the pid with its start time (so a reused pid is never
-    mistaken for it) and the query id its whole tree carries in ``CLAUDE_SCOPE_QUERY_ID``."""
-
-    pid: int
-    create_time: float
-    query_id: str
 
 
 class _IdleWatch:

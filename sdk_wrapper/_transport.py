@@ -32,14 +32,12 @@ import anyio
 import anyio.abc
 from claude_code_sdk import Transport
 
-from . import _procfs
 from ._backend import Backend
-from ._cgroup import CpuUsage, QueryCgroup, host_cgroup
+from ._contained import ContainedTree
 from ._errors import InvalidOutputError
 from ._framing import LineFramer
-from ._guard import guard_host_cgroup, guard_pid, guard_register, guard_unregister
-from ._outcome import CleanupReport, Containment, QueryLimits
-from ._proctree import MARKER_ENV, enable_subreaper, end_tree, live_roots, snapshot_tree, unattributed_children
+from ._outcome import CleanupReport, QueryLimits
+from ._proctree import MARKER_ENV
 from ._redact import redact, redact_tail
 
 #: json's own C scanner: json.loads is this plus a whitespace match on each side and an encoding sniff.
@@ -99,30 +97,24 @@ class ScopedTransport(Transport):
         self.longest_line = 0
         self._stderr_done = anyio.Event()
         self._draining = False
-        self._cgroup: QueryCgroup | None = None
-        self._containment = Containment.MARKER
-        self._spawn_ticks = 0
+        #: the CLI tree's containment, from connect() on
+        self._tree: ContainedTree | None = None
         self._lines_read = 0
-        #: open_process was entered: a CLI may exist even if we never learnt its pid (see ``_end_unseen``)
+        #: open_process was entered: a CLI may exist even if we never learnt its pid (``ContainedTree.end_unseen``)
         self._spawning = False
 
     # -- Transport interface -------------------------------------------------------------------------
     async def connect(self) -> None:
         if self.state is not TransportState.NEW:
             return
-        self._containment = Containment.SUBREAPER if enable_subreaper() else Containment.MARKER
+        self._tree = tree = ContainedTree(self.query_id)
         cwd = str(self._options.cwd) if self._options.cwd else None
         env = self._backend.env(self._options, MARKER_ENV, self.query_id)
         argv = self._argv
         if self._options.user is None and os.access(self._cli_path, os.X_OK):
             # A CLI we may run as ourselves goes into a cgroup of its own (the shell that moves it there
             # cannot move into another user's); a path we cannot execute keeps its plain spawn error.
-            support = host_cgroup()
-            self._cgroup = None if support.host is None else support.host.new_query(self.query_id)
-            if self._cgroup is not None and support.host is not None:
-                guard_host_cgroup(str(support.host.path))
-                argv = [*self._cgroup.spawn_prefix(), *argv]
-                self._containment = Containment.CGROUP
+            argv = tree.wrap(argv)
         self._spawning = True
         try:
             self._process = await anyio.open_process(
@@ -130,7 +122,7 @@ class ScopedTransport(Transport):
                 start_new_session=True, user=self._options.user,
             )
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-            self._drop_cgroup()
+            tree.spawn_failed()
             if cwd is not None and not await anyio.Path(cwd).is_dir():
                 self.error = self._backend.connection_error(f"Working directory does not exist: {cwd}")
                 raise self.error from exc
@@ -138,10 +130,7 @@ class ScopedTransport(Transport):
             self.error.__cause__ = exc
             raise self.error from exc
         self.pid = self._process.pid
-        live_roots.add(self.pid)
-        self._spawn_ticks = _procfs.start_ticks(self.pid) or 0
-        guard_register(self.query_id, self.pid, self._spawn_ticks,
-                       None if self._cgroup is None else str(self._cgroup.path))
+        tree.spawned(self.pid)
         self._log.debug("cli.spawned", pid=self.pid, cli=self._cli_path)
         if not self._streaming and self._process.stdin is not None:
             await self._process.stdin.aclose()
@@ -210,7 +199,7 @@ class ScopedTransport(Transport):
     async def _check_exit(self) -> None:
         assert self._process is not None
         code = await self._process.wait()
-        if code in (126, 127) and self._cgroup is not None and self._lines_read == 0:
+        if code in (126, 127) and self._tree is not None and self._tree.cgroup is not None and self._lines_read == 0:
             # The cgroup shell could not exec the CLI (126: not executable, 127: not found): the CLI never
             # ran, as a direct spawn would have said with its OSError.
             self.error = self._backend.not_found_error(f"Claude Code CLI could not be started: {self._cli_path}")
@@ -322,79 +311,19 @@ class ScopedTransport(Transport):
         started = time.monotonic()
         process = self._process
         if process is None:
-            return await self._end_unseen(started) if self._spawning else CleanupReport()
+            if not self._spawning or self._tree is None:
+                return CleanupReport()
+            # connect was cancelled inside open_process: a CLI may have been forked unseen (ContainedTree)
+            return await self._tree.end_unseen(started=started, terminate_grace_s=self._limits.terminate_grace_s,
+                                               kill_grace_s=self._limits.kill_grace_s, log=self._log)
         await self.end_input()
         if self.result_raw is not None and process.returncode is None:
             # The CLI has answered and is exiting; let it finish writing its session files.
             with anyio.move_on_after(self._limits.exit_grace_s):
                 await process.wait()
-        ending = await end_tree(
-            process.pid if process.returncode is None else None,
-            self.query_id,
-            wait_root=process.wait,
-            terminate_grace_s=self._limits.terminate_grace_s,
-            kill_grace_s=self._limits.kill_grace_s,
-            cgroup=self._cgroup,
-        )
-        if process.pid not in ending.pids and process.returncode is None:
-            # The root had just exited between checks; collect its status.
-            with anyio.move_on_after(self._limits.kill_grace_s):
-                await process.wait()
-        for target, sig in ending.signals:
-            self._log.info("cleanup.signal", target=target, signal=sig)
-        with anyio.move_on_after(self._limits.kill_grace_s):
-            await process.aclose()
-        leftover = set(ending.leftover) | set(snapshot_tree(None, self.query_id, cgroup=self._cgroup))
-        cpu: CpuUsage | None = None
-        unattributed: tuple[int, ...] = ()
-        if self._cgroup is not None:
-            cpu = self._cgroup.cpu()
-            if not leftover:
-                self._cgroup.remove()
-        else:
-            exclude = set(ending.pids) | {p for p in (guard_pid(),) if p is not None}
-            unattributed = tuple(unattributed_children(self._spawn_ticks, exclude))
-        live_roots.discard(process.pid)
-        if not leftover:
-            guard_unregister(self.query_id)  # a tree that is not gone stays the guard's, should we die
-        report = CleanupReport(
-            pids_ended=tuple(sorted(ending.pids)),
-            signals_sent=tuple(ending.signals),
-            sigkill_needed=ending.sigkill_needed,
-            leftover_pids=tuple(sorted(leftover)),
-            exit_code=process.returncode,
-            duration_s=time.monotonic() - started,
-            containment=self._containment,
-            cpu=cpu,
-            unattributed_pids=unattributed,
-        )
-        if unattributed:
-            self._log.warning("cleanup.unattributed", pids=list(unattributed), containment=self._containment.value)
-        self._log.info("cleanup.verified", clean=report.clean, verified=report.verified, leftover=list(leftover),
-                       containment=self._containment.value, seconds=round(report.duration_s, 4))
-        return report
-
-    async def _end_unseen(self, started: float) -> CleanupReport:
-        """``connect`` was cancelled inside ``open_process``: the CLI may have been forked, and have forked
-        children of its own, before we got its pid; the event loop kills only the child it spawned (asyncio:
-        ``transp.close()``). Its descendants carry our marker and sit in the query's cgroup: end what is there,
-        looking everywhere (without our pid they may have gone to init), and report it like any cleanup."""
-        ending = await end_tree(None, self.query_id, wait_root=None, terminate_grace_s=self._limits.terminate_grace_s,
-                                kill_grace_s=self._limits.kill_grace_s, everywhere=True, cgroup=self._cgroup)
-        leftover = set(ending.leftover) | set(snapshot_tree(None, self.query_id, everywhere=True, cgroup=self._cgroup))
-        if self._cgroup is not None and not leftover:
-            self._cgroup.remove()
-        if ending.pids:
-            self._log.warning("cleanup.unseen_cli", pids=list(ending.pids), leftover=sorted(leftover))
-        return CleanupReport(pids_ended=tuple(sorted(ending.pids)), signals_sent=tuple(ending.signals),
-                             sigkill_needed=ending.sigkill_needed, leftover_pids=tuple(sorted(leftover)),
-                             duration_s=time.monotonic() - started, containment=self._containment)
-
-    def _drop_cgroup(self) -> None:
-        if self._cgroup is not None:
-            self._cgroup.remove()
-            self._cgroup = None
-            self._containment = Containment.SUBREAPER if enable_subreaper() else Containment.MARKER
+        assert self._tree is not None
+        return await self._tree.end(process, started=started, terminate_grace_s=self._limits.terminate_grace_s,
+                                    kill_grace_s=self._limits.kill_grace_s, log=self._log)
 
 
 class _Messages:
