@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import os
 import shlex
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from sdk_wrapper import redact
+from sdk_wrapper import redact, run_contained
 
 from ._model import RunContext
 
@@ -106,7 +105,12 @@ class GlobMatches:
 
 @dataclass(frozen=True)
 class CommandSucceeds:
-    """The command exits 0 within ``timeout_s``, run in the phase's cwd; its output tail is kept."""
+    """The command exits 0 within ``timeout_s``, run in the phase's cwd; its output tail is kept.
+
+    It runs contained as a query's CLI does (``sdk_wrapper.run_contained``: its own session and cgroup where
+    one can be made, the guard's record): when it exits, times out or the run is cancelled, its whole tree
+    is ended, a child it left in the background too, and verified gone. The evidence says what that took;
+    a tree that could not be ended fails the check."""
 
     command: str | tuple[str, ...]
     timeout_s: float = 120.0
@@ -115,18 +119,21 @@ class CommandSucceeds:
     async def run(self, ctx: CheckContext) -> CheckResult:
         argv = shlex.split(self.command) if isinstance(self.command, str) else list(self.command)
         name = self.name or f"command:{' '.join(argv)[:60]}"
-        started = time.monotonic()
         try:
-            with anyio.fail_after(self.timeout_s):
-                proc = await anyio.run_process(argv, cwd=ctx.cwd, check=False, stderr=-2)  # stderr -> stdout
-        except TimeoutError:
-            return CheckResult(name, False, f"timed out after {self.timeout_s}s", {"argv": argv})
+            done = await run_contained(argv, cwd=ctx.cwd, timeout_s=self.timeout_s, output_bytes=_OUTPUT_TAIL)
         except OSError as exc:
             return CheckResult(name, False, f"could not run: {exc.strerror}", {"argv": argv})
-        output = redact(proc.stdout.decode(errors="replace"))[-_OUTPUT_TAIL:]
-        return CheckResult(name, proc.returncode == 0, f"exit {proc.returncode}",
-                           {"argv": argv, "exit_code": proc.returncode, "output_tail": output,
-                            "seconds": round(time.monotonic() - started, 3)})
+        cleanup = done.cleanup
+        details = {"argv": argv, "exit_code": done.exit_code, "output_tail": done.output,
+                   "seconds": round(done.duration_s, 3), "timed_out": done.timed_out, "cleanup": cleanup.to_dict()}
+        left_behind = [pid for pid in cleanup.pids_ended if pid != done.pid]
+        ended = f"; ended {len(left_behind)} process(es) it left running" if left_behind else ""
+        if not cleanup.clean:
+            return CheckResult(name, False, f"its processes could not be ended: {list(cleanup.leftover_pids)}",
+                               details)
+        if done.timed_out:
+            return CheckResult(name, False, f"timed out after {self.timeout_s}s{ended}", details)
+        return CheckResult(name, done.exit_code == 0, f"exit {done.exit_code}{ended}", details)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "command", "command": self.command if isinstance(self.command, str) else list(self.command),

@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 
-from sdk_wrapper import CleanupReport, QueryOutcome, redact
+from sdk_wrapper import QueryOutcome, redact
 
 from ._model import PhaseOutcome, parse_kind
 from ._status import PhaseStatus
@@ -111,15 +111,6 @@ def same_process(pid: int, start: float) -> bool:
         return abs(psutil.Process(pid).create_time() - start) < 0.05
     except psutil.Error:
         return False
-
-
-def cleanup_record(cleanup: CleanupReport) -> dict[str, Any]:
-    """What ending a CLI tree took, as JSON (a journal row, a run page, a trace)."""
-    return {"pids_ended": list(cleanup.pids_ended), "signals_sent": [list(s) for s in cleanup.signals_sent],
-            "sigkill_needed": cleanup.sigkill_needed, "leftover_pids": list(cleanup.leftover_pids),
-            "exit_code": cleanup.exit_code, "duration_s": cleanup.duration_s,
-            "containment": None if cleanup.containment is None else cleanup.containment.value,
-            "verified": cleanup.verified}
 
 
 def _owner(row: sqlite3.Row) -> Owner | None:
@@ -305,7 +296,7 @@ class Journal:
                         "" if failure is None else redact(failure.message)[:2000], outcome.cost_usd,
                         outcome.session_id, outcome.num_turns, outcome.query_id, outcome.message_count,
                         "" if failure is None else redact(failure.stderr_tail)[-STDERR_KEPT:],
-                        json.dumps(cleanup_record(outcome.cleanup)), run_id, name, number))
+                        json.dumps(outcome.cleanup.to_dict()), run_id, name, number))
             db.execute("DELETE FROM live_processes WHERE run_id = ? AND name = ?", (run_id, name))
 
     def attempts(self, run_id: str) -> list[dict[str, Any]]:

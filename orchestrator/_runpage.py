@@ -14,6 +14,7 @@ import os
 import time
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from ._cost import format_cost
 from ._runview import AttemptView, CleanupView, Item, PhaseView, RunView, Transcript
@@ -226,6 +227,16 @@ def _attempt(a: AttemptView, run_live: bool) -> str:
             f"{_transcript(a.transcript)}</div>")
 
 
+def _check_cleanup(check: dict[str, Any]) -> str:
+    """A command check's tree, as its evidence recorded it: what was ended, how contained, verified or not."""
+    cleanup = CleanupView.of((check.get("details") or {}).get("cleanup"))
+    if cleanup is None:
+        return ""
+    left = f", <b>left: {list(cleanup.leftover_pids)}</b>" if cleanup.leftover_pids else ""
+    return (f' <span class="muted">(its tree: ended {list(cleanup.pids_ended) or "nothing"}, '
+            f'{escape(cleanup.containment or "?")}{", verified" if cleanup.verified else ""}{left})</span>')
+
+
 def _phase(i: int, p: PhaseView, run_live: bool) -> str:
     head = f'<h3>{escape(p.name)} {_pill(p.status)}</h3>'
     desc = f'<p class="muted">{escape(p.description)}</p>' if p.description else ""
@@ -237,7 +248,7 @@ def _phase(i: int, p: PhaseView, run_live: bool) -> str:
     if p.checks:
         checks = "<ul class=checks>" + "".join(
             f'<li class="{"pass" if c.get("passed") else "fail"}"><b>{escape(str(c.get("name", "")))}</b>: '
-            f'{escape(str(c.get("evidence", "")))}</li>' for c in p.checks) + "</ul>"
+            f'{escape(str(c.get("evidence", "")))}{_check_cleanup(c)}</li>' for c in p.checks) + "</ul>"
     attempts = "".join(_attempt(a, run_live) for a in p.attempts)
     return (f'<section class="card phase" id="{_anchor(i)}" data-phase="{escape(p.name)}" data-status="{p.status}">'
             f"{head}{desc}{deps}{failure}{checks}{attempts}</section>")

@@ -63,7 +63,7 @@ class Transcript:
 
 @dataclass(frozen=True)
 class CleanupView:
-    """What ending an attempt's CLI tree took (from the journal's ``cleanup_record``)."""
+    """What ending an attempt's CLI tree took (``CleanupReport.to_dict`` as the journal keeps it)."""
 
     pids_ended: tuple[int, ...] = ()
     #: (target, signal name), as ``CleanupReport.signals_sent``

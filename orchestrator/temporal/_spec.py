@@ -27,7 +27,7 @@ from claude_code_sdk import ClaudeCodeOptions
 from sdk_wrapper import FailureKind, redact
 
 from .._checks import CommandSucceeds, FileExists, GlobMatches
-from .._journal import STDERR_KEPT, cleanup_record
+from .._journal import STDERR_KEPT
 from .._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunReport, parse_kind
 from .._pipeline_file import parse_pipeline, read_pipeline_data
 from .._runview import AttemptView, CleanupView, PhaseView, RunView, Transcript, read_transcript
@@ -191,7 +191,7 @@ def outcome_record(outcome: PhaseOutcome, *, host: str = "", message_log: str = 
         "query_id": None if query is None else query.query_id,
         "message_count": None if query is None else query.message_count,
         "stderr_tail": "" if failure is None else redact(failure.stderr_tail)[-STDERR_KEPT:],
-        "cleanup": None if query is None else cleanup_record(query.cleanup),
+        "cleanup": None if query is None else query.cleanup.to_dict(),
     }
 
 

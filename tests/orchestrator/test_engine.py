@@ -29,7 +29,7 @@ from orchestrator import (
     glob_matches,
 )
 from sdk_wrapper import FailureKind, RetryPolicy
-from sdk_wrapper.testing import scenario_env
+from sdk_wrapper.testing import process_alive, scenario_env
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 
 pytestmark = pytest.mark.anyio
@@ -215,6 +215,36 @@ async def test_failed_checks_fail_the_phase_with_evidence(leak_guard: LeakGuard,
     assert outcome.checks[0].evidence == "short.md: 4 bytes (need >= 100)"
     assert outcome.checks[2].details["exit_code"] == 3
     assert outcome.query is not None and outcome.query.ok  # the CLI said success; the evidence said no
+
+
+async def test_check_commands_are_contained(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    """A check that exits 0 but leaves a child in its own session, and one that times out with a child: both
+    trees are ended and verified gone, and the evidence says so. Each child is looked for by its pid after
+    the run. (Before: the first hung until its timeout on the child holding its output, and both children
+    outlived the run.)"""
+    p = orch.project_dir
+    leaves = command_succeeds("sh -c 'setsid sleep 3600 & echo $!'", timeout_s=20)
+    hangs = command_succeeds("sh -c 'sleep 3600 & echo $!; exec sleep 3600'", timeout_s=0.5)
+    report = await orch.run(Pipeline([phase("checked", "ok", p, checks=[leaves, hangs])]), run_id="r")
+    ok, late = report.phases["checked"].checks
+    children = [int(c.details["output_tail"].split()[-1]) for c in (ok, late)]
+    assert ok.passed and ok.evidence == "exit 0; ended 1 process(es) it left running"
+    assert ok.details["cleanup"]["pids_ended"] == [children[0]] and ok.details["cleanup"]["leftover_pids"] == []
+    assert not late.passed and late.evidence.startswith("timed out after 0.5s") and late.details["timed_out"]
+    assert children[1] in late.details["cleanup"]["pids_ended"]
+    assert not any(process_alive(pid) for pid in children), children
+    evidence = json.loads(orch.journal.phases("r")["checked"]["evidence"])
+    assert evidence[0]["details"]["cleanup"]["pids_ended"] == [children[0]]  # journalled with the phase
+
+
+async def test_a_check_running_when_the_run_is_cancelled_is_ended(leak_guard: LeakGuard, orch: Orchestrator) -> None:
+    p = orch.project_dir
+    hangs = command_succeeds("sh -c 'setsid sleep 3600 & echo $! > child.pid; exec sleep 3600'", timeout_s=60)
+    with anyio.move_on_after(3):
+        await orch.run(Pipeline([phase("checked", "ok", p, checks=[hangs])]), run_id="r")
+    child = int((p / "child.pid").read_text())
+    assert not process_alive(child)
+    assert orch.journal.runs()[0]["status"] == "interrupted"
 
 
 async def test_callable_prompt_sees_earlier_outcomes(leak_guard: LeakGuard, orch: Orchestrator) -> None:
