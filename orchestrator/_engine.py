@@ -8,6 +8,7 @@ the query id its processes carry in their environment.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -20,14 +21,15 @@ import anyio
 import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
-from sdk_wrapper import end_query_tree, exception_leaves, get_logger
+from sdk_wrapper import end_query_tree, exception_leaves, get_logger, redact
 
 from ._execute import PhaseRuntime, run_phase
+from ._feedback import CHECKS_FAILED, feedback_block
 from ._journal import DEFAULT_PATH, Journal, RunBusyError, same_process
 from ._model import Phase, PhaseOutcome, Pipeline, RunContext, RunReport
 from ._observe import Observers, RunObserver
 from ._schedule import RunState, Start
-from ._status import PhaseStatus
+from ._status import PhaseKind, PhaseStatus
 
 
 class Orchestrator:
@@ -157,7 +159,9 @@ class Orchestrator:
         earlier = self.journal.attempt_costs(ctx.run_id, phase.name)
         runtime = PhaseRuntime(ctx.run_id, self.journal, self.project_dir, self.cli_path,
                                first_attempt=recorded.attempts if recorded is not None else 0,
-                               earlier_costs=earlier, cap_usd=cap_usd, observer=self.observer)
+                               earlier_costs=earlier, cap_usd=cap_usd, observer=self.observer,
+                               feedback=journalled_feedback(self.journal, ctx.run_id, phase.name) if phase.feedback
+                               else "")
         with structlog.contextvars.bound_contextvars(run_id=ctx.run_id, phase=phase.name):
             outcome = await run_phase(phase, ctx, runtime)
         state.ended(phase.name, outcome.status, outcome.cost_usd, outcome.cost_lower_bound)
@@ -218,6 +222,21 @@ async def end_orphans(journal: Journal, log: Any) -> tuple[int, ...]:
             log.warning("orphans.ended", run_id=proc.run_id, phase=proc.name, pids=list(pids))
         journal.forget_process(proc)
     return tuple(ended)
+
+
+def journalled_feedback(journal: Journal, run_id: str, name: str) -> str:
+    """A resumed phase's first attempt is told what its last ended attempt was told it did wrong: rebuilt from
+    the journal (its failure, stderr tail and check evidence), as the run that was interrupted would have."""
+    ended = [a for a in journal.attempts(run_id) if a["name"] == name and a["ended"] is not None]
+    if not ended:
+        return ""
+    last = max(ended, key=lambda a: a["number"])
+    checks = json.loads(last.get("evidence") or "[]")
+    kind = last["kind"] or (PhaseKind.VALIDATION_FAILED.value if any(not c.get("passed") for c in checks) else None)
+    if kind is None:
+        return ""
+    message = last["message"] or (CHECKS_FAILED if last["ok"] else "")
+    return redact(feedback_block(last["number"], kind, message, last.get("stderr_tail") or "", checks))
 
 
 def new_run_id() -> str:

@@ -18,10 +18,11 @@ from typing import IO, Any, Protocol
 import anyio
 from claude_code_sdk import ClaudeCodeOptions
 
-from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, SpawnedCLI, open_query
+from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, SpawnedCLI, open_query, redact
 
 from ._checks import CheckContext, CheckResult
 from ._cost import PhaseCap, sum_costs
+from ._feedback import CHECKS_FAILED, feedback_block, with_feedback
 from ._model import Phase, PhaseOutcome, RunContext
 from ._observe import RunObserver
 from ._status import PhaseKind, PhaseStatus
@@ -51,13 +52,15 @@ class PhaseRecorder(Protocol):
     """Where a phase's progress is recorded: the ``Journal`` locally; on a Temporal worker, a host record
     that keeps only the live CLI and the message log (history has the rest)."""
 
-    def phase_running(self, run_id: str, name: str, attempt: int) -> None: ...
+    def phase_running(self, run_id: str, name: str, attempt: int, prompt: str = "") -> None: ...
 
     def message_log(self, run_id: str, name: str, attempt: int) -> Path: ...
 
     def process_started(self, run_id: str, name: str, pid: int, create_time: float, query_id: str) -> None: ...
 
     def attempt_ended(self, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None: ...
+
+    def attempt_checked(self, run_id: str, name: str, number: int, checks: list[dict[str, Any]]) -> None: ...
 
     def phase_ended(self, run_id: str, outcome: PhaseOutcome) -> None: ...
 
@@ -76,6 +79,8 @@ class PhaseRuntime:
     #: what this phase's attempts here may spend together: the run budget's reservation (``Start.cap_usd``);
     #: None: the phase's own ``max_cost_usd``
     cap_usd: float | None = None
+    #: what the first attempt here is told of the one before it (a resume, or a Temporal retry): see ``_feedback``
+    feedback: str = ""
     observer: RunObserver = field(default_factory=RunObserver)
 
 
@@ -87,8 +92,33 @@ def phase_options(phase: Phase, project_dir: Path) -> Any:
     return options
 
 
+@dataclass(frozen=True)
+class Tried:
+    """One attempt: the query's outcome and, when its result was ok, the checks' results."""
+
+    query: QueryOutcome
+    checks: tuple[CheckResult, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.query.ok and all(c.passed for c in self.checks)
+
+    def feedback(self, number: int) -> str:
+        """What the next attempt is told of this one (see ``_feedback``), redacted."""
+        failure = self.query.failure
+        if failure is not None or not self.query.ok:
+            kind = (failure.kind if failure is not None else FailureKind.EXECUTION_ERROR).value
+            message, stderr = (failure.message, failure.stderr_tail) if failure is not None else ("error result", "")
+        else:
+            kind, message, stderr = PhaseKind.VALIDATION_FAILED.value, CHECKS_FAILED, ""
+        return redact(feedback_block(number, kind, message, stderr, [c.to_dict() for c in self.checks]))
+
+
 async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOutcome:
-    """Run ``phase`` to its outcome. Cancellation is journalled (a synchronous write), then re-raised."""
+    """Run ``phase`` to its outcome: each attempt is its query and, when the CLI's result is ok, its checks.
+    With a retry policy, a failed query is retried as the policy allows; with ``feedback`` too, so is a
+    failed check (even after side effects), and each retry's prompt carries what failed before.
+    Cancellation is journalled (a synchronous write), then re-raised."""
     started = time.monotonic()
     try:
         prompt = phase.prompt if isinstance(phase.prompt, str) else phase.prompt(ctx)
@@ -98,23 +128,26 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                             duration_s=time.monotonic() - started)
     options = phase_options(phase, rt.project_dir)
     limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s)
+    check_ctx = CheckContext(Path(options.cwd or rt.project_dir), ctx)
     attempt = rt.first_attempt
     costs = list(rt.earlier_costs)  # every attempt's, so that retries' spend is never dropped
     cap = PhaseCap(rt.cap_usd if rt.cap_usd is not None else phase.max_cost_usd)
+    feedback = rt.feedback  # what the next attempt is told (a resume's or a Temporal retry's first, from outside)
     journal, run_id, observer, name = rt.journal, rt.run_id, rt.observer, phase.name
 
     def spawned(cli: SpawnedCLI) -> None:
         journal.process_started(run_id, name, cli.pid, cli.create_time, cli.query_id)
         observer.spawned(run_id, name, cli)
 
-    async def once() -> QueryOutcome:
-        nonlocal attempt
+    async def once() -> Tried:
+        nonlocal attempt, feedback
         attempt += 1
-        journal.phase_running(run_id, name, attempt)
+        told = with_feedback(prompt, feedback)
+        journal.phase_running(run_id, name, attempt, told)
         observer.attempt_started(run_id, name, attempt)
         log = MessageLog(journal.message_log(run_id, name, attempt))
         allowed = cap.left()  # the CLI stops itself there (--max-budget-usd)
-        stream: QueryStream[Any] = open_query(prompt, options, limits=replace(limits, max_cost_usd=allowed),
+        stream: QueryStream[Any] = open_query(told, options, limits=replace(limits, max_cost_usd=allowed),
                                               cli_path=rt.cli_path, on_spawn=spawned)
         try:
             async with stream:
@@ -128,7 +161,20 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
             if stream.finished:
                 journal.attempt_ended(run_id, name, attempt, stream.outcome)
                 observer.attempt_ended(run_id, name, attempt, stream.outcome)
-        return stream.outcome
+        tried = Tried(stream.outcome)
+        if stream.outcome.ok:
+            tried = Tried(stream.outcome, tuple([await check.run(check_ctx) for check in phase.checks]))
+            journal.attempt_checked(run_id, name, attempt, [c.to_dict() for c in tried.checks])
+        if phase.feedback and not tried.passed:
+            feedback = tried.feedback(attempt)
+        return tried
+
+    def again(tried: Tried) -> bool:
+        if tried.passed or not cap.has_room() or phase.retry is None:
+            return False
+        if not tried.query.ok:  # a failed query: the policy decides (after side effects, only if it says so)
+            return phase.retry.should_retry(tried.query)
+        return phase.feedback  # a failed check: worth another attempt only if the agent is told what failed
 
     if not cap.has_room():  # a resume of a phase whose earlier attempts spent its max_cost_usd
         cost, lower_bound = sum_costs(costs)
@@ -136,7 +182,7 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                             message=f"max_cost_usd={phase.max_cost_usd} was spent by its earlier attempts",
                             duration_s=time.monotonic() - started, cost_usd=cost, cost_lower_bound=lower_bound)
     try:
-        outcome = await (phase.retry.run(once, lambda _: cap.has_room()) if phase.retry is not None else once())
+        tried = await (phase.retry.repeat(once, again) if phase.retry is not None else once())
     except anyio.get_cancelled_exc_class():
         cost, lower_bound = sum_costs(costs)
         journal.phase_ended(run_id, PhaseOutcome(phase.name, PhaseStatus.CANCELLED, attempts=attempt,
@@ -144,11 +190,7 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                                                  cost_lower_bound=lower_bound,
                                                  kind=FailureKind.CANCELLED, message="run cancelled"))
         raise
-    checks: tuple[CheckResult, ...] = ()
-    if outcome.ok:
-        check_ctx = CheckContext(Path(options.cwd or rt.project_dir), ctx)
-        checks = tuple([await check.run(check_ctx) for check in phase.checks])
-    return _phase_outcome(phase.name, outcome, checks, attempt, costs, time.monotonic() - started)
+    return _phase_outcome(phase.name, tried.query, tried.checks, attempt, costs, time.monotonic() - started)
 
 
 def _phase_outcome(name: str, outcome: QueryOutcome, checks: tuple[CheckResult, ...], attempts: int,

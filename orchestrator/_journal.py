@@ -52,13 +52,18 @@ CREATE TABLE IF NOT EXISTS live_processes (
 _ADDED_COLUMNS = {
     "runs": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL"),
     "live_processes": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL"),
-    "attempts": ("num_turns INTEGER", "query_id TEXT", "message_count INTEGER", "stderr_tail TEXT", "cleanup TEXT"),
+    # prompt: what the attempt was given (with a learning retry's feedback), redacted and bounded; evidence:
+    # its checks' results (JSON), when its query was ok
+    "attempts": ("num_turns INTEGER", "query_id TEXT", "message_count INTEGER", "stderr_tail TEXT", "cleanup TEXT",
+                 "prompt TEXT", "evidence TEXT"),
     # 1: an attempt's cost was never reported, so the phase's cost_usd (the sum of its attempts') is a lower bound
     "phases": ("cost_lower_bound INTEGER",),
 }
 #: how much of an attempt's stderr tail the journal (and a Temporal run's record) keeps (the wrapper keeps up to
 #: 16 KiB in memory)
 STDERR_KEPT = 4000
+#: how much of an attempt's prompt the journal keeps
+PROMPT_KEPT = 100_000
 
 
 class JournalError(RuntimeError):
@@ -276,13 +281,13 @@ class Journal:
         return result
 
     # -- phases -----------------------------------------------------------------------------------
-    def phase_running(self, run_id: str, name: str, attempt: int) -> None:
+    def phase_running(self, run_id: str, name: str, attempt: int, prompt: str = "") -> None:
         now = time.time()
         with self._tx() as db:
             db.execute("UPDATE phases SET status = 'running', attempts = ?, updated = ? WHERE run_id = ? AND name = ?",
                        (attempt, now, run_id, name))
-            db.execute("INSERT OR REPLACE INTO attempts (run_id, name, number, started) VALUES (?, ?, ?, ?)",
-                       (run_id, name, attempt, now))
+            db.execute("INSERT OR REPLACE INTO attempts (run_id, name, number, started, prompt) VALUES (?, ?, ?, ?, ?)",
+                       (run_id, name, attempt, now, redact(prompt)[:PROMPT_KEPT]))
 
     def attempt_ended(self, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
         """The attempt's query ended: its result, failure (message and stderr tail redacted) and what ending
@@ -298,6 +303,12 @@ class Journal:
                         "" if failure is None else redact(failure.stderr_tail)[-STDERR_KEPT:],
                         json.dumps(outcome.cleanup.to_dict()), run_id, name, number))
             db.execute("DELETE FROM live_processes WHERE run_id = ? AND name = ?", (run_id, name))
+
+    def attempt_checked(self, run_id: str, name: str, number: int, checks: list[dict[str, Any]]) -> None:
+        """The attempt's checks ran (its query was ok): their results, each a ``CheckResult.to_dict``."""
+        with self._tx() as db:
+            db.execute("UPDATE attempts SET evidence = ? WHERE run_id = ? AND name = ? AND number = ?",
+                       (json.dumps(checks), run_id, name, number))
 
     def attempts(self, run_id: str) -> list[dict[str, Any]]:
         """Every attempt of the run, by start time; ``cleanup`` decoded (None where it was not recorded)."""

@@ -78,6 +78,9 @@ class Phase:
     depends_on: tuple[str, ...] = ()
     checks: tuple[Check, ...] = ()
     description: str = ""
+    #: retries learn: a failed check is retried too (with ``retry``), and each retry's prompt carries what
+    #: failed before (the failure, the stderr tail, the failed checks' evidence; bounded, redacted)
+    feedback: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -90,6 +93,8 @@ class Phase:
             raise PipelineError(f"phase {self.name!r}: options must be ClaudeCodeOptions or ClaudeAgentOptions")
         for key in ("timeout_s", "idle_timeout_s", "max_cost_usd"):
             _positive_or_none(f"phase {self.name!r}: {key}", getattr(self, key))
+        if self.feedback and self.retry is None:
+            raise PipelineError(f"phase {self.name!r}: feedback needs a retry policy (it tells the retries)")
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
         object.__setattr__(self, "checks", tuple(self.checks))
 
@@ -101,7 +106,7 @@ class Phase:
             else f"<callable {getattr(self.prompt, '__name__', '?')}>",
             "timeout_s": self.timeout_s, "idle_timeout_s": self.idle_timeout_s, "max_cost_usd": self.max_cost_usd,
             "depends_on": list(self.depends_on), "checks": [c.to_dict() for c in self.checks],
-            "description": self.description,
+            "description": self.description, "feedback": self.feedback,
         }
 
 

@@ -11,6 +11,8 @@
     depends_on = ["..."]
     timeout_s = 600; idle_timeout_s = 120; max_cost_usd = 1.0
     retry = { attempts = 3, initial_wait_s = 1, max_wait_s = 30, after_side_effects = false }
+    # feedback = true: a failed check is retried too, and each retry is told what failed before;
+    # kinds = ["rate_limited", "process_exit"]: retry only these failure kinds (default: the retryable ones)
     model = "..."; max_turns = 50; permission_mode = "bypassPermissions"; cwd = "sub/dir"
     allowed_tools = ["Read"]; disallowed_tools = []; system_prompt = "..."; env = { KEY = "value" }
     scenario = "ok"                 # used only with --simulate: the stand-in CLI's scenario (name or table)
@@ -33,7 +35,7 @@ from typing import Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
-from sdk_wrapper import RetryPolicy
+from sdk_wrapper import FailureKind, RetryPolicy
 from sdk_wrapper.standin import SCENARIO_ENV
 
 from ._checks import Check, command_succeeds, file_exists, glob_matches
@@ -48,7 +50,7 @@ _PHASE_KEYS: dict[str, Any] = {
     "append_system_prompt": str, "env": dict, "scenario": (str, dict), "checks": list,
 }
 _RETRY_KEYS: dict[str, Any] = {"attempts": int, "initial_wait_s": _NUM, "max_wait_s": _NUM, "jitter_s": _NUM,
-                               "after_side_effects": bool}
+                               "after_side_effects": bool, "feedback": bool, "kinds": list}
 _CHECK_KEYS: dict[str, dict[str, Any]] = {
     "file_exists": {"type": str, "path": str, "min_bytes": int, "name": str},
     "glob": {"type": str, "pattern": str, "min_count": int, "name": str},
@@ -143,25 +145,38 @@ def _phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> 
         system_prompt=t.get("system_prompt"), append_system_prompt=t.get("append_system_prompt"),
         cwd=str(cwd), env=env,
     )
-    retry = None
-    if "retry" in t:
-        _check(f"{where}.retry", t["retry"], _RETRY_KEYS)
-        for key in ("initial_wait_s", "max_wait_s", "jitter_s"):
-            if key in t["retry"]:
-                _finite_positive(f"{where}.retry", key, t["retry"][key], zero=True)
-        try:
-            retry = RetryPolicy(**t["retry"])
-        except ValueError as exc:
-            raise PipelineError(f"{where}.retry: {exc}") from None
+    retry, feedback = _retry(where, t.get("retry"))
     for key in ("timeout_s", "idle_timeout_s", "max_cost_usd", "max_turns"):
         if key in t:
             _finite_positive(where, key, t[key])
     return Phase(
         name=t["name"], prompt=t["prompt"], options=options, timeout_s=t.get("timeout_s", 600.0),
-        idle_timeout_s=t.get("idle_timeout_s"), max_cost_usd=t.get("max_cost_usd"), retry=retry,
+        idle_timeout_s=t.get("idle_timeout_s"), max_cost_usd=t.get("max_cost_usd"), retry=retry, feedback=feedback,
         depends_on=tuple(t.get("depends_on", ())), description=t.get("description", ""),
         checks=tuple(_check_spec(f"{where}.checks[{i}]", c) for i, c in enumerate(t.get("checks", []))),
     )
+
+
+def _retry(where: str, table: dict[str, Any] | None) -> tuple[RetryPolicy | None, bool]:
+    """The phase's retry policy, and whether its retries learn from feedback."""
+    if table is None:
+        return None, False
+    where = f"{where}.retry"
+    _check(where, table, _RETRY_KEYS)
+    for key in ("initial_wait_s", "max_wait_s", "jitter_s"):
+        if key in table:
+            _finite_positive(where, key, table[key], zero=True)
+    settings = {k: v for k, v in table.items() if k != "feedback"}
+    if "kinds" in settings:
+        known = {k.value for k in FailureKind}
+        wrong = [k for k in settings["kinds"] if k not in known]
+        if wrong or not settings["kinds"]:
+            raise PipelineError(f"{where}: key 'kinds' must list failure kinds, of {sorted(known)}; got {wrong}")
+        settings["kinds"] = frozenset(FailureKind(k) for k in settings["kinds"])
+    try:
+        return RetryPolicy(**settings), bool(table.get("feedback", False))
+    except ValueError as exc:
+        raise PipelineError(f"{where}: {exc}") from None
 
 
 def _check_spec(where: str, c: Any) -> Check:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._cost import format_cost
+from ._feedback import HEADER
 from ._runview import AttemptView, CleanupView, Item, PhaseView, RunView, Transcript
 
 _LABEL_W, _PLOT_X, _PLOT_W, _ROW_H, _TOP = 150, 160, 820, 26, 34
@@ -223,8 +224,19 @@ def _attempt(a: AttemptView, run_live: bool) -> str:
     failure = f'<div class="failure">{escape(a.message)}</div>' if a.message else ""
     stderr = (f"<details><summary>stderr tail ({len(a.stderr_tail):,} characters)</summary>"
               f"<pre>{escape(a.stderr_tail)}</pre></details>" if a.stderr_tail else "")
-    return (f'<div class="attempt" data-attempt="{a.number}"><dl class="facts">{dl}</dl>{failure}{stderr}'
-            f"{_transcript(a.transcript)}</div>")
+    prompt = (f'<details class="prompt"><summary>prompt ({len(a.prompt):,} characters'
+              f'{", with feedback" if HEADER in a.prompt else ""})</summary><pre>{escape(a.prompt)}</pre></details>'
+              if a.prompt else "")
+    return (f'<div class="attempt" data-attempt="{a.number}"><dl class="facts">{dl}</dl>{failure}{prompt}'
+            f"{_checks(a.checks)}{stderr}{_transcript(a.transcript)}</div>")
+
+
+def _checks(checks: tuple[dict[str, Any], ...]) -> str:
+    if not checks:
+        return ""
+    return "<ul class=checks>" + "".join(
+        f'<li class="{"pass" if c.get("passed") else "fail"}"><b>{escape(str(c.get("name", "")))}</b>: '
+        f'{escape(str(c.get("evidence", "")))}{_check_cleanup(c)}</li>' for c in checks) + "</ul>"
 
 
 def _check_cleanup(check: dict[str, Any]) -> str:
@@ -244,11 +256,7 @@ def _phase(i: int, p: PhaseView, run_live: bool) -> str:
     failure = ""
     if p.status not in ("succeeded", "running", "pending") and p.message:
         failure = f'<div class="failure"><b>{escape(p.kind or p.status)}</b>: {escape(p.message)}</div>'
-    checks = ""
-    if p.checks:
-        checks = "<ul class=checks>" + "".join(
-            f'<li class="{"pass" if c.get("passed") else "fail"}"><b>{escape(str(c.get("name", "")))}</b>: '
-            f'{escape(str(c.get("evidence", "")))}{_check_cleanup(c)}</li>' for c in p.checks) + "</ul>"
+    checks = _checks(p.checks)
     attempts = "".join(_attempt(a, run_live) for a in p.attempts)
     return (f'<section class="card phase" id="{_anchor(i)}" data-phase="{escape(p.name)}" data-status="{p.status}">'
             f"{head}{desc}{deps}{failure}{checks}{attempts}</section>")

@@ -101,6 +101,10 @@ class AttemptView:
     #: None when not recorded (a journal before it was, an attempt that never ended)
     cleanup: CleanupView | None = None
     transcript: Transcript = field(default_factory=Transcript)
+    #: the prompt it was given (a learning retry's carries the feedback), as journalled
+    prompt: str = ""
+    #: its checks' results (when its query was ok), each a ``CheckResult.to_dict``
+    checks: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -293,4 +297,5 @@ def _attempt_view(row: dict[str, Any], log: Path | None) -> AttemptView:
         cost_usd=row["cost_usd"], num_turns=row.get("num_turns"), session_id=row["session_id"],
         query_id=row.get("query_id"), message_count=row.get("message_count"),
         stderr_tail=redact(row.get("stderr_tail") or ""), cleanup=CleanupView.of(row.get("cleanup")),
+        prompt=redact(row.get("prompt") or ""), checks=tuple(json.loads(row.get("evidence") or "[]")),
         transcript=read_transcript(log) if log is not None else Transcript(note="transcripts not read"))

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import anyio
 from tenacity import (
@@ -26,6 +27,8 @@ from tenacity import (
 
 from ._logging import get_logger
 from ._outcome import Attempt, FailureKind, QueryOutcome
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,9 @@ class RetryPolicy:
             return False
         return failure.retryable if self.kinds is None else failure.kind in self.kinds
 
-    async def run(self, once: Callable[[], Awaitable[QueryOutcome]],
-                  may_retry: Callable[[QueryOutcome], bool] | None = None) -> QueryOutcome:
+    async def run(self, once: Callable[[], Awaitable[QueryOutcome]]) -> QueryOutcome:
         """Call ``once`` until it succeeds, is not retryable, or attempts run out; return the last outcome,
-        with every attempt in its ``attempts``. (How ``run_query`` and the orchestrator's phases retry.)
-        ``may_retry``: the caller's own reason to stop after an outcome (e.g. the phase's cap is spent)."""
+        with every attempt in its ``attempts``. (How ``run_query`` retries.)"""
         log = get_logger()
         attempts: list[Attempt] = []
         last_end: list[float] = []
@@ -76,9 +77,17 @@ class RetryPolicy:
             log.info("retry.attempt", attempt=len(attempts), ok=outcome.ok, kind=None if kind is None else kind.value)
             return outcome
 
-        def give_up(state: RetryCallState) -> QueryOutcome:
+        outcome = await self.repeat(attempt, self.should_retry)
+        return replace(outcome, attempts=tuple(attempts))
+
+    async def repeat(self, once: Callable[[], Awaitable[T]], again: Callable[[T], bool]) -> T:
+        """Call ``once`` while ``again(result)`` says so and attempts are left, waiting between as the policy
+        says; return the last result. (``run`` is this with ``should_retry``; the orchestrator's phases use it
+        with their own rule, which also retries a failed check when the phase learns from feedback.)"""
+
+        def give_up(state: RetryCallState) -> T:
             assert state.outcome is not None
-            result: QueryOutcome = state.outcome.result()
+            result: T = state.outcome.result()
             return result
 
         retrying = AsyncRetrying(
@@ -88,9 +97,9 @@ class RetryPolicy:
             # the ``multiplier`` that replaces it is missing before.)
             wait=wait_exponential(multiplier=self.initial_wait_s, max=self.max_wait_s) + wait_random(0, self.jitter_s)
             if self.wait else wait_none(),
-            retry=retry_if_result(lambda o: self.should_retry(o) and (may_retry is None or may_retry(o))),
+            retry=retry_if_result(again),
             sleep=anyio.sleep,
             retry_error_callback=give_up,
         )
-        outcome: QueryOutcome = await retrying(attempt)
-        return replace(outcome, attempts=tuple(attempts))
+        result: T = await retrying(once)
+        return result

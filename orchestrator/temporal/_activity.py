@@ -23,16 +23,18 @@ import anyio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sdk_wrapper import QueryOutcome, end_query_tree, get_logger
+from sdk_wrapper import QueryOutcome, end_query_tree, get_logger, redact
 
 from .._engine import end_orphans
 from .._execute import PhaseRuntime, run_phase
 from .._journal import Journal, same_process
-from .._model import PhaseOutcome, RunContext
+from .._model import PhaseOutcome, PipelineError, RunContext
 from .._status import PhaseStatus
 from ._spec import PipelineSpec, outcome_record
 from ._workflow import ACTIVITY, PHASE_FAILED
 
+#: the activity error type for a pipeline the worker cannot build (a retry would fail the same way)
+BAD_PIPELINE = "claude-scope.bad-pipeline"
 #: how often the running attempt heartbeats (the worker throttles what it sends; see _worker)
 HEARTBEAT_TICK_S = 0.1
 
@@ -45,9 +47,10 @@ class _HostRecorder:
         self.journal = journal
         self.memo: dict[str, Any] = {}
         self.log_path = ""
+        self.prompt = ""
 
-    def phase_running(self, run_id: str, name: str, attempt: int) -> None:
-        pass
+    def phase_running(self, run_id: str, name: str, attempt: int, prompt: str = "") -> None:
+        self.prompt = prompt  # for the attempt's record in history
 
     def phase_ended(self, run_id: str, outcome: PhaseOutcome) -> None:
         pass
@@ -61,6 +64,9 @@ class _HostRecorder:
         self.journal.process_started(run_id, name, pid, create_time, query_id)
         self.memo = {"host": socket.gethostname(), "pid": pid, "create_time": create_time, "query_id": query_id}
         activity.heartbeat(self.memo)  # at once, not at the next tick: a worker may die within the tick
+
+    def attempt_checked(self, run_id: str, name: str, number: int, checks: list[dict[str, Any]]) -> None:
+        pass  # the attempt's record in history carries them
 
     def attempt_ended(self, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
         self.journal.forget_processes(run_id, name)
@@ -80,12 +86,17 @@ class PhaseActivities:
         info = activity.info()
         await self._end_previous(info.heartbeat_details)
         run_id, name, attempt = request["run_id"], request["phase"], int(request["attempt"])
-        pipeline = PipelineSpec.from_json(request["spec"]).pipeline(self.workspace)
-        phase = dataclasses.replace(pipeline.phase(name), retry=None)  # the workflow applies the policy
+        try:
+            pipeline = PipelineSpec.from_json(request["spec"]).pipeline(self.workspace)
+        except PipelineError as exc:  # the same on every retry: fail the attempt, do not loop on it
+            raise ApplicationError(f"the pipeline cannot run on this worker: {exc}", type=BAD_PIPELINE,
+                                   non_retryable=True) from None
+        # one attempt: the workflow applies the retry policy and hands this attempt its feedback
+        phase = dataclasses.replace(pipeline.phase(name), retry=None, feedback=False)
         recorder = _HostRecorder(self.journal)
         # what the workflow gives this attempt of the phase's cap (absent from workflows started before caps)
         runtime = PhaseRuntime(run_id, recorder, self.workspace, self.cli_path, first_attempt=attempt - 1,
-                               cap_usd=request.get("max_cost_usd"))
+                               cap_usd=request.get("max_cost_usd"), feedback=redact(request.get("feedback") or ""))
 
         async def beat() -> None:
             while True:
@@ -96,7 +107,8 @@ class PhaseActivities:
             tg.start_soon(beat)
             outcome = await run_phase(phase, RunContext(run_id, self.workspace, {}), runtime)
             tg.cancel_scope.cancel()
-        record = outcome_record(outcome, host=socket.gethostname(), message_log=recorder.log_path)
+        record = outcome_record(outcome, host=socket.gethostname(), message_log=recorder.log_path,
+                                prompt=recorder.prompt)
         if outcome.status is not PhaseStatus.SUCCEEDED and not record["retryable"]:
             raise ApplicationError(f"phase {name!r} {outcome.status.value}: {outcome.message}", record,
                                    type=PHASE_FAILED, non_retryable=True)

@@ -2,9 +2,9 @@
 
 A spec is the pipeline file's own data (the TOML tables), checked on the client before it is submitted
 and parsed again on the worker, where the phases run: what cannot travel is refused here with a
-``PipelineError`` that says why (a callable prompt or check, hooks, ``can_use_tool``, MCP servers, a retry
-limited to chosen kinds). Secrets never travel: a literal ``env`` value under a secret-looking name is
-refused; the CLI inherits the worker's own environment, which is where such values belong.
+``PipelineError`` that says why (a callable prompt or check, hooks, ``can_use_tool``, MCP servers).
+Secrets never travel: a literal ``env`` value under a secret-looking name is refused; the CLI inherits the
+worker's own environment, which is where such values belong.
 
 Nothing here imports ``temporalio``: the workflow imports it through the sandbox's pass-through, and the
 tests use it without a server.
@@ -27,12 +27,15 @@ from claude_code_sdk import ClaudeCodeOptions
 from sdk_wrapper import FailureKind, redact
 
 from .._checks import CommandSucceeds, FileExists, GlobMatches
+from .._feedback import feedback_block
 from .._journal import STDERR_KEPT
 from .._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunReport, parse_kind
 from .._pipeline_file import parse_pipeline, read_pipeline_data
 from .._runview import AttemptView, CleanupView, PhaseView, RunView, Transcript, read_transcript
-from .._status import PhaseStatus
+from .._status import PhaseKind, PhaseStatus
 
+#: how much of an attempt's prompt its record in history keeps (the host's journal keeps more)
+PROMPT_IN_HISTORY = 20_000
 #: env names whose literal values must not be written into workflow history
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
 #: ClaudeCodeOptions fields a spec carries (the pipeline file's keys); any other field set is refused
@@ -60,7 +63,8 @@ class PipelineSpec:
             "name": pipeline.name, "max_parallel": pipeline.max_parallel, "fail_fast": pipeline.fail_fast,
             "max_cost_usd": pipeline.max_cost_usd,
             "phases": [{"name": p.name, "depends_on": list(p.depends_on), "timeout_s": p.timeout_s,
-                        "max_cost_usd": p.max_cost_usd, "retry": None if p.retry is None else _retry_dict(p.retry)}
+                        "max_cost_usd": p.max_cost_usd,
+                        "retry": None if p.retry is None else _retry_dict(p.retry, p.feedback)}
                        for p in pipeline.phases],
         }
 
@@ -125,10 +129,8 @@ def _phase_data(phase: Phase) -> dict[str, Any]:
     if phase.description:
         table["description"] = phase.description
     if phase.retry is not None:
-        if phase.retry.kinds is not None:
-            raise PipelineError(f"{where}: a retry limited to chosen kinds cannot travel (the file format has no "
-                                "such key); leave kinds unset to retry what the classifier marks retryable")
-        table["retry"] = {k: v for k, v in _retry_dict(phase.retry).items() if k != "wait"}
+        table["retry"] = {k: v for k, v in _retry_dict(phase.retry, phase.feedback).items()
+                          if k != "wait" and not (k == "kinds" and v is None)}
     if phase.options is not None:
         table.update(_options_data(where, phase.options))
     checks = []
@@ -167,13 +169,14 @@ def _options_data(where: str, options: Any) -> dict[str, Any]:
     return data
 
 
-def _retry_dict(retry: Any) -> dict[str, Any]:
+def _retry_dict(retry: Any, feedback: bool) -> dict[str, Any]:
     return {"attempts": retry.attempts, "initial_wait_s": retry.initial_wait_s, "max_wait_s": retry.max_wait_s,
-            "jitter_s": retry.jitter_s, "after_side_effects": retry.after_side_effects, "wait": retry.wait}
+            "jitter_s": retry.jitter_s, "after_side_effects": retry.after_side_effects, "wait": retry.wait,
+            "kinds": None if retry.kinds is None else sorted(k.value for k in retry.kinds), "feedback": feedback}
 
 
 # -- the records that come back ----------------------------------------------------------------------------
-def outcome_record(outcome: PhaseOutcome, *, host: str = "", message_log: str = "") -> dict[str, Any]:
+def outcome_record(outcome: PhaseOutcome, *, host: str = "", message_log: str = "", prompt: str = "") -> dict[str, Any]:
     """A phase outcome as history keeps it (JSON): small, no message bodies, no live objects; the attempt's
     query facts (its cleanup, a redacted stderr tail of at most 2,000 characters) for the run page."""
     query = outcome.query
@@ -186,7 +189,7 @@ def outcome_record(outcome: PhaseOutcome, *, host: str = "", message_log: str = 
         "checks": [c.to_dict() for c in outcome.checks],
         "retryable": failure is not None and failure.retryable,
         "side_effects": failure is not None and failure.side_effects,
-        "host": host, "message_log": message_log,
+        "host": host, "message_log": message_log, "prompt": redact(prompt)[:PROMPT_IN_HISTORY],
         "query_ok": query is not None and query.ok,
         "query_id": None if query is None else query.query_id,
         "message_count": None if query is None else query.message_count,
@@ -230,6 +233,7 @@ def run_view_from_record(record: dict[str, Any], *, state: str, started: float, 
                 cost_usd=entry.get("cost_usd"), num_turns=entry.get("num_turns"), session_id=entry.get("session_id"),
                 query_id=entry.get("query_id"), message_count=entry.get("message_count"),
                 stderr_tail=str(entry.get("stderr_tail") or ""), cleanup=CleanupView.of(entry.get("cleanup")),
+                prompt=str(entry.get("prompt") or ""), checks=tuple(entry.get("checks") or ()),
                 transcript=transcript))
         spec = plan.get(name, {})
         phases.append(PhaseView(
@@ -255,14 +259,27 @@ def report_from_record(record: dict[str, Any]) -> RunReport:
 
 
 def should_retry(retry: dict[str, Any] | None, record: dict[str, Any], attempt: int) -> bool:
-    """``RetryPolicy.allows`` on a phase record (the workflow has records, not outcomes)."""
+    """The local phase's retry rule (``_execute.run_phase``'s ``again``) on a phase record: a failed check
+    only when the phase learns from feedback; a failed query as ``RetryPolicy.should_retry`` decides."""
     if retry is None or attempt >= int(retry["attempts"]) or record["status"] == PhaseStatus.SUCCEEDED.value:
         return False
-    if record.get("kind") in (None, FailureKind.CANCELLED.value):
+    kind = record.get("kind")
+    if kind == PhaseKind.VALIDATION_FAILED.value:
+        return bool(retry.get("feedback"))
+    if kind in (None, FailureKind.CANCELLED.value):
         return False
     if record.get("side_effects") and not retry.get("after_side_effects", False):
         return False
-    return bool(record.get("retryable"))
+    kinds = retry.get("kinds")
+    return kind in kinds if kinds is not None else bool(record.get("retryable"))
+
+
+def attempt_feedback(retry: dict[str, Any] | None, record: dict[str, Any], attempt: int) -> str:
+    """What the next attempt is told of this one, when the phase learns (see ``_feedback``); else nothing."""
+    if retry is None or not retry.get("feedback"):
+        return ""
+    return feedback_block(attempt, record.get("kind"), str(record.get("message") or ""),
+                          str(record.get("stderr_tail") or ""), record.get("checks") or ())
 
 
 def backoff_s(retry: dict[str, Any], attempt: int, random01: float) -> float:

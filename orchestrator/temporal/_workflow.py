@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from .._cost import PhaseCap, sum_costs
     from .._schedule import PhasePlan, RunPlan, RunState, Start, resolve_dependencies
     from .._status import PhaseStatus
-    from ._spec import backoff_s, should_retry
+    from ._spec import attempt_feedback, backoff_s, should_retry
 
 WORKFLOW = "claude-scope-pipeline"
 ACTIVITY = "claude-scope-phase-attempt"
@@ -38,7 +38,7 @@ IMPLICIT_ORDER = "claude-scope-shared-rules"
 RESERVATIONS = "claude-scope-budget-reservations"
 #: what an attempt's entry in a phase's ``history`` keeps of its record
 _ATTEMPT_FACTS = ("query_ok", "kind", "message", "cost_usd", "num_turns", "session_id", "query_id", "message_count",
-                  "stderr_tail", "cleanup", "host", "message_log")
+                  "stderr_tail", "cleanup", "host", "message_log", "prompt", "checks")
 
 
 def _skipped(name: str, reason: str, kind: str | None = None) -> dict[str, Any]:
@@ -136,6 +136,7 @@ class PipelineWorkflow:
     async def _attempts(self, request: dict[str, Any], phase: dict[str, Any], cap_usd: float | None) -> dict[str, Any]:
         name, retry = phase["name"], phase["retry"]
         cap = PhaseCap(cap_usd)  # what the attempts may spend together; each is given what is left
+        feedback = ""  # what the next attempt is told of the one before, when the phase learns
         heartbeat = timedelta(seconds=float(request.get("heartbeat_timeout_s", DEFAULT_HEARTBEAT_S)))
         attempt = 0
         history: list[dict[str, Any]] = []  # each attempt as the workflow timed it (the run page's timeline)
@@ -148,7 +149,8 @@ class PipelineWorkflow:
                 record: dict[str, Any] = await workflow.execute_activity(
                     ACTIVITY,
                     {"run_id": self._run_id, "spec": request["spec"], "phase": name, "attempt": attempt,
-                     "heartbeat_timeout_s": heartbeat.total_seconds(), "max_cost_usd": cap.left()},
+                     "heartbeat_timeout_s": heartbeat.total_seconds(), "max_cost_usd": cap.left(),
+                     "feedback": feedback},
                     # the phase's own timeout is enforced by the wrapper inside; this only bounds a lost one
                     start_to_close_timeout=timedelta(seconds=float(phase["timeout_s"] or 86400) * 2 + 60),
                     heartbeat_timeout=heartbeat,
@@ -177,6 +179,7 @@ class PipelineWorkflow:
             record.update(_summed_cost(history))  # the phase spent what every attempt did, not the last one
             if not should_retry(retry, record, attempt) or not cap.has_room():
                 return record
+            feedback = attempt_feedback(retry, record, attempt)
             self._phases[name] = {**record, "status": "running"}
             await asyncio.sleep(backoff_s(retry, attempt, workflow.random().random()))  # a durable timer
 

@@ -45,6 +45,7 @@ TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "exit_code": int,
     "stderr": str,
     "omit_result_keys": list,
+    "when_prompt_contains": dict,
 }
 SPAWN_KEYS = {"hold_stdout": bool, "new_session": bool, "seconds": (int, float), "escape": bool}
 BURST_KEYS = {"count": int, "text_bytes": int}
@@ -71,6 +72,13 @@ class Scenario:
     stderr: str = ""
     #: keys of the default result line to leave out (an older CLI without total_cost_usd, say)
     omit_result_keys: tuple[str, ...] = ()
+    #: (text, scenario): when the prompt contains the text, that scenario runs instead (the first that matches),
+    #: so a stand-in agent can react to what it was told, e.g. a retry's feedback
+    when_prompt_contains: tuple[tuple[str, Scenario], ...] = ()
+
+    def for_prompt(self, prompt: str) -> Scenario:
+        """The scenario to run for ``prompt``."""
+        return next((s for text, s in self.when_prompt_contains if text in prompt), self)
 
 
 def _result(**fields: Any) -> dict[str, Any]:
@@ -240,7 +248,13 @@ def parse_scenario(data: Any) -> Scenario:
     omit = merged.pop("omit_result_keys", [])
     if not all(isinstance(k, str) for k in omit):
         raise ScenarioError("scenario.omit_result_keys: must be a list of strings")
-    return Scenario(steps=steps, omit_result_keys=tuple(omit), **merged)
+    cases = []
+    for text, case in merged.pop("when_prompt_contains", {}).items():
+        try:
+            cases.append((text, parse_scenario(case)))
+        except ScenarioError as exc:
+            raise ScenarioError(f"scenario.when_prompt_contains[{text!r}]: {exc}") from None
+    return Scenario(steps=steps, omit_result_keys=tuple(omit), when_prompt_contains=tuple(cases), **merged)
 
 
 def load_scenario(source: str | None) -> Scenario:

@@ -310,9 +310,17 @@ def streaming(scenario: Scenario, out: Output, args: dict[str, Any]) -> int:
                 "response": {"commands": [], "output_style": "default"}
                 if request.get("subtype") == "initialize" else {},
             }})
-        elif kind == "user" and one_turn(scenario, out, args):
+        elif kind == "user" and one_turn(scenario.for_prompt(_text_of(msg)), out, args):
             return 1
     return int(scenario.exit_code)
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    """A streamed user message's text (its content: a string, or blocks with text)."""
+    content = (message.get("message") or {}).get("content", "")
+    if isinstance(content, str):
+        return content
+    return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
 
 
 def one_turn(scenario: Scenario, out: Output, args: dict[str, Any]) -> bool:
@@ -350,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args["print"] or args["prompt"] is None:
             sys.stderr.write("claude-standin: expected --print -- PROMPT or --input-format stream-json\n")
             return 2
-        if one_turn(scenario, out, args):
+        if one_turn(scenario.for_prompt(args["prompt"]), out, args):
             return 1
     except BrokenPipeError:
         return 1  # the reader went away; as the real CLI, just stop

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from orchestrator import Orchestrator, RunReport, parse_pipeline
+from orchestrator._feedback import HEADER
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 from tests.temporal.conftest import Client, queue_name, temporal, worker
 
@@ -28,6 +29,10 @@ def phases(*specs: tuple[str, str, list[str] | None]) -> list[dict[str, Any]]:
 COSTLY_429 = {"steps": [], "exit_code": 1, "result": {
     "subtype": "success", "is_error": True, "terminal_reason": "api_error", "api_error_status": 429,
     "result": "API Error: 429 rate_limit_error", "total_cost_usd": 0.5}}
+
+def _writes(content: str) -> dict[str, Any]:
+    return {"steps": [{"tool": {"name": "Write", "input": {"file_path": "notes.md", "content": content}}}]}
+
 
 PIPELINES: dict[str, dict[str, Any]] = {
     # no depends_on anywhere: a sequence; the first failure skips the rest (Temporal ran them before)
@@ -47,6 +52,15 @@ PIPELINES: dict[str, dict[str, Any]] = {
         {"name": "after", "prompt": "x", "scenario": "ok", "depends_on": ["base"]}]},
     # the run budget is a cap: "b" may spend 0.80 and waits while "a" holds its 0.80; once "a" has spent 0.50
     # it cannot fit in what is left and is skipped with the numbers; "c" fits
+    # a failed check retried with feedback: the stand-in writes enough only when told what failed; and a
+    # retry limited to chosen kinds (max_turns is not retried by default)
+    "feedback and kinds": {"pipeline": {"max_parallel": 2}, "phases": [
+        {"name": "notes", "prompt": "x", "retry": {**_RETRY, "attempts": 3, "feedback": True},
+         "scenario": {**_writes("tiny"), "when_prompt_contains": {HEADER: _writes("long enough notes, at last")}},
+         "checks": [{"type": "file_exists", "path": "notes.md", "min_bytes": 20}]},
+        {"name": "turns", "prompt": "x", "scenario": "max_turns", "retry": {**_RETRY, "kinds": ["max_turns"]},
+         "depends_on": []},
+        {"name": "after", "prompt": "x", "scenario": "ok", "depends_on": ["notes"]}]},
     "run budget": {"pipeline": {"max_cost_usd": 1.0, "max_parallel": 2}, "phases": [
         {"name": "a", "prompt": "x", "scenario": {"result": {"total_cost_usd": 0.5}}, "max_cost_usd": 0.8},
         {"name": "b", "prompt": "x", "scenario": "ok", "max_cost_usd": 0.8},
@@ -83,6 +97,8 @@ async def test_both_engines_report_the_same(
         for index, (name, data) in enumerate(PIPELINES.items()):
             report = await runner.run(temporal.spec_from_data(data, simulate=True), run_id=f"both-{index}-{queue}")
             remote[name] = recorded(report)
+        learned = {p.name: p for p in (await runner.view(f"both-{list(PIPELINES).index('feedback and kinds')}-"
+                                                         f"{queue}")).phases}["notes"]
     for name in PIPELINES:
         assert remote[name] == local[name], name
     # and what the rules say, seen through the engines
@@ -109,3 +125,9 @@ async def test_both_engines_report_the_same(
     assert local["run budget and retries"]["phases"][:2] == [
         ("flaky", "failed", "rate_limited", 2, 1.0, "", False),
         ("after", "skipped", "run_budget_spent", 0, None, "run budget spent (1.0000 of 1.0 USD)", False)]
+    assert local["feedback and kinds"]["phases"] == [
+        ("notes", "succeeded", None, 2, 0.0246, "", False), ("turns", "failed", "max_turns", 2, 0.0246, "", False),
+        ("after", "succeeded", None, 1, 0.0123, "", False)]
+    first, second = learned.attempts  # history keeps each attempt's prompt and checks, for the run page
+    assert HEADER not in first.prompt and HEADER in second.prompt and "need >= 20" in second.prompt
+    assert [c["passed"] for c in first.checks] == [False] and [c["passed"] for c in second.checks] == [True]
