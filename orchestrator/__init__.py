@@ -19,6 +19,8 @@ from ._checks import (
     command_succeeds,
     file_exists,
     glob_matches,
+    grep,
+    pytest_passes,
 )
 from ._engine import Orchestrator
 from ._journal import Journal, JournalCorruptError, JournalError, JournalLockedError, Owner, RunBusyError
@@ -58,6 +60,8 @@ __all__ = [
     "command_succeeds",
     "file_exists",
     "glob_matches",
+    "grep",
     "load_pipeline",
     "parse_pipeline",
+    "pytest_passes",
 ]

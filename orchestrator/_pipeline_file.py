@@ -18,7 +18,10 @@
     scenario = "ok"                 # used only with --simulate: the stand-in CLI's scenario (name or table)
     [[phases.checks]]
     type = "file_exists"; path = "milestone_1/research.md"; min_bytes = 100
-    # or: type = "glob", pattern, min_count | type = "command", command, timeout_s
+    # or: type = "glob", pattern, min_count, min_bytes (each match)
+    # or: type = "command", command (a string or a list), timeout_s, stdin, expect_output (a regex)
+    # or: type = "grep", pattern (a regex), files (a glob, default "**/*"), absent (default false)
+    # or: type = "pytest", args (a list), python (default: python on PATH), timeout_s
 
 Relative ``cwd`` and check paths are relative to the project directory.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,7 +42,7 @@ from claude_code_sdk import ClaudeCodeOptions
 from sdk_wrapper import FailureKind, RetryPolicy
 from sdk_wrapper.standin import SCENARIO_ENV
 
-from ._checks import Check, command_succeeds, file_exists, glob_matches
+from ._checks import Check, command_succeeds, file_exists, glob_matches, grep, pytest_passes
 from ._model import Phase, Pipeline, PipelineError
 
 _NUM = (int, float)
@@ -53,8 +57,11 @@ _RETRY_KEYS: dict[str, Any] = {"attempts": int, "initial_wait_s": _NUM, "max_wai
                                "after_side_effects": bool, "feedback": bool, "kinds": list}
 _CHECK_KEYS: dict[str, dict[str, Any]] = {
     "file_exists": {"type": str, "path": str, "min_bytes": int, "name": str},
-    "glob": {"type": str, "pattern": str, "min_count": int, "name": str},
-    "command": {"type": str, "command": (str, list), "timeout_s": _NUM, "name": str},
+    "glob": {"type": str, "pattern": str, "min_count": int, "min_bytes": int, "name": str},
+    "command": {"type": str, "command": (str, list), "timeout_s": _NUM, "name": str, "stdin": str,
+                "expect_output": str},
+    "grep": {"type": str, "pattern": str, "files": str, "absent": bool, "name": str},
+    "pytest": {"type": str, "args": list, "python": str, "timeout_s": _NUM, "name": str},
 }
 _PERMISSION_MODES = {"default", "acceptEdits", "plan", "bypassPermissions"}
 
@@ -193,11 +200,24 @@ def _check_spec(where: str, c: Any) -> Check:
         if "path" not in c:
             raise PipelineError(f"{where}: missing required key 'path'")
         return file_exists(c["path"], c.get("min_bytes", 1), name)
+    for key in ("pattern", "expect_output"):
+        if key in c and c["type"] in ("grep", "command"):
+            try:
+                re.compile(c[key])
+            except re.error as exc:
+                raise PipelineError(f"{where}: key {key!r} is not a valid regular expression: {exc}") from None
+    if c["type"] in ("glob", "grep") and "pattern" not in c:
+        raise PipelineError(f"{where}: missing required key 'pattern'")
     if c["type"] == "glob":
-        if "pattern" not in c:
-            raise PipelineError(f"{where}: missing required key 'pattern'")
-        return glob_matches(c["pattern"], c.get("min_count", 1), name)
+        return glob_matches(c["pattern"], c.get("min_count", 1), name, c.get("min_bytes", 0))
+    if c["type"] == "grep":
+        return grep(c["pattern"], c.get("files", "**/*"), c.get("absent", False), name)
+    if c["type"] == "pytest":
+        if not all(isinstance(a, str) for a in c.get("args", [])):
+            raise PipelineError(f"{where}: key 'args' must be a list of strings")
+        return pytest_passes(*c.get("args", []), python=c.get("python", ""), timeout_s=c.get("timeout_s", 600.0),
+                             name=name)
     if "command" not in c:
         raise PipelineError(f"{where}: missing required key 'command'")
     command = c["command"] if isinstance(c["command"], str) else tuple(str(a) for a in c["command"])
-    return command_succeeds(command, c.get("timeout_s", 120.0), name)
+    return command_succeeds(command, c.get("timeout_s", 120.0), name, c.get("stdin"), c.get("expect_output"))

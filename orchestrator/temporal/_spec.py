@@ -26,7 +26,7 @@ from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import FailureKind, redact
 
-from .._checks import CommandSucceeds, FileExists, GlobMatches
+from .._checks import CallableCheck
 from .._feedback import feedback_block
 from .._journal import STDERR_KEPT
 from .._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunReport, parse_kind
@@ -135,16 +135,10 @@ def _phase_data(phase: Phase) -> dict[str, Any]:
         table.update(_options_data(where, phase.options))
     checks = []
     for check in phase.checks:
-        if isinstance(check, FileExists):
-            checks.append({"type": "file_exists", "path": check.path, "min_bytes": check.min_bytes, "name": check.name})
-        elif isinstance(check, GlobMatches):
-            checks.append({"type": "glob", "pattern": check.pattern, "min_count": check.min_count, "name": check.name})
-        elif isinstance(check, CommandSucceeds):
-            command = check.command if isinstance(check.command, str) else list(check.command)
-            checks.append({"type": "command", "command": command, "timeout_s": check.timeout_s, "name": check.name})
-        else:
+        if isinstance(check, CallableCheck):
             raise PipelineError(f"{where}: check {check.name!r} is a callable and cannot travel to a worker; use "
-                                "file_exists, glob_matches or command_succeeds")
+                                "one of the pipeline file's check types")
+        checks.append({k: v for k, v in {**check.to_dict(), "name": check.name}.items() if v is not None})
     if checks:
         table["checks"] = checks
     return table
