@@ -199,6 +199,7 @@ def _phase_outcome(name: str, outcome: QueryOutcome, checks: tuple[CheckResult, 
     common: dict[str, Any] = {
         "query": outcome, "checks": checks, "attempts": attempts, "cost_usd": cost, "cost_lower_bound": lower_bound,
         "duration_s": duration_s, "session_id": outcome.session_id, "num_turns": outcome.num_turns,
+        "result_text": getattr(outcome.result, "result", None),
     }
     failure = outcome.failure
     if failure is not None or not outcome.ok:

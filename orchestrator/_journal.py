@@ -56,12 +56,15 @@ _ADDED_COLUMNS = {
     # its checks' results (JSON), when its query was ok
     "attempts": ("num_turns INTEGER", "query_id TEXT", "message_count INTEGER", "stderr_tail TEXT", "cleanup TEXT",
                  "prompt TEXT", "evidence TEXT"),
-    # 1: an attempt's cost was never reported, so the phase's cost_usd (the sum of its attempts') is a lower bound
-    "phases": ("cost_lower_bound INTEGER",),
+    # 1: an attempt's cost was never reported, so the phase's cost_usd (the sum of its attempts') is a lower bound;
+    # result_text: the CLI's result text, handed on to later prompts (a resume reads it here), redacted, bounded
+    "phases": ("cost_lower_bound INTEGER", "result_text TEXT"),
 }
 #: how much of an attempt's stderr tail the journal (and a Temporal run's record) keeps (the wrapper keeps up to
 #: 16 KiB in memory)
 STDERR_KEPT = 4000
+#: how much of a phase's result text the journal keeps (what a later prompt can be handed)
+RESULT_KEPT = 20_000
 #: how much of an attempt's prompt the journal keeps
 PROMPT_KEPT = 100_000
 
@@ -324,12 +327,13 @@ class Journal:
         with self._tx() as db:
             db.execute(
                 "UPDATE phases SET status = ?, attempts = ?, cost_usd = ?, cost_lower_bound = ?, duration_s = ?, "
-                "kind = ?, message = ?, session_id = ?, num_turns = ?, evidence = ?, updated = ? "
+                "kind = ?, message = ?, session_id = ?, num_turns = ?, evidence = ?, updated = ?, result_text = ? "
                 "WHERE run_id = ? AND name = ?",
                 (outcome.status.value, outcome.attempts, outcome.cost_usd, int(outcome.cost_lower_bound),
                  outcome.duration_s,
                  None if outcome.kind is None else outcome.kind.value,
                  redact(outcome.message)[:4000], outcome.session_id, outcome.num_turns, evidence, time.time(),
+                 None if outcome.result_text is None else redact(outcome.result_text)[:RESULT_KEPT],
                  run_id, outcome.name))
 
     def phases(self, run_id: str) -> dict[str, dict[str, Any]]:
@@ -344,7 +348,7 @@ class Journal:
             name=name, status=status, attempts=row["attempts"], cost_usd=row["cost_usd"],
             duration_s=row["duration_s"] or 0.0, kind=parse_kind(row["kind"], status), message=row["message"] or "",
             session_id=row["session_id"], num_turns=row["num_turns"], from_journal=True,
-            cost_lower_bound=bool(row["cost_lower_bound"]),
+            cost_lower_bound=bool(row["cost_lower_bound"]), result_text=row["result_text"],
         )
 
     def attempt_costs(self, run_id: str, name: str) -> tuple[float | None, ...]:

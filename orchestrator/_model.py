@@ -100,9 +100,10 @@ class Phase:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description for the journal (a callable prompt is named, not serialized)."""
+        source = getattr(self.prompt, "source", None)  # a template's text
         return {
             "name": self.name,
-            "prompt": self.prompt if isinstance(self.prompt, str)
+            "prompt": self.prompt if isinstance(self.prompt, str) else source if isinstance(source, str)
             else f"<callable {getattr(self.prompt, '__name__', '?')}>",
             "timeout_s": self.timeout_s, "idle_timeout_s": self.idle_timeout_s, "max_cost_usd": self.max_cost_usd,
             "depends_on": list(self.depends_on), "checks": [c.to_dict() for c in self.checks],
@@ -141,6 +142,26 @@ class Pipeline:
                 if dep == phase.name:
                     raise PipelineError(f"phase {phase.name!r}: depends_on names itself")
         self._check_cycles()
+        self._check_handed_on()
+
+    def _check_handed_on(self) -> None:
+        """A prompt may read only phases that have ended before it starts: its dependencies, direct or not
+        (a prompt template says which it reads in ``phases_referenced``)."""
+        graph = self.dependencies()
+        for phase in self.phases:
+            referenced: frozenset[str] = getattr(phase.prompt, "phases_referenced", frozenset())
+            before: set[str] = set()
+            todo = list(graph[phase.name])
+            while todo:
+                name = todo.pop()
+                if name not in before:
+                    before.add(name)
+                    todo.extend(graph[name])
+            for name in sorted(referenced):
+                if name not in before:
+                    known = "a phase it does not depend on" if name in graph else "not a phase of this pipeline"
+                    raise PipelineError(f"phase {phase.name!r}: prompt reads phases.{name}, {known}; a prompt may "
+                                        f"read only the phases it depends on, directly or not")
 
     def _check_cycles(self) -> None:
         graph = self.dependencies()
@@ -194,6 +215,8 @@ class PhaseOutcome:
     #: an attempt's cost was never reported (it crashed, timed out, was cancelled): ``cost_usd`` is what the
     #: other attempts reported, a lower bound (None when no attempt reported one)
     cost_lower_bound: bool = False
+    #: the CLI's result text (what a later prompt's ``{{ phases.NAME.result }}`` hands on)
+    result_text: str | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -7,7 +7,8 @@
 
     [[phases]]
     name = "research"               # required
-    prompt = "..."                  # required
+    prompt = "..."                  # required; may hand on {{ phases.NAME.result }} and {{ file("PATH") }}
+                                    # (see _template: Jinja2's sandbox, names checked when loaded)
     depends_on = ["..."]
     timeout_s = 600; idle_timeout_s = 120; max_cost_usd = 1.0
     retry = { attempts = 3, initial_wait_s = 1, max_wait_s = 30, after_side_effects = false }
@@ -44,6 +45,7 @@ from sdk_wrapper.standin import SCENARIO_ENV
 
 from ._checks import Check, command_succeeds, file_exists, glob_matches, grep, pytest_passes
 from ._model import Phase, Pipeline, PipelineError
+from ._template import TemplatePrompt, is_template
 
 _NUM = (int, float)
 _PIPELINE_KEYS: dict[str, Any] = {"name": str, "max_parallel": int, "max_cost_usd": _NUM, "fail_fast": bool}
@@ -156,8 +158,9 @@ def _phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> 
     for key in ("timeout_s", "idle_timeout_s", "max_cost_usd", "max_turns"):
         if key in t:
             _finite_positive(where, key, t[key])
+    prompt = TemplatePrompt(t["prompt"], where) if is_template(t["prompt"]) else t["prompt"]
     return Phase(
-        name=t["name"], prompt=t["prompt"], options=options, timeout_s=t.get("timeout_s", 600.0),
+        name=t["name"], prompt=prompt, options=options, timeout_s=t.get("timeout_s", 600.0),
         idle_timeout_s=t.get("idle_timeout_s"), max_cost_usd=t.get("max_cost_usd"), retry=retry, feedback=feedback,
         depends_on=tuple(t.get("depends_on", ())), description=t.get("description", ""),
         checks=tuple(_check_spec(f"{where}.checks[{i}]", c) for i, c in enumerate(t.get("checks", []))),

@@ -30,7 +30,7 @@ from .._execute import PhaseRuntime, run_phase
 from .._journal import Journal, same_process
 from .._model import PhaseOutcome, PipelineError, RunContext
 from .._status import PhaseStatus
-from ._spec import PipelineSpec, outcome_record
+from ._spec import PipelineSpec, outcome_from_record, outcome_record
 from ._workflow import ACTIVITY, PHASE_FAILED
 
 #: the activity error type for a pipeline the worker cannot build (a retry would fail the same way)
@@ -105,7 +105,8 @@ class PhaseActivities:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(beat)
-            outcome = await run_phase(phase, RunContext(run_id, self.workspace, {}), runtime)
+            handed_on = {n: outcome_from_record(r) for n, r in (request.get("handed_on") or {}).items()}
+            outcome = await run_phase(phase, RunContext(run_id, self.workspace, handed_on), runtime)
             tg.cancel_scope.cancel()
         record = outcome_record(outcome, host=socket.gethostname(), message_log=recorder.log_path,
                                 prompt=recorder.prompt)

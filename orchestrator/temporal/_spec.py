@@ -28,11 +28,12 @@ from sdk_wrapper import FailureKind, redact
 
 from .._checks import CallableCheck
 from .._feedback import feedback_block
-from .._journal import STDERR_KEPT
+from .._journal import RESULT_KEPT, STDERR_KEPT
 from .._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunReport, parse_kind
 from .._pipeline_file import parse_pipeline, read_pipeline_data
 from .._runview import AttemptView, CleanupView, PhaseView, RunView, Transcript, read_transcript
 from .._status import PhaseKind, PhaseStatus
+from .._template import TemplatePrompt
 
 #: how much of an attempt's prompt its record in history keeps (the host's journal keeps more)
 PROMPT_IN_HISTORY = 20_000
@@ -64,7 +65,9 @@ class PipelineSpec:
             "max_cost_usd": pipeline.max_cost_usd,
             "phases": [{"name": p.name, "depends_on": list(p.depends_on), "timeout_s": p.timeout_s,
                         "max_cost_usd": p.max_cost_usd,
-                        "retry": None if p.retry is None else _retry_dict(p.retry, p.feedback)}
+                        "retry": None if p.retry is None else _retry_dict(p.retry, p.feedback),
+                        # the phases its prompt reads: the workflow hands their records to its attempts
+                        "hands_on": sorted(getattr(p.prompt, "phases_referenced", ()))}
                        for p in pipeline.phases],
         }
 
@@ -118,10 +121,14 @@ def spec_from_pipeline(pipeline: Pipeline) -> PipelineSpec:
 
 def _phase_data(phase: Phase) -> dict[str, Any]:
     where = f"phase {phase.name!r}"
-    if not isinstance(phase.prompt, str):
+    if isinstance(phase.prompt, TemplatePrompt):
+        prompt = phase.prompt.source
+    elif isinstance(phase.prompt, str):
+        prompt = phase.prompt
+    else:
         raise PipelineError(f"{where}: a callable prompt cannot travel to a worker; build the prompt before "
                             "submitting (a string)")
-    table: dict[str, Any] = {"name": phase.name, "prompt": phase.prompt, "depends_on": list(phase.depends_on),
+    table: dict[str, Any] = {"name": phase.name, "prompt": prompt, "depends_on": list(phase.depends_on),
                              "timeout_s": phase.timeout_s}
     for key in ("idle_timeout_s", "max_cost_usd"):
         if getattr(phase, key) is not None:
@@ -178,6 +185,7 @@ def outcome_record(outcome: PhaseOutcome, *, host: str = "", message_log: str = 
     return {
         "name": outcome.name, "status": outcome.status.value, "attempts": outcome.attempts,
         "cost_usd": outcome.cost_usd, "cost_lower_bound": outcome.cost_lower_bound, "duration_s": outcome.duration_s,
+        "result_text": None if outcome.result_text is None else redact(outcome.result_text)[:RESULT_KEPT],
         "kind": None if outcome.kind is None else outcome.kind.value, "message": outcome.message,
         "session_id": outcome.session_id, "num_turns": outcome.num_turns,
         "checks": [c.to_dict() for c in outcome.checks],
@@ -200,7 +208,7 @@ def outcome_from_record(record: dict[str, Any]) -> PhaseOutcome:
         cost_usd=None if cost is None else float(cost), duration_s=float(record.get("duration_s") or 0.0),
         kind=parse_kind(record.get("kind"), status), message=str(record.get("message") or ""),
         session_id=record.get("session_id"), num_turns=record.get("num_turns"), from_journal=True,
-        cost_lower_bound=bool(record.get("cost_lower_bound")),
+        cost_lower_bound=bool(record.get("cost_lower_bound")), result_text=record.get("result_text"),
     )
 
 

@@ -36,6 +36,8 @@ DEFAULT_HEARTBEAT_S = 10.0
 IMPLICIT_ORDER = "claude-scope-shared-rules"
 #: the patch marking runs whose run budget is a cap (phases reserve their cap before they start)
 RESERVATIONS = "claude-scope-budget-reservations"
+#: what an attempt is handed of an earlier phase whose result its prompt reads
+_HANDED_ON = ("name", "status", "result_text", "cost_usd", "num_turns", "session_id")
 #: what an attempt's entry in a phase's ``history`` keeps of its record
 _ATTEMPT_FACTS = ("query_ok", "kind", "message", "cost_usd", "num_turns", "session_id", "query_id", "message_count",
                   "stderr_tail", "cleanup", "host", "message_log", "prompt", "checks")
@@ -150,7 +152,10 @@ class PipelineWorkflow:
                     ACTIVITY,
                     {"run_id": self._run_id, "spec": request["spec"], "phase": name, "attempt": attempt,
                      "heartbeat_timeout_s": heartbeat.total_seconds(), "max_cost_usd": cap.left(),
-                     "feedback": feedback},
+                     "feedback": feedback,
+                     # the earlier phases its prompt reads (only those: an activity's input stays small)
+                     "handed_on": {n: {k: self._phases[n].get(k) for k in _HANDED_ON}
+                                   for n in phase.get("hands_on", ())}},
                     # the phase's own timeout is enforced by the wrapper inside; this only bounds a lost one
                     start_to_close_timeout=timedelta(seconds=float(phase["timeout_s"] or 86400) * 2 + 60),
                     heartbeat_timeout=heartbeat,

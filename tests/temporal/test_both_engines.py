@@ -61,6 +61,13 @@ PIPELINES: dict[str, dict[str, Any]] = {
         {"name": "turns", "prompt": "x", "scenario": "max_turns", "retry": {**_RETRY, "kinds": ["max_turns"]},
          "depends_on": []},
         {"name": "after", "prompt": "x", "scenario": "ok", "depends_on": ["notes"]}]},
+    # evidence handed on: the plan's prompt reads the research's result and a project file
+    "handed on": {"phases": [
+        {"name": "research", "prompt": "x", "scenario": {"steps": [{"text": "FINDINGS: use SQLite"}]}},
+        {"name": "plan", "prompt": "From {{ phases.research.result }} and {{ file('wal.txt') }}",
+         "depends_on": ["research"], "checks": [{"type": "file_exists", "path": "plan.md"}],
+         "scenario": {"steps": [{"text": "not told"}], "when_prompt_contains": {"FINDINGS: use SQLite and WAL": {
+             "steps": [{"tool": {"name": "Write", "input": {"file_path": "plan.md", "content": "plan"}}}]}}}}]},
     "run budget": {"pipeline": {"max_cost_usd": 1.0, "max_parallel": 2}, "phases": [
         {"name": "a", "prompt": "x", "scenario": {"result": {"total_cost_usd": 0.5}}, "max_cost_usd": 0.8},
         {"name": "b", "prompt": "x", "scenario": "ok", "max_cost_usd": 0.8},
@@ -86,6 +93,7 @@ def recorded(report: RunReport) -> dict[str, Any]:
 async def test_both_engines_report_the_same(
         leak_guard: LeakGuard, temporal_server: temporal.DevServer, temporal_client: Client, standin_cli: Path,
         tmp_path: Path) -> None:
+    (tmp_path / "wal.txt").write_text("WAL")
     local: dict[str, Any] = {}
     with Orchestrator(tmp_path / "runs.db", project_dir=tmp_path, cli_path=standin_cli) as orch:
         for name, data in PIPELINES.items():
@@ -99,6 +107,8 @@ async def test_both_engines_report_the_same(
             remote[name] = recorded(report)
         learned = {p.name: p for p in (await runner.view(f"both-{list(PIPELINES).index('feedback and kinds')}-"
                                                          f"{queue}")).phases}["notes"]
+        handed = {p.name: p for p in (await runner.view(f"both-{list(PIPELINES).index('handed on')}-"
+                                                        f"{queue}")).phases}["plan"]
     for name in PIPELINES:
         assert remote[name] == local[name], name
     # and what the rules say, seen through the engines
@@ -131,3 +141,5 @@ async def test_both_engines_report_the_same(
     first, second = learned.attempts  # history keeps each attempt's prompt and checks, for the run page
     assert HEADER not in first.prompt and HEADER in second.prompt and "need >= 20" in second.prompt
     assert [c["passed"] for c in first.checks] == [False] and [c["passed"] for c in second.checks] == [True]
+    assert [p[1] for p in local["handed on"]["phases"]] == ["succeeded", "succeeded"]
+    assert handed.attempts[0].prompt == "From FINDINGS: use SQLite and WAL"  # the worker rendered it from history
