@@ -14,6 +14,9 @@
     retry = { attempts = 3, initial_wait_s = 1, max_wait_s = 30, after_side_effects = false }
     # feedback = true: a failed check is retried too, and each retry is told what failed before;
     # kinds = ["rate_limited", "process_exit"]: retry only these failure kinds (default: the retryable ones)
+    sdk = "claude-agent-sdk"        # or "claude-code-sdk" (the default); also a [pipeline] key
+    setting_sources = ["project"]   # claude-agent-sdk only: without it, no CLAUDE.md or settings are loaded
+    mcp_config = "mcp.json"         # or inline: { github = { command = "...", env = { TOKEN = "${GH_TOKEN}" } } }
     model = "..."; max_turns = 50; permission_mode = "bypassPermissions"; cwd = "sub/dir"
     allowed_tools = ["Read"]; disallowed_tools = []; system_prompt = "..."; env = { KEY = "value" }
     scenario = "ok"                 # used only with --simulate: the stand-in CLI's scenario (name or table)
@@ -41,6 +44,7 @@ from typing import Any
 from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import FailureKind, RetryPolicy
+from sdk_wrapper.lowlevel import agent_backend
 from sdk_wrapper.standin import SCENARIO_ENV
 
 from ._checks import Check, command_succeeds, file_exists, glob_matches, grep, pytest_passes
@@ -48,13 +52,20 @@ from ._model import Phase, Pipeline, PipelineError
 from ._template import TemplatePrompt, is_template
 
 _NUM = (int, float)
-_PIPELINE_KEYS: dict[str, Any] = {"name": str, "max_parallel": int, "max_cost_usd": _NUM, "fail_fast": bool}
+_PIPELINE_KEYS: dict[str, Any] = {"name": str, "max_parallel": int, "max_cost_usd": _NUM, "fail_fast": bool,
+                                  "sdk": str}
 _PHASE_KEYS: dict[str, Any] = {
     "name": str, "prompt": str, "description": str, "depends_on": list, "timeout_s": _NUM,
     "idle_timeout_s": _NUM, "max_cost_usd": _NUM, "retry": dict, "model": str, "max_turns": int,
     "permission_mode": str, "cwd": str, "allowed_tools": list, "disallowed_tools": list, "system_prompt": str,
-    "append_system_prompt": str, "env": dict, "scenario": (str, dict), "checks": list,
+    "append_system_prompt": str, "env": dict, "scenario": (str, dict), "checks": list, "sdk": str,
+    "setting_sources": list, "mcp_config": (str, dict),
 }
+SDKS = ("claude-code-sdk", "claude-agent-sdk")
+_SETTING_SOURCES = {"user", "project", "local"}
+#: keys of an MCP server whose values are secrets unless they are ${VAR} references
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
+_ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$")
 _RETRY_KEYS: dict[str, Any] = {"attempts": int, "initial_wait_s": _NUM, "max_wait_s": _NUM, "jitter_s": _NUM,
                                "after_side_effects": bool, "feedback": bool, "kinds": list}
 _CHECK_KEYS: dict[str, dict[str, Any]] = {
@@ -131,7 +142,7 @@ def parse_pipeline(data: Mapping[str, Any], *, project_dir: Path, simulate: bool
         for required in ("name", "prompt"):
             if required not in merged:
                 raise PipelineError(f"{where}: missing required key {required!r}")
-        phases.append(_phase(where, merged, project_dir, simulate))
+        phases.append(_phase(where, {"sdk": settings.get("sdk", SDKS[0]), **merged}, project_dir, simulate))
     return Pipeline(tuple(phases), max_parallel=settings.get("max_parallel", 1),
                     max_cost_usd=settings.get("max_cost_usd"), fail_fast=settings.get("fail_fast", False),
                     name=settings.get("name", "pipeline"))
@@ -148,12 +159,7 @@ def _phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> 
         scenario = t["scenario"]
         env[SCENARIO_ENV] = scenario if isinstance(scenario, str) else json.dumps(scenario)
     cwd = project_dir / t["cwd"] if "cwd" in t else project_dir
-    options = ClaudeCodeOptions(
-        model=t.get("model"), max_turns=t.get("max_turns"), permission_mode=t.get("permission_mode"),
-        allowed_tools=list(t.get("allowed_tools", [])), disallowed_tools=list(t.get("disallowed_tools", [])),
-        system_prompt=t.get("system_prompt"), append_system_prompt=t.get("append_system_prompt"),
-        cwd=str(cwd), env=env,
-    )
+    options = _options(where, t, cwd, env, project_dir)
     retry, feedback = _retry(where, t.get("retry"))
     for key in ("timeout_s", "idle_timeout_s", "max_cost_usd", "max_turns"):
         if key in t:
@@ -165,6 +171,59 @@ def _phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> 
         depends_on=tuple(t.get("depends_on", ())), description=t.get("description", ""),
         checks=tuple(_check_spec(f"{where}.checks[{i}]", c) for i, c in enumerate(t.get("checks", []))),
     )
+
+
+def _options(where: str, t: dict[str, Any], cwd: Path, env: dict[str, str], project_dir: Path) -> Any:
+    """The phase's SDK options: claude-code-sdk's, or claude-agent-sdk's with ``sdk = "claude-agent-sdk"`` (the
+    maintained SDK; without ``setting_sources`` it loads no CLAUDE.md or settings)."""
+    sdk = t["sdk"]
+    if sdk not in SDKS:
+        raise PipelineError(f"{where}: key 'sdk' must be one of {list(SDKS)}, got {sdk!r}")
+    common: dict[str, Any] = {
+        "model": t.get("model"), "max_turns": t.get("max_turns"), "permission_mode": t.get("permission_mode"),
+        "allowed_tools": list(t.get("allowed_tools", [])), "disallowed_tools": list(t.get("disallowed_tools", [])),
+        "system_prompt": t.get("system_prompt"), "cwd": str(cwd), "env": env,
+    }
+    if "mcp_config" in t:
+        common["mcp_servers"] = _mcp_config(where, t["mcp_config"], project_dir)
+    if sdk == SDKS[0]:
+        if "setting_sources" in t:
+            raise PipelineError(f"{where}: key 'setting_sources' is a claude-agent-sdk option; set sdk = "
+                                "\"claude-agent-sdk\"")
+        return ClaudeCodeOptions(**common, append_system_prompt=t.get("append_system_prompt"))
+    try:
+        options_type = agent_backend().options_type
+    except ImportError:
+        raise PipelineError(f"{where}: sdk \"claude-agent-sdk\" needs the agent extra: "
+                            "pip install 'claude-scope[agent]'") from None
+    sources = t.get("setting_sources")
+    if sources is not None and (not isinstance(sources, list) or not set(sources) <= _SETTING_SOURCES):
+        raise PipelineError(f"{where}: key 'setting_sources' must list some of {sorted(_SETTING_SOURCES)}")
+    if "append_system_prompt" in t:  # the agent SDK appends to its preset prompt
+        if t.get("system_prompt") is not None:
+            raise PipelineError(f"{where}: with claude-agent-sdk, set system_prompt or append_system_prompt, not both")
+        common["system_prompt"] = {"type": "preset", "preset": "claude_code", "append": t["append_system_prompt"]}
+    return options_type(**common, setting_sources=sources)
+
+
+def _mcp_config(where: str, config: str | dict[str, Any], project_dir: Path) -> str | dict[str, Any]:
+    """A path to an MCP config file (relative to the project), or an inline table of servers. An inline
+    config reaches the CLI's command line, which any local user can read in /proc: a secret-looking env or
+    header value must be a ``${VAR}`` reference the CLI expands, never the secret itself."""
+    if isinstance(config, str):
+        return str(project_dir / config)
+    servers = config.get("mcpServers", config)
+    if not isinstance(servers, dict) or not all(isinstance(v, dict) for v in servers.values()):
+        raise PipelineError(f"{where}: key 'mcp_config' must be a path or a table of servers (name = {{ command = "
+                            "..., args = [...] }})")
+    for name, server in servers.items():
+        for table in ("env", "headers"):
+            for key, value in dict(server.get(table, {})).items():
+                if _SECRET_NAME.search(str(key)) and not _ENV_REFERENCE.match(str(value)):
+                    raise PipelineError(f"{where}: mcp_config server {name!r} {table} {key!r} looks like a secret: "
+                                        f"write it as a reference, {key} = \"${{{key}}}\", and set {key} in the "
+                                        "environment (an inline config is readable on the CLI's command line)")
+    return dict(servers)
 
 
 def _retry(where: str, table: dict[str, Any] | None) -> tuple[RetryPolicy | None, bool]:
