@@ -54,6 +54,8 @@ def print_report(report: RunReport, where: str) -> None:
             "; ".join(c.evidence for c in outcome.checks) or "the CLI's result is ok"
         kind = f"[{outcome.kind}] " if outcome.kind else ""
         print(f"{outcome.name:<14} {outcome.status.value:<10} {outcome.attempts:>8} {cost:>8}  {kind}{detail[:90]}")
+    for name, why in report.evidence_gone.items():
+        print(f"recheck: {name} ran again: {why}")
     if report.budget_exhausted:
         print("the run budget was spent: later phases were not started")
     if report.orphans_ended:
@@ -165,7 +167,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise PipelineError("this run's pipeline file is not recorded; pass --pipeline FILE")
     pipeline = load_pipeline(source, project_dir=args.project_dir, simulate=args.simulate)
     orch = _orchestrator(args, pipeline)
-    return _finish(args, orch, args.run_id, lambda: orch.resume(args.run_id, pipeline))
+    return _finish(args, orch, args.run_id, lambda: orch.resume(args.run_id, pipeline, recheck=args.recheck))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -300,6 +302,9 @@ def _parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="rerun what did not succeed in a run")
     resume.add_argument("run_id")
     resume.add_argument("--pipeline", help="pipeline file (default: the one the run was started with)")
+    resume.add_argument("--recheck", action="store_true",
+                        help="first run the checks of the phases that succeeded again; rerun those whose evidence "
+                             "is gone, and the phases that depend on them")
     resume.add_argument("--simulate", action="store_true")
     resume.add_argument("--otel", action="store_true", help=_OTEL_HELP)
     status = sub.add_parser("status", help="phases of a run (default: the latest)")

@@ -23,7 +23,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from sdk_wrapper import end_query_tree, exception_leaves, get_logger, redact
 
-from ._execute import PhaseRuntime, run_phase
+from ._checks import CheckContext
+from ._execute import PhaseRuntime, phase_options, run_phase
 from ._feedback import CHECKS_FAILED, feedback_block
 from ._journal import DEFAULT_PATH, Journal, RunBusyError, same_process
 from ._model import Phase, PhaseOutcome, Pipeline, RunContext, RunReport
@@ -79,8 +80,10 @@ class Orchestrator:
             raise ValueError(f"run {run_id!r} already exists in {self.journal.path}; use resume()")
         return await self._execute(pipeline, run_id, {}, new=True)
 
-    async def resume(self, run_id: str, pipeline: Pipeline) -> RunReport:
-        """Rerun only what did not succeed; succeeded phases keep their journalled outcome."""
+    async def resume(self, run_id: str, pipeline: Pipeline, *, recheck: bool = False) -> RunReport:
+        """Rerun only what did not succeed; succeeded phases keep their journalled outcome. With ``recheck``,
+        the checks of the succeeded phases run again first (V3 validated its evidence before resuming): a
+        phase whose evidence is gone reruns, and so do the phases that depend on it."""
         if not self.journal.run_exists(run_id):
             raise KeyError(f"no run {run_id!r} in {self.journal.path}")
         kept = {}
@@ -88,14 +91,39 @@ class Orchestrator:
             recorded = self.journal.recorded_outcome(run_id, phase.name)
             if recorded is not None and recorded.succeeded:
                 kept[phase.name] = recorded
-        return await self._execute(pipeline, run_id, kept)
+        gone = await self._recheck(run_id, pipeline, kept) if recheck else {}
+        return await self._execute(pipeline, run_id, kept, evidence_gone=gone)
+
+    async def _recheck(self, run_id: str, pipeline: Pipeline, kept: dict[str, PhaseOutcome]) -> dict[str, str]:
+        """Run the checks of the ``kept`` phases again; drop from ``kept`` those whose evidence is gone and
+        the phases that depend on them, directly or not. Return why each dropped phase reruns."""
+        ctx = RunContext(run_id, self.project_dir, kept)
+        gone: dict[str, str] = {}
+        for phase in pipeline.phases:
+            if phase.name in kept and phase.checks:
+                where = CheckContext(Path(phase_options(phase, self.project_dir).cwd), ctx)
+                failed = [r for r in [await c.run(where) for c in phase.checks] if not r.passed]
+                if failed:
+                    gone[phase.name] = "its evidence is gone: " + "; ".join(f"{r.name}: {r.evidence}" for r in failed)
+        graph = pipeline.dependencies()
+        changed = True
+        while changed:
+            changed = False
+            for name in [n for n in kept if n not in gone]:
+                cause = next((d for d in graph[name] if d in gone), None)
+                if cause is not None:
+                    gone[name], changed = f"it depends on {cause!r}, which reruns", True
+        for name, why in gone.items():
+            kept.pop(name, None)
+            self.log.warning("resume.recheck", run_id=run_id, phase=name, reruns=why)
+        return gone
 
     async def end_orphans(self) -> tuple[int, ...]:
         """End CLI trees that a killed orchestrator left running (see module doc); return their pids."""
         return await end_orphans(self.journal, self.log)
 
     async def _execute(self, pipeline: Pipeline, run_id: str, kept: dict[str, PhaseOutcome], *,
-                       new: bool = False) -> RunReport:
+                       new: bool = False, evidence_gone: dict[str, str] | None = None) -> RunReport:
         started = time.monotonic()
         with _claim(self.journal, run_id):
             orphans = await self.end_orphans()
@@ -125,6 +153,7 @@ class Orchestrator:
             run_id=run_id, phases={n: outcomes[n] for n in names},
             cost_usd=sum(o.cost_usd or 0.0 for o in outcomes.values()),
             cost_lower_bound=any(o.cost_lower_bound for o in outcomes.values()),
+            evidence_gone=dict(evidence_gone or {}),
             duration_s=time.monotonic() - started, budget_exhausted=state.budget_exhausted, orphans_ended=orphans,
         )
         self.journal.end_run(run_id, "succeeded" if report.ok else "failed",

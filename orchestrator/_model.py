@@ -235,6 +235,9 @@ class RunReport:
     orphans_ended: tuple[int, ...] = ()
     #: some attempt's cost was never reported: ``cost_usd`` is a lower bound
     cost_lower_bound: bool = False
+    #: a ``resume(recheck=True)``: phases that had succeeded and reran, with why (their evidence was gone,
+    #: or they depend on such a phase)
+    evidence_gone: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

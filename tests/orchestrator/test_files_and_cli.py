@@ -246,3 +246,45 @@ def test_a_phase_costs_every_attempt_in_the_journal_status_resume_and_run_page(
     assert page.returncode == 0, page.stderr
     html = (tmp_path / "page.html").read_text()
     assert "cost >=3.0000 USD" in html and "<td class=num>3.0000</td>" in html and "<td class=num>?</td>" in html
+
+
+RECHECK = """
+[[phases]]
+name = "research"
+prompt = "x"
+scenario = { steps = [ { tool = { name = "Write", input = { file_path = "research.md", content = "findings" } } } ] }
+checks = [ { type = "file_exists", path = "research.md" } ]
+[[phases]]
+name = "plan"
+prompt = "x"
+scenario = { steps = [ { tool = { name = "Write", input = { file_path = "plan.md", content = "plan" } } } ] }
+checks = [ { type = "file_exists", path = "plan.md" } ]
+[[phases]]
+name = "release"
+prompt = "x"
+scenario = "ok"
+checks = [ { type = "file_exists", path = "approved.md" } ]
+"""
+
+
+def test_resume_recheck_reruns_phases_whose_evidence_is_gone(leak_guard: LeakGuard, tmp_path: Path) -> None:
+    """release fails its check; research.md is then deleted. A plain resume reruns release only; with
+    --recheck, research's check runs first and fails, so research reruns, and plan, which depends on it."""
+    (tmp_path / "p.toml").write_text(RECHECK)
+    assert _cli("run", "p.toml", "--simulate", "--run-id", "r", cwd=tmp_path).returncode == 1
+    (tmp_path / "research.md").unlink()
+    (tmp_path / "approved.md").write_text("yes")
+    plain = _cli("resume", "r", "--simulate", cwd=tmp_path)
+    assert plain.returncode == 0 and "recheck:" not in plain.stdout
+    with Journal(tmp_path / ".claude-scope" / "runs.db") as journal:
+        assert [journal.phases("r")[n]["attempts"] for n in ("research", "plan", "release")] == [1, 1, 2]
+    assert not (tmp_path / "research.md").exists()  # a plain resume trusts the journal
+    rechecked = _cli("resume", "r", "--simulate", "--recheck", cwd=tmp_path)
+    assert rechecked.returncode == 0, rechecked.stdout + rechecked.stderr
+    assert "recheck: research ran again: its evidence is gone: file_exists:research.md: research.md does not " \
+           "exist" in rechecked.stdout
+    assert "recheck: plan ran again: it depends on 'research', which reruns" in rechecked.stdout
+    assert "recheck: release ran again" in rechecked.stdout
+    with Journal(tmp_path / ".claude-scope" / "runs.db") as journal:
+        assert [journal.phases("r")[n]["attempts"] for n in ("research", "plan", "release")] == [2, 2, 3]
+    assert (tmp_path / "research.md").read_text() == "findings"
