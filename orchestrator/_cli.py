@@ -185,7 +185,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name, row in phases.items():
         print(json.dumps({"phase": name, **{k: row[k] for k in (
             "status", "attempts", "cost_usd", "duration_s", "kind", "message", "session_id")},
-                          "cost_lower_bound": bool(row["cost_lower_bound"])}))
+                          "cost_lower_bound": bool(row["cost_lower_bound"]), "reserved_usd": row["reserved_usd"]}))
     return 0
 
 

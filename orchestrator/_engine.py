@@ -183,6 +183,7 @@ class Orchestrator:
     async def _phase_task(self, phase: Phase, cap_usd: float | None, ctx: RunContext, state: RunState,
                           outcomes: dict[str, PhaseOutcome], ended: MemoryObjectSendStream[str]) -> None:
         self._notify(phase.name, PhaseStatus.RUNNING, None)
+        self.journal.phase_reserved(ctx.run_id, phase.name, cap_usd)
         self.observer.phase_started(ctx.run_id, phase.name)
         recorded = self.journal.recorded_outcome(ctx.run_id, phase.name)
         earlier = self.journal.attempt_costs(ctx.run_id, phase.name)

@@ -58,7 +58,8 @@ _ADDED_COLUMNS = {
                  "prompt TEXT", "evidence TEXT"),
     # 1: an attempt's cost was never reported, so the phase's cost_usd (the sum of its attempts') is a lower bound;
     # result_text: the CLI's result text, handed on to later prompts (a resume reads it here), redacted, bounded
-    "phases": ("cost_lower_bound INTEGER", "result_text TEXT"),
+    # reserved_usd: what the phase may spend (its cap, or its run-budget reservation), set when it starts
+    "phases": ("cost_lower_bound INTEGER", "result_text TEXT", "reserved_usd REAL"),
 }
 #: how much of an attempt's stderr tail the journal (and a Temporal run's record) keeps (the wrapper keeps up to
 #: 16 KiB in memory)
@@ -306,6 +307,11 @@ class Journal:
                         "" if failure is None else redact(failure.stderr_tail)[-STDERR_KEPT:],
                         json.dumps(outcome.cleanup.to_dict()), run_id, name, number))
             db.execute("DELETE FROM live_processes WHERE run_id = ? AND name = ?", (run_id, name))
+
+    def phase_reserved(self, run_id: str, name: str, usd: float | None) -> None:
+        """The phase starts and may spend ``usd`` over its attempts (None: no cap)."""
+        with self._tx() as db:
+            db.execute("UPDATE phases SET reserved_usd = ? WHERE run_id = ? AND name = ?", (usd, run_id, name))
 
     def attempt_checked(self, run_id: str, name: str, number: int, checks: list[dict[str, Any]]) -> None:
         """The attempt's checks ran (its query was ok): their results, each a ``CheckResult.to_dict``."""

@@ -253,6 +253,8 @@ def _phase(i: int, p: PhaseView, run_live: bool) -> str:
     head = f'<h3>{escape(p.name)} {_pill(p.status)}</h3>'
     desc = f'<p class="muted">{escape(p.description)}</p>' if p.description else ""
     deps = f'<p class="muted">after: {escape(", ".join(p.depends_on))}</p>' if p.depends_on else ""
+    if p.reserved_usd is not None:
+        deps += f'<p class="muted reserved">may spend up to {p.reserved_usd:.4f} USD (reserved when it started)</p>'
     failure = ""
     if p.status not in ("succeeded", "running", "pending") and p.message:
         failure = f'<div class="failure"><b>{escape(p.kind or p.status)}</b>: {escape(p.message)}</div>'

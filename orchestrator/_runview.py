@@ -118,6 +118,8 @@ class PhaseView:
     duration_s: float | None = None
     #: an attempt's cost was never reported: cost_usd (the sum of the others') is a lower bound
     cost_lower_bound: bool = False
+    #: what it could spend over its attempts (its cap, or its reservation of the run budget); None: no cap
+    reserved_usd: float | None = None
     depends_on: tuple[str, ...] = ()
     description: str = ""
     checks: tuple[dict[str, Any], ...] = ()
@@ -282,6 +284,7 @@ def run_view(journal: Journal, run_id: str, *, transcripts: bool = True) -> RunV
             name=name, status=row.get("status", "pending"), kind=row.get("kind"),
             message=redact(row.get("message") or ""), cost_usd=row.get("cost_usd"), num_turns=row.get("num_turns"),
             duration_s=row.get("duration_s"), cost_lower_bound=bool(row.get("cost_lower_bound")),
+            reserved_usd=row.get("reserved_usd"),
             depends_on=tuple(spec.get("depends_on", ())),
             description=spec.get("description", ""), checks=tuple(json.loads(row.get("evidence") or "[]")),
             attempts=attempts))

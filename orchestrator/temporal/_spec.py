@@ -242,7 +242,7 @@ def run_view_from_record(record: dict[str, Any], *, state: str, started: float, 
             name=name, status=str(phase["status"]), kind=phase.get("kind"),
             message=redact(str(phase.get("message") or "")),
             cost_usd=phase.get("cost_usd"), num_turns=phase.get("num_turns"), duration_s=phase.get("duration_s"),
-            cost_lower_bound=bool(phase.get("cost_lower_bound")),
+            cost_lower_bound=bool(phase.get("cost_lower_bound")), reserved_usd=phase.get("reserved_usd"),
             depends_on=tuple(spec.get("depends_on", ())), description=str(spec.get("description", "")),
             checks=tuple(phase.get("checks") or ()), attempts=tuple(attempts)))
     return RunView(run_id=str(record["run_id"]), pipeline=str(record.get("name") or ""), status=state, note="",

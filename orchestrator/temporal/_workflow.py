@@ -146,7 +146,7 @@ class PipelineWorkflow:
             attempt += 1
             history.append({"number": attempt, "started": workflow.time(), "ended": None})
             self._phases[name] = {**self._phases[name], "status": "running", "attempts": attempt,
-                                  "history": list(history)}
+                                  "history": list(history), "reserved_usd": cap_usd}
             try:
                 record: dict[str, Any] = await workflow.execute_activity(
                     ACTIVITY,
@@ -181,7 +181,7 @@ class PipelineWorkflow:
             cap.charge(record.get("cost_usd"), cap.left())
             history[-1].update({k: record.get(k) for k in _ATTEMPT_FACTS}, ended=workflow.time())
             record["history"] = list(history)
-            record.update(_summed_cost(history))  # the phase spent what every attempt did, not the last one
+            record.update(_summed_cost(history), reserved_usd=cap_usd)  # every attempt's spend, and its cap
             if not should_retry(retry, record, attempt) or not cap.has_room():
                 return record
             feedback = attempt_feedback(retry, record, attempt)

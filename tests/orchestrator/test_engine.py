@@ -28,6 +28,8 @@ from orchestrator import (
     file_exists,
     glob_matches,
 )
+from orchestrator._runpage import render_run_page
+from orchestrator._runview import run_view
 from sdk_wrapper import FailureKind, RetryPolicy
 from sdk_wrapper.testing import process_alive, scenario_env
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
@@ -197,6 +199,10 @@ async def test_phases_that_may_overshoot_the_run_budget_together_do_not_run_toge
     free = await orch.run(two(None), run_id="free")
     assert capped.ok and free.ok
     assert not b_starts_before_a_ends("capped"), "their caps do not fit the budget together"
+    rows = orch.journal.phases("capped")  # each phase's reservation, as status and the run page show it
+    assert (rows["a"]["reserved_usd"], rows["b"]["reserved_usd"]) == (0.8, 0.8)
+    assert rows["c"]["reserved_usd"] == pytest.approx(1.0 - 0.0246)  # uncapped: all that was left
+    assert "may spend up to 0.8000 USD" in render_run_page(run_view(orch.journal, "capped"))
     assert b_starts_before_a_ends("free"), "without a run budget the two run at once"
 
 

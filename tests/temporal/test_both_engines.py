@@ -109,6 +109,8 @@ async def test_both_engines_report_the_same(
                                                          f"{queue}")).phases}["notes"]
         handed = {p.name: p for p in (await runner.view(f"both-{list(PIPELINES).index('handed on')}-"
                                                         f"{queue}")).phases}["plan"]
+        budgeted = {p.name: p for p in (await runner.view(f"both-{list(PIPELINES).index('run budget')}-"
+                                                          f"{queue}")).phases}
     for name in PIPELINES:
         assert remote[name] == local[name], name
     # and what the rules say, seen through the engines
@@ -143,3 +145,4 @@ async def test_both_engines_report_the_same(
     assert [c["passed"] for c in first.checks] == [False] and [c["passed"] for c in second.checks] == [True]
     assert [p[1] for p in local["handed on"]["phases"]] == ["succeeded", "succeeded"]
     assert handed.attempts[0].prompt == "From FINDINGS: use SQLite and WAL"  # the worker rendered it from history
+    assert (budgeted["a"].reserved_usd, budgeted["b"].reserved_usd, budgeted["c"].reserved_usd) == (0.8, None, 0.1)
