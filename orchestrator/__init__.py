@@ -23,7 +23,16 @@ from ._checks import (
     pytest_passes,
 )
 from ._engine import Orchestrator
-from ._journal import Journal, JournalCorruptError, JournalError, JournalLockedError, Owner, RunBusyError
+from ._journal import (
+    Journal,
+    JournalCorruptError,
+    JournalError,
+    JournalLockedError,
+    Owner,
+    RunBusyError,
+    RunExistsError,
+    RunNotFoundError,
+)
 from ._model import (
     Phase,
     PhaseOutcome,
@@ -54,6 +63,8 @@ __all__ = [
     "PipelineError",
     "RunBusyError",
     "RunContext",
+    "RunExistsError",
+    "RunNotFoundError",
     "RunObserver",
     "RunReport",
     "check",

@@ -26,7 +26,7 @@ from sdk_wrapper import end_query_tree, exception_leaves, get_logger, redact
 from ._checks import CheckContext
 from ._execute import PhaseRuntime, phase_options, run_phase
 from ._feedback import CHECKS_FAILED, feedback_block
-from ._journal import DEFAULT_PATH, Journal, RunBusyError, same_process
+from ._journal import DEFAULT_PATH, Journal, RunBusyError, RunExistsError, RunNotFoundError, same_process
 from ._model import Phase, PhaseOutcome, Pipeline, RunContext, RunReport
 from ._observe import Observers, RunObserver
 from ._schedule import RunState, Start
@@ -77,7 +77,7 @@ class Orchestrator:
         """Run every phase. ``run_id`` may be chosen by the caller; it must be new."""
         run_id = run_id or new_run_id()
         if self.journal.run_exists(run_id):
-            raise ValueError(f"run {run_id!r} already exists in {self.journal.path}; use resume()")
+            raise RunExistsError(f"run {run_id!r} already exists in {self.journal.path}; use resume()")
         return await self._execute(pipeline, run_id, {}, new=True)
 
     async def resume(self, run_id: str, pipeline: Pipeline, *, recheck: bool = False) -> RunReport:
@@ -85,7 +85,7 @@ class Orchestrator:
         the checks of the succeeded phases run again first (V3 validated its evidence before resuming): a
         phase whose evidence is gone reruns, and so do the phases that depend on it."""
         if not self.journal.run_exists(run_id):
-            raise KeyError(f"no run {run_id!r} in {self.journal.path}")
+            raise RunNotFoundError(f"no run {run_id!r} in {self.journal.path}")
         kept = {}
         for phase in pipeline.phases:
             recorded = self.journal.recorded_outcome(run_id, phase.name)

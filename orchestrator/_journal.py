@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 
-from sdk_wrapper import QueryOutcome, redact
+from sdk_wrapper import ClaudeScopeError, QueryOutcome, redact
 
 from ._model import PhaseOutcome, parse_kind
 from ._status import PhaseStatus
@@ -70,7 +70,18 @@ RESULT_KEPT = 20_000
 PROMPT_KEPT = 100_000
 
 
-class JournalError(RuntimeError):
+class RunNotFoundError(ClaudeScopeError, KeyError):
+    """No run with that id (in the journal, or on the Temporal server)."""
+
+    def __str__(self) -> str:  # a KeyError would quote its message
+        return str(self.args[0]) if self.args else ""
+
+
+class RunExistsError(ClaudeScopeError, ValueError):
+    """A new run was asked for with a run id that is already taken (``resume`` it instead)."""
+
+
+class JournalError(ClaudeScopeError, RuntimeError):
     """The journal cannot be used. ``path`` names the database."""
 
     def __init__(self, message: str, path: Path) -> None:
@@ -231,7 +242,7 @@ class Journal:
             row = db.execute("SELECT status, owner_host, owner_pid, owner_start FROM runs WHERE run_id = ?",
                              (run_id,)).fetchone()
             if row is not None and new:
-                raise ValueError(f"run {run_id!r} already exists in {self.path}; use resume()")
+                raise RunExistsError(f"run {run_id!r} already exists in {self.path}; use resume()")
             if row is not None and row["status"] == "running":
                 owner = _owner(row)
                 if owner is not None and owner != me and owner.alive():
@@ -280,7 +291,7 @@ class Journal:
     def pipeline_of(self, run_id: str) -> dict[str, Any]:
         rows = self._query("SELECT pipeline FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
-            raise KeyError(run_id)
+            raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
         result: dict[str, Any] = json.loads(rows[0]["pipeline"])
         return result
 

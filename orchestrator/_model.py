@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
-from sdk_wrapper import FailureKind, QueryOutcome, RetryPolicy, sdk_of
+from sdk_wrapper import ClaudeScopeError, FailureKind, QueryOutcome, RetryPolicy, sdk_of
 
 from ._schedule import PhasePlan, RunPlan, resolve_dependencies
 from ._status import PhaseKind, PhaseStatus
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ._checks import Check, CheckResult
 
 
-class PipelineError(ValueError):
+class PipelineError(ClaudeScopeError, ValueError):
     """A pipeline that cannot run; the message names the phase and the key."""
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sdk_wrapper import QueryOutcome, SpawnedCLI, get_logger
+from sdk_wrapper import ArgumentTypeError, QueryOutcome, SpawnedCLI, get_logger
 
 if TYPE_CHECKING:
     from ._model import PhaseOutcome, Pipeline, RunReport
@@ -50,7 +50,7 @@ class Observers(RunObserver):
         self.observers = tuple(observers)
         for observer in self.observers:
             if not isinstance(observer, RunObserver):
-                raise TypeError(f"observers must be RunObserver instances, got {type(observer).__name__}")
+                raise ArgumentTypeError(f"observers must be RunObserver instances, got {type(observer).__name__}")
 
     def _each(self, method: str, *args: Any) -> None:
         for observer in self.observers:

@@ -19,7 +19,7 @@ from typing import Any
 
 from sdk_wrapper import redact
 
-from ._journal import Journal
+from ._journal import Journal, RunNotFoundError
 
 #: an attempt's transcript shows its first and last items; the ones between are counted, not shown
 HEAD_ITEMS = 200
@@ -266,7 +266,7 @@ def run_view(journal: Journal, run_id: str, *, transcripts: bool = True) -> RunV
     running (open attempts end at ``made``) and for a run whose orchestrator died (``interrupted``)."""
     run = next((r for r in journal.runs() if r["run_id"] == run_id), None)
     if run is None:
-        raise KeyError(f"no run {run_id!r} in {journal.path}")
+        raise RunNotFoundError(f"no run {run_id!r} in {journal.path}")
     made = time.time()
     plan = journal.pipeline_of(run_id)
     specs = {p["name"]: p for p in plan.get("phases", [])}

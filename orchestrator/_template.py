@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from sdk_wrapper import ClaudeScopeError
+
 from ._model import PipelineError
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ ATTRIBUTES = frozenset({"result", "status", "cost_usd", "num_turns", "session_id
 _DELIMITERS = ("{{", "{%", "{#")
 
 
-class PromptRenderError(RuntimeError):
+class PromptRenderError(ClaudeScopeError, RuntimeError):
     """A prompt that could not be rendered when its phase started (a file it includes is missing)."""
 
 

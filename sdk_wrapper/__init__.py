@@ -26,7 +26,16 @@ from ._backend import sdk_of
 from ._cgroup import CpuUsage
 from ._classify import leaves as exception_leaves
 from ._contained import CommandOutcome, run_contained
-from ._errors import ClaudeScopeError, CLIPathError, InvalidOutputError, LineTooLongError, SDKReaderError
+from ._errors import (
+    ArgumentTypeError,
+    ClaudeScopeError,
+    CLIPathError,
+    InvalidOutputError,
+    LineTooLongError,
+    SDKReaderError,
+    StateError,
+    UsageError,
+)
 from ._host import HostContainment, cgroup_move_ms, host_containment
 from ._logging import get_logger
 from ._outcome import (
@@ -50,6 +59,7 @@ from ._tracker import OpenResource, ResourceTracker
 from ._webhook import ResultWebhook
 
 __all__ = [
+    "ArgumentTypeError",
     "Attempt",
     "CLIPathError",
     "ClaudeScopeError",
@@ -72,6 +82,8 @@ __all__ = [
     "RetryPolicy",
     "SDKReaderError",
     "SpawnedCLI",
+    "StateError",
+    "UsageError",
     "WebhookDelivery",
     "cgroup_move_ms",
     "end_query_tree",

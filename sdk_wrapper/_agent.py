@@ -29,6 +29,7 @@ from claude_agent_sdk._version import __version__ as agent_version
 from claude_agent_sdk.types import _configure_can_use_tool
 
 from ._backend import Backend, Channel, Prompt, budget_text
+from ._errors import UsageError
 
 _SESSION_STATE_ENV = "CLAUDE_CODE_SDK_READS_SESSION_STATE"
 
@@ -68,7 +69,7 @@ class AgentBackend(Backend):
         if options.session_store is not None and (options.resume is not None or options.continue_conversation):
             # process_query skips this for any custom transport; silently starting a fresh session instead
             # of the stored one would be a wrong answer, so it is refused until it is built here.
-            raise ValueError("resuming from a session_store is not supported by claude-scope yet: pass resume= "
+            raise UsageError("resuming from a session_store is not supported by claude-scope yet: pass resume= "
                              "without session_store (the CLI's own session files), or use claude_agent_sdk.query()")
         return options
 

@@ -34,7 +34,7 @@ from claude_code_sdk._internal.query import Query
 from claude_code_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
 from ._backend import BUDGET_FLAG, Backend, Channel, Prompt, budget_text, budget_value
-from ._errors import SDKReaderError
+from ._errors import SDKReaderError, UsageError
 
 
 class CodeBackend(Backend):
@@ -69,9 +69,9 @@ class CodeBackend(Backend):
         """The SDK's rules for ``can_use_tool``; a misuse is a programming error, raised at once."""
         if options.can_use_tool:
             if isinstance(prompt, str):
-                raise ValueError("can_use_tool requires a streaming prompt (an AsyncIterable), as in the SDK")
+                raise UsageError("can_use_tool requires a streaming prompt (an AsyncIterable), as in the SDK")
             if options.permission_prompt_tool_name:
-                raise ValueError("can_use_tool and permission_prompt_tool_name are mutually exclusive")
+                raise UsageError("can_use_tool and permission_prompt_tool_name are mutually exclusive")
             return replace(options, permission_prompt_tool_name="stdio")
         return options
 

@@ -18,7 +18,7 @@ from typing import Any
 from claude_code_sdk import ClaudeCodeOptions
 
 from ._backend import Backend, Prompt, backend_for, code_backend
-from ._errors import CLIPathError
+from ._errors import ArgumentTypeError, CLIPathError
 from ._outcome import QueryLimits
 from ._retry import RetryPolicy
 from ._webhook import ResultWebhook
@@ -40,19 +40,19 @@ def check_arguments(prompt: object, options: object, limits: object, *, webhook:
                     retry: object = None) -> Checked:
     """Raise TypeError for an argument of the wrong type (ValueError for a misuse the SDK forbids)."""
     if not isinstance(prompt, str | AsyncIterable):
-        raise TypeError(f"prompt must be a str or an AsyncIterable of dicts, got {type(prompt).__name__}")
+        raise ArgumentTypeError(f"prompt must be a str or an AsyncIterable of dicts, got {type(prompt).__name__}")
     if options is None:
         options = ClaudeCodeOptions()
     backend = backend_for(options)
     if backend is None:
-        raise TypeError("options must be claude_code_sdk.ClaudeCodeOptions, claude_agent_sdk.ClaudeAgentOptions "
-                        f"or None, got {type(options).__name__}")
+        raise ArgumentTypeError("options must be claude_code_sdk.ClaudeCodeOptions, claude_agent_sdk."
+                                f"ClaudeAgentOptions or None, got {type(options).__name__}")
     if limits is None:
         limits = QueryLimits()
     for name, value, kind in (("limits", limits, QueryLimits), ("webhook", webhook, ResultWebhook),
                               ("retry", retry, RetryPolicy)):
         if value is not None and not isinstance(value, kind):
-            raise TypeError(f"{name} must be {kind.__name__} or None, got {type(value).__name__}")
+            raise ArgumentTypeError(f"{name} must be {kind.__name__} or None, got {type(value).__name__}")
     assert isinstance(limits, QueryLimits)
     options = backend.prepare(prompt, options)
     if limits.max_cost_usd is not None:  # the CLI stops itself there, mid-query, not only judged after

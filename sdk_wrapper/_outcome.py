@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._cgroup import CpuUsage
+from ._errors import UsageError
 
 if TYPE_CHECKING:
     import claude_agent_sdk
@@ -150,15 +151,15 @@ class QueryLimits:
         for name in ("timeout_s", "idle_timeout_s", "max_cost_usd"):
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and math.isfinite(value) and value > 0):
-                raise ValueError(f"QueryLimits.{name} must be a finite positive number or None, got {value!r}")
+                raise UsageError(f"QueryLimits.{name} must be a finite positive number or None, got {value!r}")
         for name in ("terminate_grace_s", "kill_grace_s", "exit_grace_s"):
             value = getattr(self, name)
             if not (_is_number(value) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"QueryLimits.{name} must be a finite number >= 0, got {value!r}")
+                raise UsageError(f"QueryLimits.{name} must be a finite number >= 0, got {value!r}")
         for name in ("max_line_bytes", "stderr_tail_bytes", "buffer_messages"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"QueryLimits.{name} must be a positive integer, got {value!r}")
+                raise UsageError(f"QueryLimits.{name} must be a positive integer, got {value!r}")
 
 
 def _is_number(value: object) -> bool:

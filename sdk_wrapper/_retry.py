@@ -25,6 +25,7 @@ from tenacity import (
     wait_random,
 )
 
+from ._errors import UsageError
 from ._logging import get_logger
 from ._outcome import Attempt, FailureKind, QueryOutcome
 
@@ -45,12 +46,12 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if not isinstance(self.attempts, int) or self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts must be an integer >= 1, got {self.attempts!r}")
+            raise UsageError(f"RetryPolicy.attempts must be an integer >= 1, got {self.attempts!r}")
         for name in ("initial_wait_s", "max_wait_s", "jitter_s"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
                     and value >= 0):
-                raise ValueError(f"RetryPolicy.{name} must be a finite number >= 0, got {value!r}")
+                raise UsageError(f"RetryPolicy.{name} must be a finite number >= 0, got {value!r}")
 
     def should_retry(self, outcome: QueryOutcome) -> bool:
         failure = outcome.failure

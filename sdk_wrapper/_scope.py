@@ -35,6 +35,7 @@ from claude_code_sdk import ClaudeCodeOptions, Message
 
 from ._backend import Backend, Channel
 from ._classify import QueryFacts, Stop, cli_cost, decide
+from ._errors import StateError
 from ._logging import get_logger
 from ._options import Checked, check_arguments, resolve_cli
 from ._outcome import CleanupReport, QueryLimits, QueryOutcome, SpawnedCLI
@@ -299,7 +300,7 @@ class QueryStream(Generic[M]):
     @property
     def outcome(self) -> QueryOutcome:
         if self._pump.outcome is None:
-            raise RuntimeError("the outcome is known once the `async with open_query(...)` block has been left")
+            raise StateError("the outcome is known once the `async with open_query(...)` block has been left")
         return self._pump.outcome
 
     @property
@@ -329,7 +330,7 @@ class QueryStream(Generic[M]):
 
     async def __aenter__(self) -> QueryStream[M]:
         if self._tg is not None:
-            raise RuntimeError("a QueryStream can be entered only once")
+            raise StateError("a QueryStream can be entered only once")
         send, self._receive = anyio.create_memory_object_stream[M](self._pump.limits.buffer_messages)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()

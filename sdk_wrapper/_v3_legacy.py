@@ -25,13 +25,15 @@ import tomllib
 from pathlib import Path
 from types import ModuleType
 
+from ._errors import ClaudeScopeError
+
 LEGACY_ENV = "CLAUDE_SCOPE_LEGACY_MODULE"
 RECORD_FILES = ("pyproject.toml", str(Path(".claude-scope") / "migration.toml"))
 _lock = threading.Lock()
 _loaded: dict[str, ModuleType] = {}
 
 
-class LegacyModeError(RuntimeError):
+class LegacyModeError(ClaudeScopeError, RuntimeError):
     """Legacy mode was asked for but the V3 module cannot run here; the message says what to do."""
 
 

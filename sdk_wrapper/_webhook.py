@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import httpx
 
+from ._errors import UsageError
 from ._outcome import QueryOutcome, WebhookDelivery
 from ._redact import redact, redact_data
 from ._tracker import ResourceTracker
@@ -39,9 +40,9 @@ class ResultWebhook:
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"ResultWebhook.url must be an http(s) URL, got {self.url!r}")
+            raise UsageError(f"ResultWebhook.url must be an http(s) URL, got {self.url!r}")
         if not self.timeout_s > 0:
-            raise ValueError(f"ResultWebhook.timeout_s must be > 0, got {self.timeout_s!r}")
+            raise UsageError(f"ResultWebhook.timeout_s must be > 0, got {self.timeout_s!r}")
 
 
 def payload(outcome: QueryOutcome, include_result_text: bool) -> dict[str, Any]:

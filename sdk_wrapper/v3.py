@@ -61,6 +61,7 @@ from claude_code_sdk import __all__ as _sdk_all
 
 from . import _v3_stability as stability
 from ._classify import classify_exception
+from ._errors import UsageError
 from ._logging import get_logger
 from ._outcome import FailureKind, QueryOutcome
 from ._scope import open_query
@@ -81,14 +82,14 @@ def set_mode(mode: str | None) -> None:
     """Choose the implementation programmatically (None: back to ``$CLAUDE_SCOPE_MODE``)."""
     global _mode_override
     if mode is not None and mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
     _mode_override = mode
 
 
 def get_mode() -> str:
     mode = _mode_override or os.environ.get(MODE_ENV, "scoped")
     if mode not in MODES:
-        raise ValueError(f"{MODE_ENV} must be one of {MODES}, got {mode!r}")
+        raise UsageError(f"{MODE_ENV} must be one of {MODES}, got {mode!r}")
     return mode
 
 

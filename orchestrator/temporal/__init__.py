@@ -13,8 +13,9 @@ the query streams. Workers: ``run_worker`` / ``claude-scope worker``. Importing 
 from __future__ import annotations
 
 from .._engine import end_orphans
+from .._journal import RunNotFoundError
 from ._activity import PhaseActivities
-from ._client import RunNotFoundError, TemporalRunner
+from ._client import TemporalRunner
 from ._server import DevServer, ServerError, temporal_binary
 from ._spec import PipelineSpec, spec_from_data, spec_from_file, spec_from_pipeline
 from ._worker import build_worker, run_worker

@@ -22,14 +22,11 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from .._engine import new_run_id
+from .._journal import RunNotFoundError
 from .._model import RunReport
 from .._runview import RunView
 from ._spec import PipelineSpec, report_from_record, run_view_from_record
 from ._workflow import DEFAULT_HEARTBEAT_S, WORKFLOW
-
-
-class RunNotFoundError(LookupError):
-    """No pipeline workflow with that run id on the server."""
 
 
 class TemporalRunner:

@@ -24,10 +24,10 @@ from temporalio.client import Client
 from sdk_wrapper.standin import install_standin
 
 from .._cli import show_run_page
-from .._journal import DEFAULT_PATH
+from .._journal import DEFAULT_PATH, RunNotFoundError
 from .._model import PipelineError, RunReport
 from .._runview import RunView
-from ._client import RunNotFoundError, TemporalRunner
+from ._client import TemporalRunner
 from ._server import DevServer, ServerError
 from ._spec import spec_from_file
 from ._worker import run_worker

@@ -18,8 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from sdk_wrapper import ClaudeScopeError
 
-class ServerError(RuntimeError):
+
+class ServerError(ClaudeScopeError, RuntimeError):
     """The dev server could not be started (no binary, or it never answered)."""
 
 

@@ -52,7 +52,13 @@ BURST_KEYS = {"count": int, "text_bytes": int}
 TOOL_KEYS = {"name": str, "input": dict, "output": str, "is_error": bool}
 
 
-class ScenarioError(ValueError):
+if __package__:  # imported with the package (sdk_wrapper.testing): under the project's exception root
+    from .._errors import ClaudeScopeError as _Root
+else:  # the stand-in runs as a script with the standard library only (python -I -S)
+    _Root = Exception  # type: ignore[assignment,misc,unused-ignore]
+
+
+class ScenarioError(_Root, ValueError):
     """A scenario that cannot be run; the message names the offending key."""
 
 
