@@ -55,7 +55,9 @@ TOOL_KEYS = {"name": str, "input": dict, "output": str, "is_error": bool}
 if __package__:  # imported with the package (sdk_wrapper.testing): under the project's exception root
     from .._errors import ClaudeScopeError as _Root
 else:  # the stand-in runs as a script with the standard library only (python -I -S)
-    _Root = Exception  # type: ignore[assignment,misc,unused-ignore]
+
+    class _Root(Exception):  # type: ignore[no-redef]
+        """The root when there is no package to import it from."""
 
 
 class ScenarioError(_Root, ValueError):
