@@ -30,6 +30,7 @@ from .._execute import PhaseRuntime, run_phase
 from .._journal import Journal, same_process
 from .._model import PhaseOutcome, PipelineError, RunContext
 from .._status import PhaseStatus
+from ._requests import AttemptRequest
 from ._spec import PipelineSpec, outcome_from_record, outcome_record
 from ._workflow import ACTIVITY, PHASE_FAILED
 
@@ -82,12 +83,12 @@ class PhaseActivities:
         self.log = get_logger()
 
     @activity.defn(name=ACTIVITY)
-    async def attempt(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def attempt(self, request: AttemptRequest) -> dict[str, Any]:
         info = activity.info()
         await self._end_previous(info.heartbeat_details)
-        run_id, name, attempt = request["run_id"], request["phase"], int(request["attempt"])
+        run_id, name, attempt = request.run_id, request.phase, request.attempt
         try:
-            pipeline = PipelineSpec.from_json(request["spec"]).pipeline(self.workspace)
+            pipeline = PipelineSpec.from_json(request.spec).pipeline(self.workspace)
         except PipelineError as exc:  # the same on every retry: fail the attempt, do not loop on it
             raise ApplicationError(f"the pipeline cannot run on this worker: {exc}", type=BAD_PIPELINE,
                                    non_retryable=True) from None
@@ -96,7 +97,7 @@ class PhaseActivities:
         recorder = _HostRecorder(self.journal)
         # what the workflow gives this attempt of the phase's cap (absent from workflows started before caps)
         runtime = PhaseRuntime(run_id, recorder, self.workspace, self.cli_path, first_attempt=attempt - 1,
-                               cap_usd=request.get("max_cost_usd"), feedback=redact(request.get("feedback") or ""))
+                               cap_usd=request.max_cost_usd, feedback=redact(request.feedback))
 
         async def beat() -> None:
             while True:
@@ -105,7 +106,7 @@ class PhaseActivities:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(beat)
-            handed_on = {n: outcome_from_record(r) for n, r in (request.get("handed_on") or {}).items()}
+            handed_on = {n: outcome_from_record(r) for n, r in request.handed_on.items()}
             outcome = await run_phase(phase, RunContext(run_id, self.workspace, handed_on), runtime)
             tg.cancel_scope.cancel()
         record = outcome_record(outcome, host=socket.gethostname(), message_log=recorder.log_path,

@@ -25,8 +25,9 @@ from .._engine import new_run_id
 from .._journal import RunNotFoundError
 from .._model import RunReport
 from .._runview import RunView
+from ._requests import DEFAULT_HEARTBEAT_S, PipelineRequest
 from ._spec import PipelineSpec, report_from_record, run_view_from_record
-from ._workflow import DEFAULT_HEARTBEAT_S, WORKFLOW
+from ._workflow import WORKFLOW
 
 
 class TemporalRunner:
@@ -46,8 +47,7 @@ class TemporalRunner:
     async def submit(self, spec: PipelineSpec, run_id: str | None = None) -> str:
         """Start the pipeline; return its run id (the workflow id). Raises for a run id already used."""
         run_id = run_id or new_run_id()
-        request = {"run_id": run_id, "spec": spec.to_json(), "plan": spec.plan(),
-                   "heartbeat_timeout_s": self.heartbeat_timeout_s}
+        request = PipelineRequest(run_id, spec.to_json(), spec.plan(), self.heartbeat_timeout_s)
         await self.client.start_workflow(WORKFLOW, request, id=run_id, task_queue=self.task_queue,
                                          execution_timeout=timedelta(days=30))
         return run_id

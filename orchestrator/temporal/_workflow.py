@@ -25,13 +25,13 @@ with workflow.unsafe.imports_passed_through():
     from .._cost import PhaseCap, sum_costs
     from .._schedule import PhasePlan, RunPlan, RunState, Start, resolve_dependencies
     from .._status import PhaseStatus
+    from ._requests import AttemptRequest, PipelineRequest
     from ._spec import attempt_feedback, backoff_s, should_retry
 
 WORKFLOW = "claude-scope-pipeline"
 ACTIVITY = "claude-scope-phase-attempt"
 #: the activity error type for a phase that failed in a way no retry will mend (details: its record)
 PHASE_FAILED = "claude-scope.phase-failed"
-DEFAULT_HEARTBEAT_S = 10.0
 #: the patch marking runs scheduled by the shared rules (``_schedule``), implicit order included
 IMPLICIT_ORDER = "claude-scope-shared-rules"
 #: the patch marking runs whose run budget is a cap (phases reserve their cap before they start)
@@ -71,10 +71,10 @@ class PipelineWorkflow:
         self._plan: dict[str, Any] = {}
 
     @workflow.run
-    async def run(self, request: dict[str, Any]) -> dict[str, Any]:
-        plan = request["plan"]
+    async def run(self, request: PipelineRequest) -> dict[str, Any]:
+        plan = request.plan
         self._plan = plan
-        self._run_id = request["run_id"]
+        self._run_id = request.run_id
         started = workflow.time()
         names = [p["name"] for p in plan["phases"]]
         specs = {p["name"]: p for p in plan["phases"]}
@@ -135,11 +135,11 @@ class PipelineWorkflow:
     def _spent(self) -> float:
         return sum(r["cost_usd"] or 0.0 for r in self._phases.values())
 
-    async def _attempts(self, request: dict[str, Any], phase: dict[str, Any], cap_usd: float | None) -> dict[str, Any]:
+    async def _attempts(self, request: PipelineRequest, phase: dict[str, Any], cap_usd: float | None) -> dict[str, Any]:
         name, retry = phase["name"], phase["retry"]
         cap = PhaseCap(cap_usd)  # what the attempts may spend together; each is given what is left
         feedback = ""  # what the next attempt is told of the one before, when the phase learns
-        heartbeat = timedelta(seconds=float(request.get("heartbeat_timeout_s", DEFAULT_HEARTBEAT_S)))
+        heartbeat = timedelta(seconds=float(request.heartbeat_timeout_s))
         attempt = 0
         history: list[dict[str, Any]] = []  # each attempt as the workflow timed it (the run page's timeline)
         while True:
@@ -150,12 +150,10 @@ class PipelineWorkflow:
             try:
                 record: dict[str, Any] = await workflow.execute_activity(
                     ACTIVITY,
-                    {"run_id": self._run_id, "spec": request["spec"], "phase": name, "attempt": attempt,
-                     "heartbeat_timeout_s": heartbeat.total_seconds(), "max_cost_usd": cap.left(),
-                     "feedback": feedback,
-                     # the earlier phases its prompt reads (only those: an activity's input stays small)
-                     "handed_on": {n: {k: self._phases[n].get(k) for k in _HANDED_ON}
-                                   for n in phase.get("hands_on", ())}},
+                    AttemptRequest(
+                        self._run_id, request.spec, name, attempt, heartbeat.total_seconds(), cap.left(), feedback,
+                        # the earlier phases its prompt reads (only those: an activity's input stays small)
+                        {n: {k: self._phases[n].get(k) for k in _HANDED_ON} for n in phase.get("hands_on", ())}),
                     # the phase's own timeout is enforced by the wrapper inside; this only bounds a lost one
                     start_to_close_timeout=timedelta(seconds=float(phase["timeout_s"] or 86400) * 2 + 60),
                     heartbeat_timeout=heartbeat,

@@ -21,6 +21,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from orchestrator import Journal
+from orchestrator.temporal._requests import AttemptRequest
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 from tests.helpers import until
@@ -29,9 +30,9 @@ from tests.temporal.conftest import temporal
 pytestmark = pytest.mark.anyio
 
 
-def request(phase: dict[str, Any], attempt: int = 1) -> dict[str, Any]:
+def request(phase: dict[str, Any], attempt: int = 1) -> AttemptRequest:
     spec = temporal.spec_from_data({"phases": [phase]}, simulate=True)
-    return {"run_id": "r", "spec": spec.to_json(), "phase": phase["name"], "attempt": attempt}
+    return AttemptRequest("r", spec.to_json(), phase["name"], attempt)
 
 
 def marked_sleeper(query_id: str) -> subprocess.Popen[bytes]:

@@ -20,8 +20,10 @@ import pytest
 temporal_worker = pytest.importorskip("orchestrator.temporal._worker",
                                       reason="the temporal extra (temporalio) is not installed")
 from temporalio.client import WorkflowHistory  # noqa: E402
+from temporalio.converter import DataConverter  # noqa: E402
 from temporalio.worker import Replayer  # noqa: E402
 
+from orchestrator.temporal._requests import AttemptRequest, PipelineRequest  # noqa: E402
 from orchestrator.temporal._workflow import PipelineWorkflow  # noqa: E402
 
 pytestmark = pytest.mark.anyio
@@ -65,3 +67,16 @@ def test_the_histories_show_the_old_and_the_new_rule() -> None:
     assert sorted(scheduled_phases(by_name["v1-dag"])) == sorted(scheduled_phases(by_name["v0-dag"]))
     assert sorted(scheduled_phases(by_name["v2-dag"])) == sorted(scheduled_phases(by_name["v0-dag"]))
     assert (most_at_once(by_name["v1-dag"]), most_at_once(by_name["v2-dag"])) == (2, 1)
+
+
+def test_inputs_of_the_older_shape_decode_into_the_dataclasses() -> None:
+    """An attempt scheduled by a workflow from before these fields (a retry delivered to an upgraded worker)
+    and a workflow input recorded before the dataclasses: temporalio's converter reads both."""
+    convert = DataConverter.default.payload_converter
+    old_attempt = {"run_id": "r", "spec": {"data": {}}, "phase": "p", "attempt": 2, "heartbeat_timeout_s": 10.0}
+    (attempt,) = convert.from_payloads(convert.to_payloads([old_attempt]), [AttemptRequest])
+    assert attempt == AttemptRequest("r", {"data": {}}, "p", 2, 10.0, None, "", {})
+    recorded = json.loads((HISTORIES[0]).read_text())["events"][0]["workflowExecutionStartedEventAttributes"]
+    payload = json.loads(base64.b64decode(recorded["input"]["payloads"][0]["data"]))
+    (request,) = convert.from_payloads(convert.to_payloads([payload]), [PipelineRequest])
+    assert request.run_id == payload["run_id"] and request.plan == payload["plan"]

@@ -1,0 +1,44 @@
+"""What the client sends the workflow and the workflow sends each attempt: dataclasses, which temporalio's
+data converter writes as JSON objects and reads back by their fields (its own advice for workflow and
+activity inputs: a field can be added with a default without breaking what is already running).
+
+Workflows already running in an older shape keep working: their inputs were JSON objects with these same
+keys (``run_id``, ``spec``, ``plan``, ``heartbeat_timeout_s``; an attempt's without the later fields, which
+default), so they decode into these classes on replay and on retry (tests/temporal/test_replay.py).
+Nothing here imports temporalio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_HEARTBEAT_S = 10.0
+
+
+@dataclass(frozen=True)
+class PipelineRequest:
+    """Start a pipeline: its run id (the workflow id), the spec the workers parse, and the plan the workflow
+    schedules by (``PipelineSpec.plan``)."""
+
+    run_id: str
+    spec: dict[str, Any]
+    plan: dict[str, Any]
+    heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_S
+
+
+@dataclass(frozen=True)
+class AttemptRequest:
+    """Run one attempt of one phase on a worker."""
+
+    run_id: str
+    spec: dict[str, Any]
+    phase: str
+    attempt: int
+    heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_S
+    #: what this attempt may spend: what the phase's cap or reservation has left (None: no cap)
+    max_cost_usd: float | None = None
+    #: what it is told of the attempt before (a phase that learns), see ``orchestrator._feedback``
+    feedback: str = ""
+    #: the records of the earlier phases its prompt reads (a prompt template's ``phases.NAME``)
+    handed_on: dict[str, dict[str, Any]] = field(default_factory=dict)
