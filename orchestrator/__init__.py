@@ -11,39 +11,91 @@ evidence checks, bounded parallelism, and a durable journal that resumes a crash
 
 from __future__ import annotations
 
-from ._checks import (
-    Check,
-    CheckContext,
-    CheckResult,
-    check,
-    command_succeeds,
-    file_exists,
-    glob_matches,
-    grep,
-    pytest_passes,
-)
-from ._engine import Orchestrator
-from ._journal import (
-    Journal,
-    JournalCorruptError,
-    JournalError,
-    JournalLockedError,
-    Owner,
-    RunBusyError,
-    RunExistsError,
-    RunNotFoundError,
-)
-from ._model import (
-    Phase,
-    PhaseOutcome,
-    Pipeline,
-    PipelineError,
-    RunContext,
-    RunReport,
-)
-from ._observe import RunObserver
-from ._pipeline_file import load_pipeline, parse_pipeline
-from ._status import PhaseKind, PhaseStatus
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
+    from ._checks import (
+        Check,
+        CheckContext,
+        CheckResult,
+        check,
+        command_succeeds,
+        file_exists,
+        glob_matches,
+        grep,
+        pytest_passes,
+    )
+    from ._engine import Orchestrator
+    from ._journal import (
+        Journal,
+        JournalCorruptError,
+        JournalError,
+        JournalLockedError,
+        Owner,
+        RunBusyError,
+        RunExistsError,
+        RunNotFoundError,
+    )
+    from ._model import (
+        Phase,
+        PhaseOutcome,
+        Pipeline,
+        PipelineError,
+        RunContext,
+        RunReport,
+    )
+    from ._observe import RunObserver
+    from ._pipeline_file import load_pipeline, parse_pipeline
+    from ._status import PhaseKind, PhaseStatus
+
+#: where each public name lives: importing the package imports none of them (nor an SDK), so the command
+#: line's --help and start-up stay fast; ``orchestrator.X`` imports X's module the first time it is used
+_WHERE = {
+    "Check": "._checks",
+    "CheckContext": "._checks",
+    "CheckResult": "._checks",
+    "Journal": "._journal",
+    "JournalCorruptError": "._journal",
+    "JournalError": "._journal",
+    "JournalLockedError": "._journal",
+    "Orchestrator": "._engine",
+    "Owner": "._journal",
+    "Phase": "._model",
+    "PhaseKind": "._status",
+    "PhaseOutcome": "._model",
+    "PhaseStatus": "._status",
+    "Pipeline": "._model",
+    "PipelineError": "._model",
+    "RunBusyError": "._journal",
+    "RunContext": "._model",
+    "RunExistsError": "._journal",
+    "RunNotFoundError": "._journal",
+    "RunObserver": "._observe",
+    "RunReport": "._model",
+    "check": "._checks",
+    "command_succeeds": "._checks",
+    "file_exists": "._checks",
+    "glob_matches": "._checks",
+    "grep": "._checks",
+    "load_pipeline": "._pipeline_file",
+    "parse_pipeline": "._pipeline_file",
+    "pytest_passes": "._checks",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Check",

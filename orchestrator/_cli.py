@@ -1,296 +1,29 @@
-"""``claude-scope``: run, resume and inspect pipelines; ``demo`` runs the 11-phase example offline.
+"""claude-scope: run, resume and inspect Claude Code pipelines; "demo" runs an 11-phase example offline.
 
-On a terminal, progress is a live table of phases (rich); otherwise one JSON line per event (structlog). The
-exit code is 1 when a phase did not succeed, 2 for bad input (pipeline file, journal, arguments).
+On a terminal, progress is a live table of phases; otherwise one JSON line per event on stderr. Exit code:
+0 all phases succeeded, 1 a phase did not, 2 bad input (pipeline file, journal, arguments), 130 / 143 when
+SIGINT / SIGTERM interrupted a run (resume it).
 """
+
+# This module is the entry point: it parses the command line with the standard library only and imports a
+# command's code (and with it an SDK) only once a command is to run, so --help and argument errors answer
+# at once. A test holds --help to importing no SDK.
 
 from __future__ import annotations
 
 import argparse
-import atexit
-import importlib.util
-import json
-import logging
-import os
-import shlex
-import signal
+import importlib
 import sys
-import tempfile
-import time
-import webbrowser
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
-from pathlib import Path
 
-import anyio
-import structlog
-
-from sdk_wrapper import exception_leaves, redact, redact_event
-from sdk_wrapper.standin import install_standin
-from sdk_wrapper.v3 import read_masked
-
-from ._cost import format_cost
-from ._doctor import diagnose, render, render_json
-from ._engine import Orchestrator, new_run_id
-from ._journal import DEFAULT_PATH, Journal, JournalError
-from ._model import Pipeline, PipelineError, RunReport
-from ._observe import RunObserver
-from ._pipeline_file import load_pipeline, parse_pipeline, read_pipeline_data
-from ._progress import LiveTable
-from ._runpage import write_run_page
-from ._runview import RunView, run_view
-from ._status import PhaseStatus
-
-EXAMPLE = Path(__file__).with_name("examples") / "v3_pipeline.toml"
-
-
-def print_report(report: RunReport, where: str) -> None:
-    print(f"\nrun {report.run_id}: {'succeeded' if report.ok else 'FAILED'} "
-          f"(cost {format_cost(report.cost_usd, report.cost_lower_bound)} USD, {report.duration_s:.2f}s)")
-    print(f"{'phase':<14} {'status':<10} {'attempts':>8} {'cost':>8}  detail")
-    for outcome in report.phases.values():
-        cost = format_cost(outcome.cost_usd, outcome.cost_lower_bound)
-        detail = outcome.message if outcome.status is not PhaseStatus.SUCCEEDED else \
-            "; ".join(c.evidence for c in outcome.checks) or "the CLI's result is ok"
-        kind = f"[{outcome.kind}] " if outcome.kind else ""
-        print(f"{outcome.name:<14} {outcome.status.value:<10} {outcome.attempts:>8} {cost:>8}  {kind}{detail[:90]}")
-    for name, why in report.evidence_gone.items():
-        print(f"recheck: {name} ran again: {why}")
-    if report.budget_exhausted:
-        print("the run budget was spent: later phases were not started")
-    if report.orphans_ended:
-        print(f"ended CLI processes left by an earlier, killed run: {list(report.orphans_ended)}")
-    print(where)
-
-
-def _journal_path(args: argparse.Namespace) -> Path:
-    return Path(args.journal) if args.journal else Path(args.project_dir).resolve() / DEFAULT_PATH
-
-
-def _orchestrator(args: argparse.Namespace, pipeline: Pipeline | None) -> Orchestrator:
-    project = Path(args.project_dir).resolve()
-    observers: list[RunObserver] = [LiveTable()] if pipeline is not None and sys.stdout.isatty() else []
-    if getattr(args, "otel", False):
-        observers.append(_tracing())
-    journal = Journal(_journal_path(args))
-    cli_path = install_standin(journal.path.parent / "standin-bin") if args.simulate else None
-    return Orchestrator(journal, project_dir=project, cli_path=cli_path, observers=observers)
-
-
-def _tracing() -> RunObserver:
-    """The OpenTelemetry observer, set up from the OTEL_* variables; its spans are flushed at exit."""
-    try:
-        from .tracing import configure  # the otel extra: nothing imports OpenTelemetry without --otel
-
-        tracing, provider = configure()  # imports the chosen exporter
-    except ImportError as exc:
-        raise ValueError(f"--otel needs the otel extra: pip install 'claude-scope[otel]' ({exc})") from None
-    atexit.register(provider.shutdown)
-    return tracing
-
-
-_BAD_INPUT = (PipelineError, JournalError, KeyError, ValueError)
-_early: list[signal.Signals] = []
-_EXIT_ON = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
-
-
-async def _until_signal(work: Callable[[], Awaitable[RunReport]]) -> tuple[RunReport | None, signal.Signals | None]:
-    """Run ``work``; SIGINT or SIGTERM cancels it as a graceful cancel (running phases' CLI trees ended,
-    the run journalled as interrupted). Later signals, while that cleanup runs, are absorbed."""
-    caught: list[signal.Signals] = list(_early)  # a signal before the receiver: the run does not start
-    report: RunReport | None = None
-    work_scope = anyio.CancelScope()
-    if caught:
-        work_scope.cancel()
-    async with anyio.create_task_group() as tg:
-        with anyio.open_signal_receiver(*_EXIT_ON) as signals:
-            async def watch() -> None:
-                async for signum in signals:
-                    if not caught:
-                        caught.append(signal.Signals(signum))
-                        work_scope.cancel()
-
-            tg.start_soon(watch)
-            with work_scope:
-                report = await work()
-            tg.cancel_scope.cancel()
-    return report, caught[0] if caught else None
-
-
-def _resume_command(args: argparse.Namespace, run_id: str) -> str:
-    parts = ["claude-scope", "--project-dir", shlex.quote(str(Path(args.project_dir).resolve()))]
-    if args.journal:
-        parts += ["--journal", shlex.quote(str(Path(args.journal).resolve()))]
-    parts += ["resume", shlex.quote(run_id)]
-    if args.simulate:
-        parts.append("--simulate")
-    return " ".join(parts)
-
-
-def _finish(args: argparse.Namespace, orch: Orchestrator, run_id: str,
-            work: Callable[[], Awaitable[RunReport]]) -> int:
-    try:
-        report, signum = anyio.run(_until_signal, work)
-    except Exception as exc:  # the run crashed: the journal says so (run_crashed); one clear line here
-        leaves = exception_leaves(exc)
-        if len(leaves) == 1 and isinstance(leaves[0], _BAD_INPUT):
-            raise leaves[0] from None  # refused before it started (a busy run, a bad journal): exit 2
-        why = "; ".join(f"{type(e).__name__}: {e}" for e in leaves)
-        print(f"claude-scope: run {run_id} crashed ({redact(why)}); finished phases are kept in "
-              f"{orch.journal.path}. After fixing the cause: {_resume_command(args, run_id)}", file=sys.stderr)
-        return 1
-    if report is None and not orch.journal.run_exists(run_id):
-        name = signum.name if signum is not None else "a cancellation"
-        print(f"claude-scope: interrupted by {name} before run {run_id} started; nothing ran", file=sys.stderr)
-        return _EXIT_ON.get(signum, 1) if signum is not None else 1
-    if report is None:
-        name = signum.name if signum is not None else "a cancellation"
-        print(f"claude-scope: run {run_id} interrupted by {name}; its running phases were ended, finished ones "
-              f"are kept. Resume with: {_resume_command(args, run_id)}", file=sys.stderr)
-        return _EXIT_ON.get(signum, 1) if signum is not None else 1
-    print_report(report, f"journal: {orch.journal.path}; messages: {orch.journal.messages_dir / report.run_id}")
-    return 0 if report.ok else 1
-
-
-def cmd_run(args: argparse.Namespace, pipeline: Pipeline | None = None) -> int:
-    pipeline = pipeline or load_pipeline(args.pipeline, project_dir=args.project_dir, simulate=args.simulate)
-    orch = _orchestrator(args, pipeline)
-    run_id = args.run_id or new_run_id()
-    return _finish(args, orch, run_id, lambda: orch.run(pipeline, run_id))
-
-
-def cmd_resume(args: argparse.Namespace) -> int:
-    journal = Journal(_journal_path(args))
-    source = args.pipeline or journal.pipeline_of(args.run_id).get("source")
-    journal.close()
-    if not source:
-        raise PipelineError("this run's pipeline file is not recorded; pass --pipeline FILE")
-    pipeline = load_pipeline(source, project_dir=args.project_dir, simulate=args.simulate)
-    orch = _orchestrator(args, pipeline)
-    return _finish(args, orch, args.run_id, lambda: orch.resume(args.run_id, pipeline, recheck=args.recheck))
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    journal = Journal(_journal_path(args))
-    runs = journal.runs()
-    if not runs:
-        print("no runs recorded")
-        return 0
-    run_id = args.run_id or runs[0]["run_id"]
-    phases = journal.phases(run_id)
-    if not phases:
-        print(f"no run {run_id!r}")
-        return 2
-    print(f"run {run_id}: " + next(r["status"] for r in runs if r["run_id"] == run_id))
-    for name, row in phases.items():
-        print(json.dumps({"phase": name, **{k: row[k] for k in (
-            "status", "attempts", "cost_usd", "duration_s", "kind", "message", "session_id")},
-                          "cost_lower_bound": bool(row["cost_lower_bound"]), "reserved_usd": row["reserved_usd"]}))
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    with Journal(_journal_path(args)) as journal:
-        runs = journal.runs()
-        if not runs:
-            print("no runs recorded")
-            return 2
-        run_id = args.run_id or runs[0]["run_id"]
-        view = run_view(journal, run_id)
-        default = journal.path.parent / "reports" / f"{run_id}.html"
-    return show_run_page(view, args.out or default, args.open)
-
-
-def show_run_page(view: RunView, out: str | Path, open_it: bool) -> int:
-    """Write the page, say where, and open it in the default browser if asked."""
-    path = write_run_page(view, out)
-    print(f"run page: {path}")
-    if open_it:
-        webbrowser.open(path.resolve().as_uri())
-    return 0
-
-
-def cmd_runs(args: argparse.Namespace) -> int:
-    journal = Journal(_journal_path(args))
-    for run in journal.runs():
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started"]))
-        print(f"{run['run_id']:<32} {run['status']:<10} {started}  {run['note'] or ''}")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    project = Path(args.project_dir) if args.project_dir != "." else Path(tempfile.mkdtemp(prefix="claude-scope-demo-"))
-    print(f"claude-scope demo: the 11-phase V3 pipeline ({EXAMPLE.name}), offline against the stand-in CLI,\n"
-          f"in {project}. The e2e phase fails on purpose; validate and commit are skipped because of it.\n")
-    args.project_dir, args.pipeline, args.simulate, args.run_id = str(project), str(EXAMPLE), True, None
-    # the example's pytest check runs `python -m pytest`: this interpreter, where it has pytest
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    data = read_pipeline_data(EXAMPLE)
-    if importlib.util.find_spec("pytest") is None:
-        print(f"pytest is not installed for {sys.executable}: the test phase's pytest check is left out "
-              "(pip install pytest to see it run)\n")
-        for table in data["phases"]:
-            table["checks"] = [c for c in table.get("checks", []) if c.get("type") != "pytest"]
-    pipeline = replace(parse_pipeline(data, project_dir=project, simulate=True), source=str(EXAMPLE))
-    code = cmd_run(args, pipeline)
-    print("\nthe run failed as the example scripts it (e2e: error_max_turns)" if code == 1 else "")
-    return 0 if code == 1 else 1  # the demo succeeds when the example's one failure is reported as a failure
-
-
-def cmd_migrate(args: argparse.Namespace) -> int:
-    try:
-        from migration import migrate, record_legacy
-    except ImportError as exc:  # libcst is the `migrate` extra
-        print(f"claude-scope migrate needs libcst: pip install 'claude-scope[migrate]' ({exc})", file=sys.stderr)
-        return 2
-    paths = [Path(p) for p in args.paths]
-    results = migrate(paths, write=args.write or args.revert, revert=args.revert)
-    for r in results:
-        if r.diff:
-            sys.stdout.write(r.diff)
-        for note in r.notes:
-            print(f"{r.path}: note: {note}", file=sys.stderr)
-        for reference in r.left:
-            print(f"{r.path}: V3 reference left: {reference}", file=sys.stderr)
-        if r.error:
-            print(f"{r.path}: {r.error}", file=sys.stderr)
-    changed = [r for r in results if r.changed]
-    left = [r for r in results if r.left or r.error]
-    legacy = next((m for r in results for m in r.legacy_modules), None)
-    if args.write and legacy is not None:
-        recorded = record_legacy(paths, legacy)
-        if recorded is not None:
-            print(f"recorded legacy_module = {legacy!r} in {recorded} (for CLAUDE_SCOPE_MODE=legacy)", file=sys.stderr)
-    if args.revert:  # V3's imports are back by design: counting them as "left" would read as a leftover
-        print(f"reverted {len(changed)} of {len(results)} file(s)", file=sys.stderr)
-    else:
-        verb = "rewrote" if args.write else "would rewrite"
-        print(f"{verb} {len(changed)} of {len(results)} file(s); {len(left)} with V3 references left",
-              file=sys.stderr)
-    return 1 if args.check and (changed or left) else 0
-
-
-def cmd_masked(args: argparse.Namespace) -> int:
-    path = _journal_path(args)
-    rows = read_masked(path)
-    for row in rows:
-        print(json.dumps(row))
-    print(f"{len(rows)} thing(s) the real V3 would have hidden or lost (shadow mode, {path})", file=sys.stderr)
-    return 0
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    diagnosis = anyio.run(diagnose)
-    print(render_json(diagnosis) if args.json else render(diagnosis))
-    return 0 if diagnosis.healthy else 1
-
+from . import _signals
 
 _OTEL_HELP = ("OpenTelemetry spans of the run, phases, attempts and queries (the otel extra; exporter from "
               "OTEL_TRACES_EXPORTER: otlp (default, OTEL_EXPORTER_OTLP_ENDPOINT) or console)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="claude-scope", description=__doc__)
+    parser = argparse.ArgumentParser(prog="claude-scope", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project-dir", default=".", help="the project the phases work in (default: .)")
     parser.add_argument("--journal", help="journal database (default: PROJECT/.claude-scope/runs.db)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -360,49 +93,12 @@ def _temporal_address(parser: argparse.ArgumentParser, *, required: bool = True)
     parser.add_argument("--namespace", default="default")
 
 
-_TEMPORAL_ONLY = {"server", "worker", "submit", "cancel"}
-
-
-def _temporal(args: argparse.Namespace) -> int:
-    try:
-        from orchestrator.temporal._commands import COMMANDS
-    except ImportError as exc:  # temporalio is the `temporal` extra: nothing imports it without it
-        print(f"claude-scope {args.command} needs the temporal extra: pip install 'claude-scope[temporal]' ({exc})",
-              file=sys.stderr)
-        return 2
-    return COMMANDS[args.command](args, print_report)
-
-
-def _remember(signum: int, _frame: object) -> None:
-    _early.append(signal.Signals(signum))
-
-
 def main(argv: list[str] | None = None) -> int:
-    # Until a run's own receiver takes over, SIGINT/SIGTERM are remembered rather than fatal, so a signal
-    # in start-up (reading the pipeline, opening the journal) still ends as an interruption, exit 130/143.
-    for signum in _EXIT_ON:
-        signal.signal(signum, _remember)
+    _signals.install()  # before anything slow: a signal during start-up ends as an interruption
     args = _parser().parse_args(argv)
-    logging.getLogger("claude_code_sdk").setLevel(logging.CRITICAL)  # outcomes are reported instead
-    # The application configures logging: JSON lines on stderr; on a terminal only warnings (the table shows
-    # progress).
-    structlog.configure(processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper("iso"),
-                                    redact_event, structlog.processors.JSONRenderer()],
-                        wrapper_class=structlog.make_filtering_bound_logger(
-                            logging.WARNING if sys.stdout.isatty() else logging.INFO),
-                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    commands = {"run": cmd_run, "resume": cmd_resume, "status": cmd_status, "runs": cmd_runs, "demo": cmd_demo,
-                "migrate": cmd_migrate, "masked": cmd_masked, "doctor": cmd_doctor, "report": cmd_report}
-    try:
-        if args.command in _TEMPORAL_ONLY or getattr(args, "address", None):
-            return _temporal(args)
-        return commands[args.command](args)
-    except BrokenPipeError:  # `claude-scope status | head`: the reader left; not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except _BAD_INPUT as exc:
-        print(f"claude-scope: {exc}", file=sys.stderr)
-        return 2
+    commands = importlib.import_module("orchestrator._cli_commands")
+    code: int = commands.dispatch(args)
+    return code
 
 
 if __name__ == "__main__":

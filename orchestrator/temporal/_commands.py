@@ -1,6 +1,6 @@
 """``claude-scope server | worker | submit | cancel`` and ``status/runs/report --address``: the Temporal commands.
 
-Loaded by ``orchestrator._cli`` only when one of them is used (it needs the ``temporal`` extra). Processes
+Loaded by ``orchestrator._cli_commands`` only when one of them is used (it needs the ``temporal`` extra). Processes
 that used the Temporal client end with ``os._exit`` after flushing their output: at interpreter exit
 temporalio's runtime can crash the process (measured: "Fatal Python error: PyGILState_Release" in 2 of 10
 worker exits, exit 139 in 1 of 4 client exits, both after all work was done), which would turn a correct
@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from sdk_wrapper.standin import install_standin
 
-from .._cli import show_run_page
+from .._cli_commands import show_run_page
 from .._journal import DEFAULT_PATH, RunNotFoundError
 from .._model import PipelineError, RunReport
 from .._runview import RunView
