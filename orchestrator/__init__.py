@@ -12,9 +12,9 @@ evidence checks, bounded parallelism, and a durable journal that resumes a crash
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+import typing
 
-if TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
+if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
     from ._checks import (
         Check,
         CheckContext,
