@@ -212,8 +212,10 @@ def _transcript(transcript: Transcript) -> str:
 
 
 def _attempt(a: AttemptView, run_live: bool) -> str:
+    failed_checks = [c for c in a.checks if not c.get("passed")]
     state = ("running" if run_live else "never ended (the run was interrupted)") if a.ended is None else \
-        ("ok" if a.ok else f"failed ({a.kind or 'error result'})")
+        (f"failed (validation_failed: {len(failed_checks)} check(s) failed; the CLI's result was ok)"
+         if a.ok and failed_checks else "ok" if a.ok else f"failed ({a.kind or 'error result'})")
     facts = [("attempt", f"{a.number}: {state}"), ("started", _fmt_time(a.started)),
              ("took", _fmt_s((a.ended - a.started) if a.ended is not None else None)),
              ("cost (USD)", _cost(a)), ("turns", "-" if a.num_turns is None else str(a.num_turns)),

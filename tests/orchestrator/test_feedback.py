@@ -13,6 +13,8 @@ import pytest
 
 from orchestrator import Orchestrator, Phase, PhaseKind, PhaseStatus, PipelineError, parse_pipeline
 from orchestrator._feedback import HEADER, MAX_BLOCK, feedback_block
+from orchestrator._runpage import render_run_page
+from orchestrator._runview import run_view
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 
 pytestmark = pytest.mark.anyio
@@ -44,6 +46,10 @@ async def test_a_failed_check_is_retried_with_what_failed(leak_guard: LeakGuard,
     with await run(tmp_path, standin_cli, pipeline_data({"attempts": 3, "feedback": True})) as orch:
         phase = orch.journal.phases("r")["notes"]
         attempts = [a for a in orch.journal.attempts("r") if a["name"] == "notes"]
+        page = render_run_page(run_view(orch.journal, "r"))
+    # the page says why attempt 1 was retried, though its query was ok, and marks the prompt with feedback
+    assert "1: failed (validation_failed: 1 check(s) failed; the CLI&#x27;s result was ok)" in page
+    assert "2: ok" in page and "with feedback)" in page
     assert phase["status"] == "succeeded" and phase["attempts"] == 2
     assert phase["cost_usd"] == pytest.approx(2 * 0.0123)  # both attempts
     first, second = attempts
