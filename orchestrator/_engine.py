@@ -25,12 +25,12 @@ from sdk_wrapper import end_query_tree, exception_leaves, get_logger, redact
 
 from ._checks import CheckContext
 from ._execute import PhaseRuntime, phase_options, run_phase
-from ._feedback import CHECKS_FAILED, feedback_block
+from ._feedback import told_after
 from ._journal import DEFAULT_PATH, Journal, RunBusyError, RunExistsError, RunNotFoundError, same_process
 from ._model import Phase, PhaseOutcome, Pipeline, RunContext, RunReport
 from ._observe import Observers, RunObserver
 from ._schedule import RunState, Start
-from ._status import PhaseKind, PhaseStatus
+from ._status import PhaseStatus
 
 
 class Orchestrator:
@@ -261,12 +261,9 @@ def journalled_feedback(journal: Journal, run_id: str, name: str) -> str:
     if not ended:
         return ""
     last = max(ended, key=lambda a: a["number"])
-    checks = json.loads(last.get("evidence") or "[]")
-    kind = last["kind"] or (PhaseKind.VALIDATION_FAILED.value if any(not c.get("passed") for c in checks) else None)
-    if kind is None:
-        return ""
-    message = last["message"] or (CHECKS_FAILED if last["ok"] else "")
-    return redact(feedback_block(last["number"], kind, message, last.get("stderr_tail") or "", checks))
+    return redact(told_after(last["number"], query_ok=bool(last["ok"]), kind=last["kind"],
+                             message=last["message"] or "", stderr_tail=last.get("stderr_tail") or "",
+                             checks=json.loads(last.get("evidence") or "[]")))
 
 
 def new_run_id() -> str:

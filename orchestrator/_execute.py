@@ -22,7 +22,7 @@ from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, Spa
 
 from ._checks import CheckContext, CheckResult
 from ._cost import PhaseCap, sum_costs
-from ._feedback import CHECKS_FAILED, feedback_block, with_feedback
+from ._feedback import told_after, with_feedback
 from ._model import Phase, PhaseOutcome, RunContext
 from ._observe import RunObserver
 from ._status import PhaseKind, PhaseStatus
@@ -104,14 +104,14 @@ class Tried:
         return self.query.ok and all(c.passed for c in self.checks)
 
     def feedback(self, number: int) -> str:
-        """What the next attempt is told of this one (see ``_feedback``), redacted."""
+        """What the next attempt is told of this one (``_feedback.told_after``), redacted."""
         failure = self.query.failure
-        if failure is not None or not self.query.ok:
-            kind = (failure.kind if failure is not None else FailureKind.EXECUTION_ERROR).value
-            message, stderr = (failure.message, failure.stderr_tail) if failure is not None else ("error result", "")
-        else:
-            kind, message, stderr = PhaseKind.VALIDATION_FAILED.value, CHECKS_FAILED, ""
-        return redact(feedback_block(number, kind, message, stderr, [c.to_dict() for c in self.checks]))
+        return redact(told_after(
+            number, query_ok=self.query.ok,
+            kind=(failure.kind if failure is not None else FailureKind.EXECUTION_ERROR).value,
+            message=failure.message if failure is not None else "error result",
+            stderr_tail=failure.stderr_tail if failure is not None else "",
+            checks=[c.to_dict() for c in self.checks]))
 
 
 async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOutcome:

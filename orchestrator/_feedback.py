@@ -5,15 +5,19 @@ attempt's failure (kind, message, the CLI's stderr tail) and the evidence of eac
 it found, a command's output tail). Telling the agent what failed is the point of retrying after side
 effects. Every part is cut to a bound, and so is the whole, so a chatty test suite cannot flood the prompt.
 
-Plain strings in, a string out: both engines build it (the local orchestrator from the attempt it just
-ran or, on a resume, from the journal; the Temporal workflow from the attempt's record), and the caller
-redacts it before it is used, as the inputs may quote anything the CLI or a check printed.
+Plain data in, a string out: ``told_after`` is the one place that decides what an attempt is told, from
+what every engine records of the attempt before (the local orchestrator from the attempt it just ran or,
+on a resume, from the journal; the Temporal workflow from the attempt's record), so both engines tell a
+retry the same. The caller redacts it before it is used, as the inputs may quote anything the CLI or a
+check printed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from ._status import PhaseKind
 
 #: the most a block says, in characters, and the most each part of it says
 MAX_BLOCK = 8000
@@ -47,6 +51,18 @@ def feedback_block(attempt: int, kind: str | None, message: str, stderr_tail: st
     lines.append("Fix what failed and complete the task.")
     block = "\n".join(lines)
     return block if len(block) <= MAX_BLOCK else block[:MAX_BLOCK - 40] + "\n[... feedback cut to its bound]"
+
+
+def told_after(attempt: int, *, query_ok: bool, kind: str | None, message: str, stderr_tail: str = "",
+               checks: Iterable[Mapping[str, Any]] = ()) -> str:
+    """What the attempt after ``attempt`` is told of it, or "" when it passed. A query that failed is told
+    by its failure; a query whose result was ok but whose checks failed, as ``validation_failed``."""
+    checks = list(checks)
+    if query_ok:
+        if all(c.get("passed") for c in checks):
+            return ""
+        kind, message, stderr_tail = PhaseKind.VALIDATION_FAILED.value, CHECKS_FAILED, ""
+    return feedback_block(attempt, kind, message, stderr_tail, checks)
 
 
 def with_feedback(prompt: str, block: str) -> str:

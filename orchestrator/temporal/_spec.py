@@ -27,7 +27,7 @@ from claude_code_sdk import ClaudeCodeOptions
 from sdk_wrapper import FailureKind, redact
 
 from .._checks import CallableCheck
-from .._feedback import feedback_block
+from .._feedback import told_after
 from .._journal import RESULT_KEPT, STDERR_KEPT
 from .._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunReport, parse_kind
 from .._pipeline_file import parse_pipeline, read_pipeline_data
@@ -280,8 +280,9 @@ def attempt_feedback(retry: dict[str, Any] | None, record: dict[str, Any], attem
     """What the next attempt is told of this one, when the phase learns (see ``_feedback``); else nothing."""
     if retry is None or not retry.get("feedback"):
         return ""
-    return feedback_block(attempt, record.get("kind"), str(record.get("message") or ""),
-                          str(record.get("stderr_tail") or ""), record.get("checks") or ())
+    return told_after(attempt, query_ok=bool(record.get("query_ok")), kind=record.get("kind"),
+                      message=str(record.get("message") or ""), stderr_tail=str(record.get("stderr_tail") or ""),
+                      checks=record.get("checks") or ())
 
 
 def backoff_s(retry: dict[str, Any], attempt: int, random01: float) -> float:

@@ -97,7 +97,10 @@ async def test_both_engines_report_the_same(
     local: dict[str, Any] = {}
     with Orchestrator(tmp_path / "runs.db", project_dir=tmp_path, cli_path=standin_cli) as orch:
         for name, data in PIPELINES.items():
-            local[name] = recorded(await orch.run(parse_pipeline(data, project_dir=tmp_path, simulate=True)))
+            report = await orch.run(parse_pipeline(data, project_dir=tmp_path, simulate=True))
+            local[name] = recorded(report)
+            if name == "feedback and kinds":  # what the local retry was told, to compare with Temporal's
+                local_told = [a["prompt"] for a in orch.journal.attempts(report.run_id) if a["name"] == "notes"]
     remote: dict[str, Any] = {}
     queue = queue_name(tmp_path)
     async with worker(temporal_client, queue, tmp_path, standin_cli):
@@ -141,6 +144,7 @@ async def test_both_engines_report_the_same(
         ("notes", "succeeded", None, 2, 0.0246, "", False), ("turns", "failed", "max_turns", 2, 0.0246, "", False),
         ("after", "succeeded", None, 1, 0.0123, "", False)]
     first, second = learned.attempts  # history keeps each attempt's prompt and checks, for the run page
+    assert [first.prompt, second.prompt] == local_told  # both engines tell a retry the same
     assert HEADER not in first.prompt and HEADER in second.prompt and "need >= 20" in second.prompt
     assert [c["passed"] for c in first.checks] == [False] and [c["passed"] for c in second.checks] == [True]
     assert [p[1] for p in local["handed on"]["phases"]] == ["succeeded", "succeeded"]
