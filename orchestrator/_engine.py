@@ -129,14 +129,16 @@ class Orchestrator:
             orphans = await self.end_orphans()
             names = [p.name for p in pipeline.phases]
             self.journal.start_run(run_id, _describe(pipeline), names, new=new)
-            earlier = {p.name: sum(c for c in self.journal.attempt_costs(run_id, p.name) if c is not None)
-                       for p in pipeline.phases if p.name not in kept}
-            state = RunState.new(pipeline.run_plan(), {n: o.cost_usd for n, o in kept.items()}, earlier)
+            # a resume: what each phase that runs again already spent (read once; a new run has spent nothing)
+            earlier = {} if new else {p.name: self.journal.attempt_costs(run_id, p.name)
+                                      for p in pipeline.phases if p.name not in kept}
+            state = RunState.new(pipeline.run_plan(), {n: o.cost_usd for n, o in kept.items()},
+                                 {n: sum(c for c in costs if c is not None) for n, costs in earlier.items()})
             outcomes: dict[str, PhaseOutcome] = dict(kept)
             ctx = RunContext(run_id, self.project_dir, outcomes)
             self.observer.run_started(run_id, pipeline, tuple(kept))
             try:
-                await self._schedule(pipeline, state, ctx, outcomes)
+                await self._schedule(pipeline, state, ctx, outcomes, earlier)
             except BaseException as exc:
                 # Synchronous journal writes: a cancellation cannot interrupt them.
                 if _only_cancellation(exc):
@@ -162,7 +164,7 @@ class Orchestrator:
         return report
 
     async def _schedule(self, pipeline: Pipeline, state: RunState, ctx: RunContext,
-                        outcomes: dict[str, PhaseOutcome]) -> None:
+                        outcomes: dict[str, PhaseOutcome], earlier: dict[str, tuple[float | None, ...]]) -> None:
         """Do what the rules (``_schedule``) say until every phase has ended: each phase runs in a task
         of its own, and its end wakes this loop to ask the rules again."""
         ended_send, ended_receive = anyio.create_memory_object_stream[str](len(pipeline.phases))
@@ -171,8 +173,9 @@ class Orchestrator:
                 while True:
                     for step in state.drain():
                         if isinstance(step, Start):
-                            tg.start_soon(self._phase_task, pipeline.phase(step.name), step.cap_usd, ctx, state,
-                                          outcomes, ended_send, name=f"phase {step.name}")
+                            tg.start_soon(self._phase_task, pipeline.phase(step.name), step.cap_usd,
+                                          earlier.get(step.name, ()), ctx, state, outcomes, ended_send,
+                                          name=f"phase {step.name}")
                         else:
                             self._record(ctx.run_id, outcomes, PhaseOutcome(
                                 step.name, PhaseStatus.SKIPPED, kind=step.kind, message=step.reason))
@@ -180,13 +183,13 @@ class Orchestrator:
                         break
                     await ended_receive.receive()
 
-    async def _phase_task(self, phase: Phase, cap_usd: float | None, ctx: RunContext, state: RunState,
-                          outcomes: dict[str, PhaseOutcome], ended: MemoryObjectSendStream[str]) -> None:
+    async def _phase_task(self, phase: Phase, cap_usd: float | None, earlier: tuple[float | None, ...],
+                          ctx: RunContext, state: RunState, outcomes: dict[str, PhaseOutcome],
+                          ended: MemoryObjectSendStream[str]) -> None:
         self._notify(phase.name, PhaseStatus.RUNNING, None)
         self.journal.phase_reserved(ctx.run_id, phase.name, cap_usd)
         self.observer.phase_started(ctx.run_id, phase.name)
         recorded = self.journal.recorded_outcome(ctx.run_id, phase.name)
-        earlier = self.journal.attempt_costs(ctx.run_id, phase.name)
         runtime = PhaseRuntime(ctx.run_id, self.journal, self.project_dir, self.cli_path,
                                first_attempt=recorded.attempts if recorded is not None else 0,
                                earlier_costs=earlier, cap_usd=cap_usd, observer=self.observer,
