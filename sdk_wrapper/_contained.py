@@ -211,6 +211,12 @@ async def run_contained(
         with contextlib.suppress(OSError):
             await process.stdin.aclose()
 
+    async def end_tree() -> CleanupReport:
+        with anyio.CancelScope(shield=True):  # cleanup: a cancellation from outside waits for it
+            report = await tree.end(process, started=started, terminate_grace_s=terminate_grace_s,
+                                    kill_grace_s=kill_grace_s, log=log, close=False)
+        return report
+
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(read)
@@ -219,19 +225,15 @@ async def run_contained(
             with anyio.move_on_after(timeout_s) as waiting:
                 await process.wait()
             timed_out = waiting.cancelled_caught
-            with anyio.CancelScope(shield=True):
-                cleanup = await tree.end(process, started=started, terminate_grace_s=terminate_grace_s,
-                                         kill_grace_s=kill_grace_s, log=log, close=False)
+            cleanup = await end_tree()
             with anyio.move_on_after(kill_grace_s):  # its writers are gone: the rest of its output
                 await eof.wait()
             tg.cancel_scope.cancel()
     finally:
-        with anyio.CancelScope(shield=True):
-            if cleanup is None:  # cancelled from outside: end the tree all the same
-                cleanup = await tree.end(process, started=started, terminate_grace_s=terminate_grace_s,
-                                         kill_grace_s=kill_grace_s, log=log, close=False)
-            with anyio.move_on_after(kill_grace_s):
-                await process.aclose()
+        if cleanup is None:  # cancelled from outside: end the tree all the same
+            cleanup = await end_tree()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(kill_grace_s):
+            await process.aclose()
     assert cleanup is not None
     return CommandOutcome(tuple(argv), process.pid, process.returncode, redact_tail(bytes(output), output_bytes, False),
                           timed_out, time.monotonic() - started, cleanup)
