@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 
 import anyio
 
-from sdk_wrapper import redact, run_contained
+from sdk_wrapper import CommandOutcome, redact, run_contained
 
 from ._model import RunContext
 
@@ -182,8 +182,7 @@ class PytestPasses:
             return CheckResult(name, False, f"could not run {python}: {exc.strerror}", {"argv": argv})
         finally:
             shutil.rmtree(report.parent, ignore_errors=True)
-        details = {"argv": argv, "exit_code": done.exit_code, "output_tail": done.output, "timed_out": done.timed_out,
-                   "cleanup": done.cleanup.to_dict(), **({} if counts is None else counts), "first_failures": failures}
+        details = {**_ran(argv, done), **({} if counts is None else counts), "first_failures": failures}
         if counts is None:
             return CheckResult(name, False, f"pytest wrote no report (exit {done.exit_code}"
                                f"{', timed out' if done.timed_out else ''}): is pytest installed for {python}?",
@@ -198,6 +197,12 @@ class PytestPasses:
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "pytest", "args": list(self.args), "python": self.python, "timeout_s": self.timeout_s}
+
+
+def _ran(argv: list[str], done: CommandOutcome) -> dict[str, Any]:
+    """The evidence a contained command leaves in its check: argv, exit, output tail, time, and its tree."""
+    return {"argv": argv, "exit_code": done.exit_code, "output_tail": done.output,
+            "seconds": round(done.duration_s, 3), "timed_out": done.timed_out, "cleanup": done.cleanup.to_dict()}
 
 
 def _junit(path: Path) -> tuple[dict[str, int] | None, list[str]]:
@@ -244,8 +249,7 @@ class CommandSucceeds:
         except OSError as exc:
             return CheckResult(name, False, f"could not run: {exc.strerror}", {"argv": argv})
         cleanup = done.cleanup
-        details = {"argv": argv, "exit_code": done.exit_code, "output_tail": done.output,
-                   "seconds": round(done.duration_s, 3), "timed_out": done.timed_out, "cleanup": cleanup.to_dict()}
+        details = _ran(argv, done)
         left_behind = [pid for pid in cleanup.pids_ended if pid != done.pid]
         ended = f"; ended {len(left_behind)} process(es) it left running" if left_behind else ""
         if not cleanup.clean:
