@@ -31,6 +31,7 @@ from ._model import Phase, PhaseOutcome, Pipeline, RunContext, RunReport
 from ._observe import Observers, RunObserver
 from ._schedule import RunState, Start
 from ._status import PhaseStatus
+from ._worktree import check_isolation, reap
 
 
 class Orchestrator:
@@ -125,6 +126,7 @@ class Orchestrator:
     async def _execute(self, pipeline: Pipeline, run_id: str, kept: dict[str, PhaseOutcome], *,
                        new: bool = False, evidence_gone: dict[str, str] | None = None) -> RunReport:
         started = time.monotonic()
+        await check_isolation(pipeline, self.project_dir)
         with _claim(self.journal, run_id):
             orphans = await self.end_orphans()
             names = [p.name for p in pipeline.phases]
@@ -242,8 +244,9 @@ def _only_cancellation(exc: BaseException) -> bool:
 
 
 async def end_orphans(journal: Journal, log: Any) -> tuple[int, ...]:
-    """End the CLI trees recorded in ``journal`` whose owner is gone (a killed orchestrator or worker);
-    return their pids. Another owner's running CLI, on the same journal, is never touched."""
+    """End the CLI trees recorded in ``journal`` whose owner is gone (a killed orchestrator or worker), and
+    remove their worktrees (undoing a merge cut short); return the CLIs' pids. Another owner's running CLI
+    or worktree, on the same journal, is never touched."""
     ended: list[int] = []
     for proc in journal.live_processes():
         if not proc.orphaned():
@@ -254,6 +257,7 @@ async def end_orphans(journal: Journal, log: Any) -> tuple[int, ...]:
         if pids:
             log.warning("orphans.ended", run_id=proc.run_id, phase=proc.name, pids=list(pids))
         journal.forget_process(proc)
+    await reap(journal.git_states(), journal.git_state_done, log)
     return tuple(ended)
 
 

@@ -23,9 +23,11 @@ from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, Spa
 from ._checks import CheckContext, CheckResult
 from ._cost import PhaseCap, sum_costs
 from ._feedback import told_after, with_feedback
-from ._model import Phase, PhaseOutcome, RunContext
+from ._git import GitCommandError
+from ._model import Phase, PhaseOutcome, PipelineError, RunContext
 from ._observe import RunObserver
 from ._status import PhaseKind, PhaseStatus
+from ._worktree import Isolation, Worktree
 
 _TIMED_OUT = {FailureKind.TIMEOUT, FailureKind.STALLED}
 
@@ -63,6 +65,10 @@ class PhaseRecorder(Protocol):
     def attempt_checked(self, run_id: str, name: str, number: int, checks: list[dict[str, Any]]) -> None: ...
 
     def phase_ended(self, run_id: str, outcome: PhaseOutcome) -> None: ...
+
+    def git_state_added(self, key: str, run_id: str, name: str, kind: str, data: dict[str, Any]) -> None: ...
+
+    def git_state_done(self, key: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,11 @@ class Tried:
     def passed(self) -> bool:
         return self.query.ok and all(c.passed for c in self.checks)
 
+    @property
+    def conflicted(self) -> bool:
+        """Its changes could not be merged: another attempt from the same start would conflict the same way."""
+        return _conflicted(self.checks)
+
     def feedback(self, number: int) -> str:
         """What the next attempt is told of this one (``_feedback.told_after``), redacted."""
         failure = self.query.failure
@@ -128,7 +139,6 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                             duration_s=time.monotonic() - started)
     options = phase_options(phase, rt.project_dir)
     limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s)
-    check_ctx = CheckContext(Path(options.cwd or rt.project_dir), ctx)
     attempt = rt.first_attempt
     costs = list(rt.earlier_costs)  # every attempt's, so that retries' spend is never dropped
     cap = PhaseCap(rt.cap_usd if rt.cap_usd is not None else phase.max_cost_usd)
@@ -145,9 +155,11 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
         told = with_feedback(prompt, feedback)
         journal.phase_running(run_id, name, attempt, told)
         observer.attempt_started(run_id, name, attempt)
+        here, checked_in = await place.attempt(attempt, continues=phase.feedback)
         log = MessageLog(journal.message_log(run_id, name, attempt))
         allowed = cap.left()  # the CLI stops itself there (--max-budget-usd)
-        stream: QueryStream[Any] = open_query(told, options, limits=replace(limits, max_cost_usd=allowed),
+        stream: QueryStream[Any] = open_query(told, replace(options, cwd=str(here)),
+                                              limits=replace(limits, max_cost_usd=allowed),
                                               cli_path=rt.cli_path, on_spawn=spawned)
         try:
             async with stream:
@@ -163,14 +175,17 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                 observer.attempt_ended(run_id, name, attempt, stream.outcome)
         tried = Tried(stream.outcome)
         if stream.outcome.ok:
-            tried = Tried(stream.outcome, tuple([await check.run(check_ctx) for check in phase.checks]))
+            checks = [await check.run(CheckContext(checked_in, ctx)) for check in phase.checks]
+            if all(c.passed for c in checks):
+                checks.extend(await place.bring_back(attempt))
+            tried = Tried(stream.outcome, tuple(checks))
             journal.attempt_checked(run_id, name, attempt, [c.to_dict() for c in tried.checks])
         if phase.feedback and not tried.passed:
             feedback = tried.feedback(attempt)
         return tried
 
     def again(tried: Tried) -> bool:
-        if tried.passed or not cap.has_room() or phase.retry is None:
+        if tried.passed or not cap.has_room() or phase.retry is None or tried.conflicted:
             return False
         if not tried.query.ok:  # a failed query: the policy decides (after side effects, only if it says so)
             return phase.retry.should_retry(tried.query)
@@ -182,7 +197,17 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                             message=f"max_cost_usd={phase.max_cost_usd} was spent by its earlier attempts",
                             duration_s=time.monotonic() - started, cost_usd=cost, cost_lower_bound=lower_bound)
     try:
+        place = await Place.open(phase, rt, Path(options.cwd or rt.project_dir))
+    except (PipelineError, GitCommandError) as exc:
+        return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=PhaseKind.ISOLATION_FAILED, attempts=attempt,
+                            message=str(exc), duration_s=time.monotonic() - started)
+    try:
         tried = await (phase.retry.repeat(once, again) if phase.retry is not None else once())
+    except GitCommandError as exc:
+        cost, lower_bound = sum_costs(costs)
+        return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=PhaseKind.ISOLATION_FAILED, attempts=attempt,
+                            message=str(exc), duration_s=time.monotonic() - started, cost_usd=cost,
+                            cost_lower_bound=lower_bound)
     except anyio.get_cancelled_exc_class():
         cost, lower_bound = sum_costs(costs)
         journal.phase_ended(run_id, PhaseOutcome(phase.name, PhaseStatus.CANCELLED, attempts=attempt,
@@ -190,7 +215,52 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                                                  cost_lower_bound=lower_bound,
                                                  kind=FailureKind.CANCELLED, message="run cancelled"))
         raise
+    finally:
+        await place.close()
     return _phase_outcome(phase.name, tried.query, tried.checks, attempt, costs, time.monotonic() - started)
+
+
+def _conflicted(checks: tuple[CheckResult, ...] | list[CheckResult]) -> bool:
+    return any(c.details.get("merge") == "conflict" and not c.passed for c in checks)
+
+
+class Place:
+    """Where a phase's attempts run: the project's checkout (in place), or each in a worktree of its own
+    (``isolation = "worktree"``; a learning retry continues in its attempt's worktree)."""
+
+    def __init__(self, cwd: Path, isolation: Isolation | None = None) -> None:
+        self.cwd = cwd
+        self.isolation = isolation
+        self.current: Worktree | None = None
+
+    @classmethod
+    async def open(cls, phase: Phase, rt: PhaseRuntime, cwd: Path) -> Place:
+        if phase.isolation != "worktree":
+            return cls(cwd)
+        return cls(cwd, await Isolation.open(rt.project_dir, rt.journal, rt.run_id, phase.name))
+
+    async def attempt(self, number: int, *, continues: bool) -> tuple[Path, Path]:
+        """The attempt's working directory and where its checks look (the same place)."""
+        if self.isolation is None:
+            return self.cwd, self.cwd
+        if self.current is not None and not continues:
+            await self.close()
+        if self.current is None:
+            self.current = await self.isolation.start(number)
+        here = self.isolation.inside(self.current, self.cwd)
+        here.mkdir(parents=True, exist_ok=True)  # a cwd the checkout has but git does not track (empty)
+        return here, here
+
+    async def bring_back(self, number: int) -> list[CheckResult]:
+        """An isolated attempt that passed: its merge into the checkout, as one more piece of evidence."""
+        if self.isolation is None or self.current is None:
+            return []
+        return [await self.isolation.bring_back(self.current, number)]
+
+    async def close(self) -> None:
+        if self.isolation is not None and self.current is not None:
+            current, self.current = self.current, None
+            await self.isolation.end(current)
 
 
 def _phase_outcome(name: str, outcome: QueryOutcome, checks: tuple[CheckResult, ...], attempts: int,
@@ -210,6 +280,7 @@ def _phase_outcome(name: str, outcome: QueryOutcome, checks: tuple[CheckResult, 
                             message=failure.message if failure is not None else "error result", **common)
     failed = [c for c in checks if not c.passed]
     if failed:
-        return PhaseOutcome(name, PhaseStatus.FAILED, kind=PhaseKind.VALIDATION_FAILED,
+        return PhaseOutcome(name, PhaseStatus.FAILED,
+                            kind=PhaseKind.MERGE_CONFLICT if _conflicted(checks) else PhaseKind.VALIDATION_FAILED,
                             message="; ".join(f"{c.name}: {c.evidence}" for c in failed), **common)
     return PhaseOutcome(name, PhaseStatus.SUCCEEDED, message="ok", **common)

@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS attempts (
     run_id TEXT NOT NULL, name TEXT NOT NULL, number INTEGER NOT NULL, started REAL NOT NULL, ended REAL,
     ok INTEGER, kind TEXT, message TEXT, cost_usd REAL, session_id TEXT, PRIMARY KEY (run_id, name, number)
 );
+CREATE TABLE IF NOT EXISTS git_state (
+    key TEXT PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL,
+    started REAL NOT NULL, owner_host TEXT, owner_pid INTEGER, owner_start REAL
+);
 CREATE TABLE IF NOT EXISTS live_processes (
     run_id TEXT NOT NULL, name TEXT NOT NULL, pid INTEGER NOT NULL, create_time REAL NOT NULL,
     query_id TEXT NOT NULL, PRIMARY KEY (run_id, name, pid)
@@ -131,6 +135,22 @@ def same_process(pid: int, start: float) -> bool:
         return abs(psutil.Process(pid).create_time() - start) < 0.05
     except psutil.Error:
         return False
+
+
+@dataclass(frozen=True)
+class GitState:
+    """A journalled worktree, merge in flight or kept branch (``kind``), with its owner."""
+
+    key: str
+    run_id: str
+    name: str
+    kind: str
+    data: dict[str, Any]
+    started: float
+    owner: Owner | None
+
+    def orphaned(self) -> bool:
+        return self.owner is None or not self.owner.alive()
 
 
 def _owner(row: sqlite3.Row) -> Owner | None:
@@ -397,6 +417,26 @@ class Journal:
         with self._tx() as db:
             db.execute("DELETE FROM live_processes WHERE run_id = ? AND name = ? AND pid = ?",
                        (proc.run_id, proc.name, proc.pid))
+
+    # -- git state (isolated phases: see _worktree) ----------------------------------------------------
+    def git_state_added(self, key: str, run_id: str, name: str, kind: str, data: dict[str, Any]) -> None:
+        """Record something of ours in a git repository (a worktree, a merge in flight, a kept branch) before
+        it exists, so that whatever a killed owner leaves is found at the next start."""
+        me = self.owner
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO git_state (key, run_id, name, kind, data, started, owner_host, "
+                       "owner_pid, owner_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (key, run_id, name, kind, json.dumps(data), time.time(), me.host, me.pid, me.start))
+
+    def git_state_done(self, key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM git_state WHERE key = ?", (key,))
+
+    def git_states(self, run_id: str | None = None) -> list[GitState]:
+        rows = self._query("SELECT * FROM git_state" + (" WHERE run_id = ?" if run_id else "") + " ORDER BY started",
+                           (run_id,) if run_id else ())
+        return [GitState(r["key"], r["run_id"], r["name"], r["kind"], json.loads(r["data"]), r["started"], _owner(r))
+                for r in rows]
 
     # -- messages ---------------------------------------------------------------------------------
     def message_log(self, run_id: str, name: str, attempt: int) -> Path:

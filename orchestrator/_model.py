@@ -61,6 +61,8 @@ class RunContext:
 
 
 Prompt = str | Callable[[RunContext], str]
+#: where a phase's attempts run (``Phase.isolation``)
+ISOLATIONS = ("in_place", "worktree")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class Phase:
     #: retries learn: a failed check is retried too (with ``retry``), and each retry's prompt carries what
     #: failed before (the failure, the stderr tail, the failed checks' evidence; bounded, redacted)
     feedback: bool = False
+    #: where its attempts run: ``"in_place"`` (the project's checkout) or ``"worktree"`` (a git worktree of its
+    #: own, its success merged back: see ``_worktree``)
+    isolation: str = "in_place"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -93,6 +98,9 @@ class Phase:
             raise PipelineError(f"phase {self.name!r}: options must be ClaudeCodeOptions or ClaudeAgentOptions")
         for key in ("timeout_s", "idle_timeout_s", "max_cost_usd"):
             _positive_or_none(f"phase {self.name!r}: {key}", getattr(self, key))
+        if self.isolation not in ISOLATIONS:
+            raise PipelineError(f"phase {self.name!r}: isolation must be one of {list(ISOLATIONS)}, "
+                                f"got {self.isolation!r}")
         if self.feedback and self.retry is None:
             raise PipelineError(f"phase {self.name!r}: feedback needs a retry policy (it tells the retries)")
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
@@ -107,7 +115,7 @@ class Phase:
             else f"<callable {getattr(self.prompt, '__name__', '?')}>",
             "timeout_s": self.timeout_s, "idle_timeout_s": self.idle_timeout_s, "max_cost_usd": self.max_cost_usd,
             "depends_on": list(self.depends_on), "checks": [c.to_dict() for c in self.checks],
-            "description": self.description, "feedback": self.feedback,
+            "description": self.description, "feedback": self.feedback, "isolation": self.isolation,
         }
 
 

@@ -19,6 +19,7 @@
     mcp_config = "mcp.json"         # or inline: { github = { command = "...", env = { TOKEN = "${GH_TOKEN}" } } }
     model = "..."; max_turns = 50; permission_mode = "bypassPermissions"; cwd = "sub/dir"
     allowed_tools = ["Read"]; disallowed_tools = []; system_prompt = "..."; env = { KEY = "value" }
+    isolation = "worktree"          # each attempt in a git worktree of its own, merged back on success
     scenario = "ok"                 # used only with --simulate: the stand-in CLI's scenario (name or table)
     [[phases.checks]]
     type = "file_exists"; path = "milestone_1/research.md"; min_bytes = 100
@@ -59,7 +60,7 @@ _PHASE_KEYS: dict[str, Any] = {
     "idle_timeout_s": _NUM, "max_cost_usd": _NUM, "retry": dict, "model": str, "max_turns": int,
     "permission_mode": str, "cwd": str, "allowed_tools": list, "disallowed_tools": list, "system_prompt": str,
     "append_system_prompt": str, "env": dict, "scenario": (str, dict), "checks": list, "sdk": str,
-    "setting_sources": list, "mcp_config": (str, dict),
+    "setting_sources": list, "mcp_config": (str, dict), "isolation": str,
 }
 SDKS = ("claude-code-sdk", "claude-agent-sdk")
 _SETTING_SOURCES = {"user", "project", "local"}
@@ -167,6 +168,7 @@ def _phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> 
     prompt = TemplatePrompt(t["prompt"], where) if is_template(t["prompt"]) else t["prompt"]
     return Phase(
         name=t["name"], prompt=prompt, options=options, timeout_s=t.get("timeout_s", 600.0),
+        isolation=t.get("isolation", "in_place"),
         idle_timeout_s=t.get("idle_timeout_s"), max_cost_usd=t.get("max_cost_usd"), retry=retry, feedback=feedback,
         depends_on=tuple(t.get("depends_on", ())), description=t.get("description", ""),
         checks=tuple(_check_spec(f"{where}.checks[{i}]", c) for i, c in enumerate(t.get("checks", []))),

@@ -31,3 +31,7 @@ class PhaseKind(enum.StrEnum):
     VALIDATION_FAILED = "validation_failed"
     #: skipped: the run's budget was spent by earlier phases
     RUN_BUDGET_SPENT = "run_budget_spent"
+    #: an isolated attempt passed, but its changes conflict with the project's checkout (nothing was applied)
+    MERGE_CONFLICT = "merge_conflict"
+    #: git could not make an isolated attempt's worktree (the error says why)
+    ISOLATION_FAILED = "isolation_failed"

@@ -72,6 +72,12 @@ class _HostRecorder:
     def attempt_ended(self, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
         self.journal.forget_processes(run_id, name)
 
+    def git_state_added(self, key: str, run_id: str, name: str, kind: str, data: dict[str, Any]) -> None:
+        self.journal.git_state_added(key, run_id, name, kind, data)  # worktrees live on this host
+
+    def git_state_done(self, key: str) -> None:
+        self.journal.git_state_done(key)
+
 
 class PhaseActivities:
     """The activities of one worker: where its phases run (``workspace``) and its host journal."""

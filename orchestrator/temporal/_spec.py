@@ -135,6 +135,8 @@ def _phase_data(phase: Phase) -> dict[str, Any]:
             table[key] = getattr(phase, key)
     if phase.description:
         table["description"] = phase.description
+    if phase.isolation != "in_place":
+        table["isolation"] = phase.isolation
     if phase.retry is not None:
         table["retry"] = {k: v for k, v in _retry_dict(phase.retry, phase.feedback).items()
                           if k != "wait" and not (k == "kinds" and v is None)}
