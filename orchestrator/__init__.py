@@ -44,6 +44,7 @@ if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each i
         PipelineError,
         RunContext,
         RunReport,
+        Variant,
     )
     from ._observe import RunObserver
     from ._pipeline_file import load_pipeline, parse_pipeline
@@ -73,6 +74,7 @@ _WHERE = {
     "RunNotFoundError": "._journal",
     "RunObserver": "._observe",
     "RunReport": "._model",
+    "Variant": "._model",
     "check": "._checks",
     "command_succeeds": "._checks",
     "file_exists": "._checks",
@@ -119,6 +121,7 @@ __all__ = [
     "RunNotFoundError",
     "RunObserver",
     "RunReport",
+    "Variant",
     "check",
     "command_succeeds",
     "file_exists",

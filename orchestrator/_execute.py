@@ -18,14 +18,16 @@ from typing import IO, Any, Protocol
 import anyio
 from claude_code_sdk import ClaudeCodeOptions
 
-from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, SpawnedCLI, open_query, redact
+from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, SpawnedCLI, open_query
 
+from ._attempt import Tried, conflicted
 from ._checks import CheckContext, CheckResult
 from ._cost import PhaseCap, sum_costs
-from ._feedback import told_after, with_feedback
+from ._feedback import with_feedback
 from ._git import GitCommandError
-from ._model import Phase, PhaseOutcome, PipelineError, RunContext
+from ._model import Phase, PhaseOutcome, PipelineError, RunContext, Variant
 from ._observe import RunObserver
+from ._race import run_race
 from ._status import PhaseKind, PhaseStatus
 from ._worktree import Isolation, Worktree
 
@@ -54,7 +56,7 @@ class PhaseRecorder(Protocol):
     """Where a phase's progress is recorded: the ``Journal`` locally; on a Temporal worker, a host record
     that keeps only the live CLI and the message log (history has the rest)."""
 
-    def phase_running(self, run_id: str, name: str, attempt: int, prompt: str = "") -> None: ...
+    def phase_running(self, run_id: str, name: str, attempt: int, prompt: str = "", variant: str = "") -> None: ...
 
     def message_log(self, run_id: str, name: str, attempt: int) -> Path: ...
 
@@ -90,39 +92,13 @@ class PhaseRuntime:
     observer: RunObserver = field(default_factory=RunObserver)
 
 
-def phase_options(phase: Phase, project_dir: Path) -> Any:
-    """The phase's options (either SDK's) with the project directory as cwd unless it names one."""
+def phase_options(phase: Phase | Variant, project_dir: Path) -> Any:
+    """The phase's (or a variant's) options, either SDK's, with the project directory as cwd unless they name
+    one."""
     options: Any = phase.options or ClaudeCodeOptions()
     if options.cwd is None:
         options = replace(options, cwd=str(project_dir))
     return options
-
-
-@dataclass(frozen=True)
-class Tried:
-    """One attempt: the query's outcome and, when its result was ok, the checks' results."""
-
-    query: QueryOutcome
-    checks: tuple[CheckResult, ...] = ()
-
-    @property
-    def passed(self) -> bool:
-        return self.query.ok and all(c.passed for c in self.checks)
-
-    @property
-    def conflicted(self) -> bool:
-        """Its changes could not be merged: another attempt from the same start would conflict the same way."""
-        return _conflicted(self.checks)
-
-    def feedback(self, number: int) -> str:
-        """What the next attempt is told of this one (``_feedback.told_after``), redacted."""
-        failure = self.query.failure
-        return redact(told_after(
-            number, query_ok=self.query.ok,
-            kind=(failure.kind if failure is not None else FailureKind.EXECUTION_ERROR).value,
-            message=failure.message if failure is not None else "error result",
-            stderr_tail=failure.stderr_tail if failure is not None else "",
-            checks=[c.to_dict() for c in self.checks]))
 
 
 async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOutcome:
@@ -133,6 +109,8 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
     started = time.monotonic()
     try:
         prompt = phase.prompt if isinstance(phase.prompt, str) else phase.prompt(ctx)
+        prompts = {v.name: v.prompt if isinstance(v.prompt, str) else v.prompt(ctx) if v.prompt is not None
+                   else prompt for v in phase.variants}
     except Exception as exc:  # the caller's code failed for this phase: the phase fails, the run goes on
         return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=FailureKind.UNEXPECTED,
                             message=f"the prompt callable raised {type(exc).__name__}: {exc}",
@@ -141,7 +119,7 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
     limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s)
     attempt = rt.first_attempt
     costs = list(rt.earlier_costs)  # every attempt's, so that retries' spend is never dropped
-    cap = PhaseCap(rt.cap_usd if rt.cap_usd is not None else phase.max_cost_usd)
+    cap = PhaseCap(rt.cap_usd if rt.cap_usd is not None else phase.reservation_usd)
     feedback = rt.feedback  # what the next attempt is told (a resume's or a Temporal retry's first, from outside)
     journal, run_id, observer, name = rt.journal, rt.run_id, rt.observer, phase.name
 
@@ -149,16 +127,16 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
         journal.process_started(run_id, name, cli.pid, cli.create_time, cli.query_id)
         observer.spawned(run_id, name, cli)
 
-    async def once() -> Tried:
-        nonlocal attempt, feedback
-        attempt += 1
-        told = with_feedback(prompt, feedback)
-        journal.phase_running(run_id, name, attempt, told)
-        observer.attempt_started(run_id, name, attempt)
-        here, checked_in = await place.attempt(attempt, continues=phase.feedback)
-        log = MessageLog(journal.message_log(run_id, name, attempt))
-        allowed = cap.left()  # the CLI stops itself there (--max-budget-usd)
-        stream: QueryStream[Any] = open_query(told, replace(options, cwd=str(here)),
+    async def attempt_at(number: int, told: str, where: Place, variant: Variant | None, allowed: float | None
+                         ) -> Tried:
+        """One attempt: its query, then (when the CLI's result is ok) its checks, in ``where``."""
+        label = "" if variant is None else variant.name
+        journal.phase_running(run_id, name, number, told, label)
+        observer.attempt_started(run_id, name, number)
+        here = await where.attempt(number, continues=phase.feedback and variant is None, variant=label)
+        log = MessageLog(journal.message_log(run_id, name, number))
+        chosen = options if variant is None or variant.options is None else phase_options(variant, rt.project_dir)
+        stream: QueryStream[Any] = open_query(told, replace(chosen, cwd=str(where.inside(Path(chosen.cwd)))),
                                               limits=replace(limits, max_cost_usd=allowed),
                                               cli_path=rt.cli_path, on_spawn=spawned)
         try:
@@ -171,15 +149,25 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
             costs.append(stream.outcome.cost_usd if stream.finished else None)
             cap.charge(costs[-1], allowed)
             if stream.finished:
-                journal.attempt_ended(run_id, name, attempt, stream.outcome)
-                observer.attempt_ended(run_id, name, attempt, stream.outcome)
-        tried = Tried(stream.outcome)
-        if stream.outcome.ok:
-            checks = [await check.run(CheckContext(checked_in, ctx)) for check in phase.checks]
-            if all(c.passed for c in checks):
-                checks.extend(await place.bring_back(attempt))
-            tried = Tried(stream.outcome, tuple(checks))
-            journal.attempt_checked(run_id, name, attempt, [c.to_dict() for c in tried.checks])
+                journal.attempt_ended(run_id, name, number, stream.outcome)
+                observer.attempt_ended(run_id, name, number, stream.outcome)
+        if not stream.outcome.ok:
+            return Tried(stream.outcome)
+        tried = Tried(stream.outcome, tuple([await check.run(CheckContext(here, ctx)) for check in phase.checks]))
+        journal.attempt_checked(run_id, name, number, [c.to_dict() for c in tried.checks])
+        return tried
+
+    async def once() -> Tried:
+        nonlocal attempt, feedback
+        if phase.variants:
+            first, attempt = attempt + 1, attempt + len(phase.variants)
+            tried = await run_race(phase, first, prompts, feedback, place, attempt_at, cap, journal, run_id)
+        else:
+            attempt += 1
+            tried = await attempt_at(attempt, with_feedback(prompt, feedback), place, None, cap.left())
+            if tried.passed and place.isolation is not None:
+                tried = Tried(tried.query, (*tried.checks, await place.bring_back(attempt)))
+                journal.attempt_checked(run_id, name, attempt, [c.to_dict() for c in tried.checks])
         if phase.feedback and not tried.passed:
             feedback = tried.feedback(attempt)
         return tried
@@ -216,22 +204,20 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                                                  kind=FailureKind.CANCELLED, message="run cancelled"))
         raise
     finally:
-        await place.close()
+        await place.close_all()
     return _phase_outcome(phase.name, tried.query, tried.checks, attempt, costs, time.monotonic() - started)
-
-
-def _conflicted(checks: tuple[CheckResult, ...] | list[CheckResult]) -> bool:
-    return any(c.details.get("merge") == "conflict" and not c.passed for c in checks)
 
 
 class Place:
     """Where a phase's attempts run: the project's checkout (in place), or each in a worktree of its own
-    (``isolation = "worktree"``; a learning retry continues in its attempt's worktree)."""
+    (``isolation = "worktree"``; a learning retry continues in its attempt's worktree). A race's variants
+    each have a place of their own (``sibling``), all closed by ``close_all``."""
 
     def __init__(self, cwd: Path, isolation: Isolation | None = None) -> None:
         self.cwd = cwd
         self.isolation = isolation
         self.current: Worktree | None = None
+        self._siblings: list[Place] = []
 
     @classmethod
     async def open(cls, phase: Phase, rt: PhaseRuntime, cwd: Path) -> Place:
@@ -239,28 +225,42 @@ class Place:
             return cls(cwd)
         return cls(cwd, await Isolation.open(rt.project_dir, rt.journal, rt.run_id, phase.name))
 
-    async def attempt(self, number: int, *, continues: bool) -> tuple[Path, Path]:
-        """The attempt's working directory and where its checks look (the same place)."""
+    def sibling(self) -> Place:
+        place = Place(self.cwd, self.isolation)
+        self._siblings.append(place)
+        return place
+
+    def inside(self, path: Path) -> Path:
+        """``path`` of the project's checkout as this attempt sees it."""
+        if self.isolation is None or self.current is None:
+            return path
+        return self.isolation.inside(self.current, path)
+
+    async def attempt(self, number: int, *, continues: bool, variant: str = "") -> Path:
+        """Get ready for attempt ``number``; where its checks look (the phase's cwd, as it sees it)."""
         if self.isolation is None:
-            return self.cwd, self.cwd
+            return self.cwd
         if self.current is not None and not continues:
             await self.close()
         if self.current is None:
-            self.current = await self.isolation.start(number)
-        here = self.isolation.inside(self.current, self.cwd)
-        here.mkdir(parents=True, exist_ok=True)  # a cwd the checkout has but git does not track (empty)
-        return here, here
+            self.current = await self.isolation.start(number, variant)
+        here = self.inside(self.cwd)
+        await anyio.Path(here).mkdir(parents=True, exist_ok=True)  # a cwd git does not track (empty)
+        return here
 
-    async def bring_back(self, number: int) -> list[CheckResult]:
+    async def bring_back(self, number: int) -> CheckResult:
         """An isolated attempt that passed: its merge into the checkout, as one more piece of evidence."""
-        if self.isolation is None or self.current is None:
-            return []
-        return [await self.isolation.bring_back(self.current, number)]
+        assert self.isolation is not None and self.current is not None
+        return await self.isolation.bring_back(self.current, number)
 
     async def close(self) -> None:
         if self.isolation is not None and self.current is not None:
             current, self.current = self.current, None
             await self.isolation.end(current)
+
+    async def close_all(self) -> None:
+        for place in [self, *self._siblings]:
+            await place.close()
 
 
 def _phase_outcome(name: str, outcome: QueryOutcome, checks: tuple[CheckResult, ...], attempts: int,
@@ -281,6 +281,6 @@ def _phase_outcome(name: str, outcome: QueryOutcome, checks: tuple[CheckResult, 
     failed = [c for c in checks if not c.passed]
     if failed:
         return PhaseOutcome(name, PhaseStatus.FAILED,
-                            kind=PhaseKind.MERGE_CONFLICT if _conflicted(checks) else PhaseKind.VALIDATION_FAILED,
+                            kind=PhaseKind.MERGE_CONFLICT if conflicted(checks) else PhaseKind.VALIDATION_FAILED,
                             message="; ".join(f"{c.name}: {c.evidence}" for c in failed), **common)
     return PhaseOutcome(name, PhaseStatus.SUCCEEDED, message="ok", **common)

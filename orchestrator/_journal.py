@@ -59,7 +59,7 @@ _ADDED_COLUMNS = {
     # prompt: what the attempt was given (with a learning retry's feedback), redacted and bounded; evidence:
     # its checks' results (JSON), when its query was ok
     "attempts": ("num_turns INTEGER", "query_id TEXT", "message_count INTEGER", "stderr_tail TEXT", "cleanup TEXT",
-                 "prompt TEXT", "evidence TEXT"),
+                 "prompt TEXT", "evidence TEXT", "variant TEXT"),
     # 1: an attempt's cost was never reported, so the phase's cost_usd (the sum of its attempts') is a lower bound;
     # result_text: the CLI's result text, handed on to later prompts (a resume reads it here), redacted, bounded
     # reserved_usd: what the phase may spend (its cap, or its run-budget reservation), set when it starts
@@ -316,13 +316,15 @@ class Journal:
         return result
 
     # -- phases -----------------------------------------------------------------------------------
-    def phase_running(self, run_id: str, name: str, attempt: int, prompt: str = "") -> None:
+    def phase_running(self, run_id: str, name: str, attempt: int, prompt: str = "", variant: str = "") -> None:
+        """Attempt ``attempt`` starts (a race's ``variant``: each variant is an attempt of its own)."""
         now = time.time()
         with self._tx() as db:
-            db.execute("UPDATE phases SET status = 'running', attempts = ?, updated = ? WHERE run_id = ? AND name = ?",
-                       (attempt, now, run_id, name))
-            db.execute("INSERT OR REPLACE INTO attempts (run_id, name, number, started, prompt) VALUES (?, ?, ?, ?, ?)",
-                       (run_id, name, attempt, now, redact(prompt)[:PROMPT_KEPT]))
+            db.execute("UPDATE phases SET status = 'running', attempts = max(attempts, ?), updated = ? "
+                       "WHERE run_id = ? AND name = ?", (attempt, now, run_id, name))
+            db.execute("INSERT OR REPLACE INTO attempts (run_id, name, number, started, prompt, variant) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (run_id, name, attempt, now, redact(prompt)[:PROMPT_KEPT],
+                                                     variant or None))
 
     def attempt_ended(self, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
         """The attempt's query ended: its result, failure (message and stderr tail redacted) and what ending
@@ -337,7 +339,9 @@ class Journal:
                         outcome.session_id, outcome.num_turns, outcome.query_id, outcome.message_count,
                         "" if failure is None else redact(failure.stderr_tail)[-STDERR_KEPT:],
                         json.dumps(outcome.cleanup.to_dict()), run_id, name, number))
-            db.execute("DELETE FROM live_processes WHERE run_id = ? AND name = ?", (run_id, name))
+            # this attempt's CLI only: a race's other variants still run
+            db.execute("DELETE FROM live_processes WHERE run_id = ? AND name = ? AND query_id = ?",
+                       (run_id, name, outcome.query_id))
 
     def phase_reserved(self, run_id: str, name: str, usd: float | None) -> None:
         """The phase starts and may spend ``usd`` over its attempts (None: no cap)."""
@@ -408,10 +412,11 @@ class Journal:
         return [LiveProcess(r["run_id"], r["name"], r["pid"], r["create_time"], r["query_id"], _owner(r))
                 for r in self._query("SELECT * FROM live_processes")]
 
-    def forget_processes(self, run_id: str, name: str) -> None:
-        """The phase's CLI is gone (its attempt ended): nothing of it is left to reap."""
+    def forget_query(self, run_id: str, name: str, query_id: str) -> None:
+        """One query's CLI is gone (a race's other variants may still run)."""
         with self._tx() as db:
-            db.execute("DELETE FROM live_processes WHERE run_id = ? AND name = ?", (run_id, name))
+            db.execute("DELETE FROM live_processes WHERE run_id = ? AND name = ? AND query_id = ?",
+                       (run_id, name, query_id))
 
     def forget_process(self, proc: LiveProcess) -> None:
         with self._tx() as db:

@@ -66,6 +66,15 @@ ISOLATIONS = ("in_place", "worktree")
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One contender of a race (``Phase.variants``): what it changes of its phase (None: the phase's own)."""
+
+    name: str
+    prompt: Prompt | None = None
+    options: ClaudeCodeOptions | ClaudeAgentOptions | None = None
+
+
+@dataclass(frozen=True)
 class Phase:
     """One step of a pipeline. ``options`` is the SDK's own ``ClaudeCodeOptions`` (or claude-agent-sdk's
     ``ClaudeAgentOptions``, with the ``agent`` extra)."""
@@ -86,6 +95,9 @@ class Phase:
     #: where its attempts run: ``"in_place"`` (the project's checkout) or ``"worktree"`` (a git worktree of its
     #: own, its success merged back: see ``_worktree``)
     isolation: str = "in_place"
+    #: a race: these run at once, each in a worktree of its own; the first whose result and checks pass wins
+    #: and is merged, the others are cancelled (needs ``isolation = "worktree"``)
+    variants: tuple[Variant, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -101,10 +113,38 @@ class Phase:
         if self.isolation not in ISOLATIONS:
             raise PipelineError(f"phase {self.name!r}: isolation must be one of {list(ISOLATIONS)}, "
                                 f"got {self.isolation!r}")
+        object.__setattr__(self, "variants", tuple(self.variants))
+        if self.variants:
+            self._check_variants()
         if self.feedback and self.retry is None:
             raise PipelineError(f"phase {self.name!r}: feedback needs a retry policy (it tells the retries)")
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
         object.__setattr__(self, "checks", tuple(self.checks))
+
+    def _check_variants(self) -> None:
+        if self.isolation != "worktree":
+            raise PipelineError(f"phase {self.name!r}: a race (variants) needs isolation = \"worktree\": variants "
+                                "running at once in one checkout would edit each other's files")
+        if len(self.variants) < 2:
+            raise PipelineError(f"phase {self.name!r}: a race needs two variants or more")
+        names = [v.name for v in self.variants]
+        for variant in self.variants:
+            if not isinstance(variant.name, str) or not variant.name or names.count(variant.name) > 1:
+                raise PipelineError(f"phase {self.name!r}: variant names must be unique, non-empty strings: {names}")
+            if variant.options is not None and sdk_of(variant.options) is None:
+                raise PipelineError(f"phase {self.name!r}: variant {variant.name!r}: options must be "
+                                    "ClaudeCodeOptions or ClaudeAgentOptions")
+
+    def prompts(self) -> list[Prompt]:
+        """Every prompt this phase may send (its own and its variants')."""
+        return [self.prompt, *(v.prompt for v in self.variants if v.prompt is not None)]
+
+    @property
+    def reservation_usd(self) -> float | None:
+        """What the phase may spend: its ``max_cost_usd``, for each variant of a race."""
+        if self.max_cost_usd is None:
+            return None
+        return self.max_cost_usd * max(1, len(self.variants))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description for the journal (a callable prompt is named, not serialized)."""
@@ -116,6 +156,7 @@ class Phase:
             "timeout_s": self.timeout_s, "idle_timeout_s": self.idle_timeout_s, "max_cost_usd": self.max_cost_usd,
             "depends_on": list(self.depends_on), "checks": [c.to_dict() for c in self.checks],
             "description": self.description, "feedback": self.feedback, "isolation": self.isolation,
+            "variants": [v.name for v in self.variants],
         }
 
 
@@ -157,7 +198,8 @@ class Pipeline:
         (a prompt template says which it reads in ``phases_referenced``)."""
         graph = self.dependencies()
         for phase in self.phases:
-            referenced: frozenset[str] = getattr(phase.prompt, "phases_referenced", frozenset())
+            referenced: frozenset[str] = frozenset().union(
+                *(getattr(p, "phases_referenced", frozenset()) for p in phase.prompts()))
             before: set[str] = set()
             todo = list(graph[phase.name])
             while todo:
@@ -196,7 +238,7 @@ class Pipeline:
     def run_plan(self) -> RunPlan:
         """What the scheduling rules (``_schedule``) need of this pipeline."""
         deps = self.dependencies()
-        return RunPlan(tuple(PhasePlan(p.name, deps[p.name], p.max_cost_usd) for p in self.phases),
+        return RunPlan(tuple(PhasePlan(p.name, deps[p.name], p.reservation_usd) for p in self.phases),
                        self.max_parallel, self.fail_fast, self.max_cost_usd)
 
     def phase(self, name: str) -> Phase:

@@ -20,6 +20,10 @@
     model = "..."; max_turns = 50; permission_mode = "bypassPermissions"; cwd = "sub/dir"
     allowed_tools = ["Read"]; disallowed_tools = []; system_prompt = "..."; env = { KEY = "value" }
     isolation = "worktree"          # each attempt in a git worktree of its own, merged back on success
+    [[phases.variants]]             # a race (isolation = "worktree"): variants run at once, the first that
+    name = "careful"                # passes wins and is merged, the others are cancelled; each may set
+    model = "..."                   # prompt, model, max_turns, permission_mode, tools, system prompts, env,
+                                    # scenario; name defaults to v1, v2, ...
     scenario = "ok"                 # used only with --simulate: the stand-in CLI's scenario (name or table)
     [[phases.checks]]
     type = "file_exists"; path = "milestone_1/research.md"; min_bytes = 100
@@ -49,7 +53,7 @@ from sdk_wrapper.lowlevel import agent_backend
 from sdk_wrapper.standin import SCENARIO_ENV
 
 from ._checks import Check, command_succeeds, file_exists, glob_matches, grep, pytest_passes
-from ._model import Phase, Pipeline, PipelineError
+from ._model import Phase, Pipeline, PipelineError, Variant
 from ._template import TemplatePrompt, is_template
 
 _NUM = (int, float)
@@ -60,7 +64,13 @@ _PHASE_KEYS: dict[str, Any] = {
     "idle_timeout_s": _NUM, "max_cost_usd": _NUM, "retry": dict, "model": str, "max_turns": int,
     "permission_mode": str, "cwd": str, "allowed_tools": list, "disallowed_tools": list, "system_prompt": str,
     "append_system_prompt": str, "env": dict, "scenario": (str, dict), "checks": list, "sdk": str,
-    "setting_sources": list, "mcp_config": (str, dict), "isolation": str,
+    "setting_sources": list, "mcp_config": (str, dict), "isolation": str, "variants": list,
+}
+#: what a race's variant may change of its phase
+_VARIANT_KEYS: dict[str, Any] = {
+    "name": str, "prompt": str, "model": str, "max_turns": int, "permission_mode": str, "allowed_tools": list,
+    "disallowed_tools": list, "system_prompt": str, "append_system_prompt": str, "env": dict,
+    "scenario": (str, dict),
 }
 SDKS = ("claude-code-sdk", "claude-agent-sdk")
 _SETTING_SOURCES = {"user", "project", "local"}
@@ -150,6 +160,42 @@ def parse_pipeline(data: Mapping[str, Any], *, project_dir: Path, simulate: bool
 
 
 def _phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> Phase:
+    options = _phase_options(where, t, project_dir, simulate)
+    retry, feedback = _retry(where, t.get("retry"))
+    for key in ("timeout_s", "idle_timeout_s", "max_cost_usd", "max_turns"):
+        if key in t:
+            _finite_positive(where, key, t[key])
+    prompt = _prompt(where, t["prompt"])
+    return Phase(
+        variants=tuple(_variant(f"{where}.variants[{i}]", i, v, t, project_dir, simulate)
+                       for i, v in enumerate(t.get("variants", []))),
+        name=t["name"], prompt=prompt, options=options, timeout_s=t.get("timeout_s", 600.0),
+        isolation=t.get("isolation", "in_place"),
+        idle_timeout_s=t.get("idle_timeout_s"), max_cost_usd=t.get("max_cost_usd"), retry=retry, feedback=feedback,
+        depends_on=tuple(t.get("depends_on", ())), description=t.get("description", ""),
+        checks=tuple(_check_spec(f"{where}.checks[{i}]", c) for i, c in enumerate(t.get("checks", []))),
+    )
+
+
+def _prompt(where: str, text: str) -> str | TemplatePrompt:
+    return TemplatePrompt(text, where) if is_template(text) else text
+
+
+def _variant(where: str, index: int, v: Any, phase: dict[str, Any], project_dir: Path, simulate: bool) -> Variant:
+    """A race's variant: its phase's table with the variant's keys over it (``name`` defaults to v1, v2...)."""
+    if not isinstance(v, dict):
+        raise PipelineError(f"{where}: expected a table")
+    _check(where, v, _VARIANT_KEYS)
+    name = v.get("name", f"v{index + 1}")
+    where = f"{where} ({name!r})"
+    merged = {**phase, **{k: val for k, val in v.items() if k != "name"}}
+    if "env" in v:  # a variant's env adds to its phase's
+        merged["env"] = {**phase.get("env", {}), **v["env"]}
+    options = _phase_options(where, merged, project_dir, simulate)
+    return Variant(name, _prompt(where, v["prompt"]) if "prompt" in v else None, options)
+
+
+def _phase_options(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> Any:
     if t.get("permission_mode") not in (None, *_PERMISSION_MODES):
         raise PipelineError(f"{where}: key 'permission_mode' must be one of {sorted(_PERMISSION_MODES)}")
     for key in ("allowed_tools", "disallowed_tools", "depends_on"):
@@ -160,19 +206,7 @@ def _phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> 
         scenario = t["scenario"]
         env[SCENARIO_ENV] = scenario if isinstance(scenario, str) else json.dumps(scenario)
     cwd = project_dir / t["cwd"] if "cwd" in t else project_dir
-    options = _options(where, t, cwd, env, project_dir)
-    retry, feedback = _retry(where, t.get("retry"))
-    for key in ("timeout_s", "idle_timeout_s", "max_cost_usd", "max_turns"):
-        if key in t:
-            _finite_positive(where, key, t[key])
-    prompt = TemplatePrompt(t["prompt"], where) if is_template(t["prompt"]) else t["prompt"]
-    return Phase(
-        name=t["name"], prompt=prompt, options=options, timeout_s=t.get("timeout_s", 600.0),
-        isolation=t.get("isolation", "in_place"),
-        idle_timeout_s=t.get("idle_timeout_s"), max_cost_usd=t.get("max_cost_usd"), retry=retry, feedback=feedback,
-        depends_on=tuple(t.get("depends_on", ())), description=t.get("description", ""),
-        checks=tuple(_check_spec(f"{where}.checks[{i}]", c) for i, c in enumerate(t.get("checks", []))),
-    )
+    return _options(where, t, cwd, env, project_dir)
 
 
 def _options(where: str, t: dict[str, Any], cwd: Path, env: dict[str, str], project_dir: Path) -> Any:

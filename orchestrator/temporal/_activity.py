@@ -50,7 +50,7 @@ class _HostRecorder:
         self.log_path = ""
         self.prompt = ""
 
-    def phase_running(self, run_id: str, name: str, attempt: int, prompt: str = "") -> None:
+    def phase_running(self, run_id: str, name: str, attempt: int, prompt: str = "", variant: str = "") -> None:
         self.prompt = prompt  # for the attempt's record in history
 
     def phase_ended(self, run_id: str, outcome: PhaseOutcome) -> None:
@@ -70,7 +70,8 @@ class _HostRecorder:
         pass  # the attempt's record in history carries them
 
     def attempt_ended(self, run_id: str, name: str, number: int, outcome: QueryOutcome) -> None:
-        self.journal.forget_processes(run_id, name)
+        if outcome.query_id is not None:
+            self.journal.forget_query(run_id, name, outcome.query_id)
 
     def git_state_added(self, key: str, run_id: str, name: str, kind: str, data: dict[str, Any]) -> None:
         self.journal.git_state_added(key, run_id, name, kind, data)  # worktrees live on this host

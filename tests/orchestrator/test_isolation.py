@@ -18,6 +18,7 @@ import pytest
 from orchestrator import Journal, Orchestrator, PhaseKind, PipelineError, parse_pipeline
 from orchestrator._worktree import reap
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -74,7 +75,7 @@ async def test_an_isolated_phase_runs_apart_and_is_merged(leak_guard: LeakGuard,
     with await run(project, standin_cli, phases) as orch:
         phase = orch.journal.phases("r")["write"]
         assert orch.journal.git_states() == []
-        merge = [c for c in orch.journal.attempts("r") if c["name"] == "write"][0]["evidence"]
+        merge = next(c for c in orch.journal.attempts("r") if c["name"] == "write")["evidence"]
     assert phase["status"] == "succeeded", phase
     where = (project / "where.txt").read_text().strip()
     assert where.startswith(str(tmp_path / "worktrees")) and not where.startswith(str(project))
@@ -95,7 +96,8 @@ async def test_a_conflict_leaves_the_checkout_as_it_was(leak_guard: LeakGuard, s
     names the file, leaves no merge state, and keeps its branch for inspection."""
     phases = [{"name": "start", "prompt": "p", "scenario": "ok"}] + [
         {"name": n, "prompt": "p", "isolation": "worktree", "depends_on": ["start"],
-         "scenario": writes("README.md", f"by {n}\n", {"sleep": delay})} for n, delay in (("first", 0.0), ("second", 1.0))]
+         "scenario": writes("README.md", f"by {n}\n", {"sleep": delay})}
+        for n, delay in (("first", 0.0), ("second", 1.0))]
     with await run(project, standin_cli, phases, max_parallel=2) as orch:
         states = orch.journal.phases("r")
         kept = orch.journal.git_states("r")
@@ -204,27 +206,24 @@ _KILLED = textwrap.dedent("""
 """)
 
 
-async def test_after_kill_9_the_next_start_removes_what_was_left(leak_guard: LeakGuard, standin_cli: Path,
-                                                                project: Path, tmp_path: Path) -> None:
+def test_after_kill_9_the_next_start_removes_what_was_left(leak_guard: LeakGuard, standin_cli: Path,
+                                                          project: Path, tmp_path: Path) -> None:
     child = subprocess.Popen([sys.executable, "-c", _KILLED, str(project), str(standin_cli)])
     db = project / ".claude-scope" / "runs.db"
     try:
-        with anyio.fail_after(30):
-            while not (db.exists() and Journal(db).live_processes()):
-                await anyio.sleep(0.05)
+        wait_for(lambda: db.exists() and bool(Journal(db).live_processes()), 30)
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
     worktrees, _, _ = left_of_ours(project, tmp_path)
     assert len(worktrees) == 1  # what the killed run left
     with Journal(db) as journal:
-        await Orchestrator(journal, project_dir=project).end_orphans()
+        anyio.run(Orchestrator(journal, project_dir=project).end_orphans)
         assert journal.git_states() == []
     assert left_of_ours(project, tmp_path) == ([], [], [])
 
 
-async def test_a_merge_cut_short_is_undone_at_the_next_start(leak_guard: LeakGuard, project: Path,
-                                                             tmp_path: Path) -> None:
+def test_a_merge_cut_short_is_undone_at_the_next_start(leak_guard: LeakGuard, project: Path, tmp_path: Path) -> None:
     """What a ``kill -9`` inside ``read-tree -u`` leaves (a stale ``index.lock``, one file of the merge written,
     HEAD not moved), journalled by an owner that is dead: the next start puts the checkout back."""
     head = git(project, "rev-parse", "HEAD")
@@ -237,12 +236,11 @@ async def test_a_merge_cut_short_is_undone_at_the_next_start(leak_guard: LeakGua
     (project / ".git" / "index.lock").write_text("")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    db = tmp_path / "runs.db"
-    with Journal(db) as journal:
+    with Journal(tmp_path / "runs.db") as journal:
         journal.owner = type(journal.owner)(journal.owner.host, dead.pid, 1.0)
         journal.git_state_added("merge:x", "r", "p", "merge", {"top": str(project), "head": head, "merge": merge,
                                                                "paths": ["README.md", "new.txt"], "started": 0})
-        removed = await reap(journal.git_states(), journal.git_state_done, _Log())
+        removed = anyio.run(reap, journal.git_states(), journal.git_state_done, _Log())
         assert journal.git_states() == []
     assert removed and "put back" in removed[0]
     assert (project / "README.md").read_text() == "hello\n" and not (project / "new.txt").exists()
