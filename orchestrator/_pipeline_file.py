@@ -75,7 +75,8 @@ _VARIANT_KEYS: dict[str, Any] = {
 SDKS = ("claude-code-sdk", "claude-agent-sdk")
 _SETTING_SOURCES = {"user", "project", "local"}
 #: keys of an MCP server whose values are secrets unless they are ${VAR} references
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
+#: (AUTH, but not AUTHOR: GIT_AUTHOR_NAME is no secret)
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH(?!OR)", re.IGNORECASE)
 _ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$")
 _RETRY_KEYS: dict[str, Any] = {"attempts": int, "initial_wait_s": _NUM, "max_wait_s": _NUM, "jitter_s": _NUM,
                                "after_side_effects": bool, "feedback": bool, "kinds": list}
@@ -255,7 +256,7 @@ def _mcp_config(where: str, config: str | dict[str, Any], project_dir: Path) -> 
     for name, server in servers.items():
         for table in ("env", "headers"):
             for key, value in dict(server.get(table, {})).items():
-                if _SECRET_NAME.search(str(key)) and not _ENV_REFERENCE.match(str(value)):
+                if SECRET_NAME.search(str(key)) and not _ENV_REFERENCE.match(str(value)):
                     raise PipelineError(f"{where}: mcp_config server {name!r} {table} {key!r} looks like a secret: "
                                         f"write it as a reference, {key} = \"${{{key}}}\", and set {key} in the "
                                         "environment (an inline config is readable on the CLI's command line)")

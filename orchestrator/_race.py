@@ -17,10 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from sdk_wrapper import exception_leaves
+
 from ._attempt import Tried
 from ._checks import CheckResult
 from ._cost import PhaseCap
 from ._feedback import with_feedback
+from ._git import GitCommandError
 
 if TYPE_CHECKING:
     from ._execute import Place
@@ -60,9 +63,16 @@ async def run_race(phase: Phase, first: int, prompts: dict[str, str], feedback: 
                 await places[i].close()  # shielded
                 gone[i] = time.monotonic()
 
-    async with anyio.create_task_group() as tg:
-        for index in range(len(variants)):
-            tg.start_soon(contend, index, name=f"variant {variants[index].name}")
+    try:
+        async with anyio.create_task_group() as tg:
+            for index in range(len(variants)):
+                tg.start_soon(contend, index, name=f"variant {variants[index].name}")
+    except BaseExceptionGroup as group:  # git failed for a variant (the phase fails): raise it as it is
+        leaves = exception_leaves(group)
+        git_failed = [e for e in leaves if isinstance(e, GitCommandError)]
+        if git_failed and all(isinstance(e, GitCommandError | anyio.get_cancelled_exc_class()) for e in leaves):
+            raise git_failed[0] from None
+        raise
     fates = {variants[i].name: _fate(results.get(i), i == winner) for i in range(len(variants))}
     if winner is None:
         return _all_failed(variants, results, fates)

@@ -43,7 +43,10 @@ from ._model import Pipeline, PipelineError
 
 #: pathspecs that keep our own state out of every snapshot and commit
 _OURS = (":(exclude,glob)**/.claude-scope", ":(exclude,glob)**/.claude-scope/**")
-_LOCK = "claude-scope-merge.lock"
+_MERGE_LOCK = "claude-scope-merge.lock"
+#: git's worktree bookkeeping is not safe against itself: an ``add`` reads the half-made entry of another
+#: (``failed to read .git/worktrees/X/commondir``), a ``prune`` can drop it; ours are taken one at a time
+_WORKTREE_LOCK = "claude-scope-worktrees.lock"
 #: how many of a merge's files its evidence names
 _NAMED = 50
 
@@ -120,7 +123,8 @@ class Isolation:
                                       {"top": str(self.repo.top), "path": str(wt.path), "branch": wt.branch})
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            await self.repo.git("worktree", "add", "--detach", "--quiet", str(wt.path), base)
+            async with repo_lock(self.repo, _WORKTREE_LOCK):
+                await self.repo.git("worktree", "add", "--detach", "--quiet", str(wt.path), base)
         except BaseException:
             await self.end(wt)
             raise
@@ -169,7 +173,7 @@ class Isolation:
             return CheckResult("merge", True, f"nothing to merge: the attempt changed no file ({wt.started_from})",
                                {"merge": "empty"})
         result = None
-        async with merge_lock(self.repo):
+        async with repo_lock(self.repo, _MERGE_LOCK):
             with anyio.CancelScope(shield=True):  # once started, a merge ends, done or undone
                 result = await self._merge(wt, commit, attempt)
         assert result is not None
@@ -238,10 +242,10 @@ async def _uncommitted(repo: Repo) -> set[str]:
 
 
 @contextlib.asynccontextmanager
-async def merge_lock(repo: Repo) -> AsyncIterator[None]:
-    """Hold the repository's merge lock (an ``flock``: released by the kernel if its holder dies). Waiting
-    for it can be cancelled."""
-    fd = os.open(repo.common_dir / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+async def repo_lock(repo: Repo, name: str) -> AsyncIterator[None]:
+    """Hold one of our locks of the repository (an ``flock`` on a file in its git directory: any process,
+    any run; released by the kernel if its holder dies). Waiting for it can be cancelled."""
+    fd = os.open(repo.common_dir / name, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         while True:
             try:
@@ -256,10 +260,11 @@ async def merge_lock(repo: Repo) -> AsyncIterator[None]:
 
 async def remove_worktree(repo: Repo, path: Path, branch: str | None) -> None:
     """Remove a worktree (even a locked or half-made one) and, if named, its branch."""
-    await repo.git("worktree", "remove", "--force", "--force", str(path), ok=(0, 128))
-    if await anyio.Path(path).exists():
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
-    await repo.git("worktree", "prune")
+    async with repo_lock(repo, _WORKTREE_LOCK):
+        await repo.git("worktree", "remove", "--force", "--force", str(path), ok=(0, 128))
+        if await anyio.Path(path).exists():
+            await anyio.to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
+        await repo.git("worktree", "prune")
     if branch:
         await repo.git("update-ref", "-d", f"refs/heads/{branch}", ok=(0, 1))
 

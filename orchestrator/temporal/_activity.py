@@ -103,7 +103,9 @@ class PhaseActivities:
         phase = dataclasses.replace(pipeline.phase(name), retry=None, feedback=False)
         recorder = _HostRecorder(self.journal)
         # what the workflow gives this attempt of the phase's cap (absent from workflows started before caps)
-        runtime = PhaseRuntime(run_id, recorder, self.workspace, self.cli_path, first_attempt=attempt - 1,
+        # a race is one activity whose variants are attempts of their own: numbered apart (message logs)
+        runtime = PhaseRuntime(run_id, recorder, self.workspace, self.cli_path,
+                               first_attempt=(attempt - 1) * max(1, len(phase.variants)),
                                cap_usd=request.max_cost_usd, feedback=redact(request.feedback))
 
         async def beat() -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import socket
 import time
 from dataclasses import dataclass
@@ -30,15 +29,13 @@ from .._checks import CallableCheck
 from .._feedback import told_after
 from .._journal import RESULT_KEPT, STDERR_KEPT
 from .._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunReport, parse_kind
-from .._pipeline_file import parse_pipeline, read_pipeline_data
+from .._pipeline_file import SECRET_NAME, parse_pipeline, read_pipeline_data
 from .._runview import AttemptView, CleanupView, PhaseView, RunView, Transcript, read_transcript
 from .._status import PhaseKind, PhaseStatus
 from .._template import TemplatePrompt
 
 #: how much of an attempt's prompt its record in history keeps (the host's journal keeps more)
 PROMPT_IN_HISTORY = 20_000
-#: env names whose literal values must not be written into workflow history
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
 #: ClaudeCodeOptions fields a spec carries (the pipeline file's keys); any other field set is refused
 _OPTION_KEYS = ("model", "max_turns", "permission_mode", "allowed_tools", "disallowed_tools", "system_prompt",
                 "append_system_prompt", "env")
@@ -64,10 +61,12 @@ class PipelineSpec:
             "name": pipeline.name, "max_parallel": pipeline.max_parallel, "fail_fast": pipeline.fail_fast,
             "max_cost_usd": pipeline.max_cost_usd,
             "phases": [{"name": p.name, "depends_on": list(p.depends_on), "timeout_s": p.timeout_s,
-                        "max_cost_usd": p.max_cost_usd,
+                        # what the phase may spend: a race's is its max_cost_usd for each variant
+                        "max_cost_usd": p.reservation_usd,
                         "retry": None if p.retry is None else _retry_dict(p.retry, p.feedback),
                         # the phases its prompt reads: the workflow hands their records to its attempts
-                        "hands_on": sorted(getattr(p.prompt, "phases_referenced", ()))}
+                        "hands_on": sorted(frozenset().union(
+                            *(getattr(prompt, "phases_referenced", frozenset()) for prompt in p.prompts())))}
                        for p in pipeline.phases],
         }
 
@@ -102,7 +101,7 @@ def spec_from_data(data: dict[str, Any], *, simulate: bool = False, source: str 
     for index, table in enumerate([data.get("defaults", {}), *data.get("phases", [])]):
         where = "[defaults]" if index == 0 else f"phase {table.get('name', f'#{index}')!r}"
         for name, value in dict(table.get("env", {})).items():
-            if _SECRET_NAME.search(str(name)) and value:
+            if SECRET_NAME.search(str(name)) and value:
                 raise PipelineError(f"{where}: env {name!r} looks like a secret; its value would be written into "
                                     "workflow history: set it in the worker's environment instead (the CLI "
                                     "inherits it) and leave it out of the pipeline")
@@ -119,15 +118,18 @@ def spec_from_pipeline(pipeline: Pipeline) -> PipelineSpec:
     return spec_from_data({"pipeline": settings, "phases": phases}, source="python")
 
 
+def _prompt_text(where: str, prompt: Any) -> str:
+    if isinstance(prompt, TemplatePrompt):
+        return prompt.source
+    if isinstance(prompt, str):
+        return prompt
+    raise PipelineError(f"{where}: a callable prompt cannot travel to a worker; build the prompt before "
+                        "submitting (a string)")
+
+
 def _phase_data(phase: Phase) -> dict[str, Any]:
     where = f"phase {phase.name!r}"
-    if isinstance(phase.prompt, TemplatePrompt):
-        prompt = phase.prompt.source
-    elif isinstance(phase.prompt, str):
-        prompt = phase.prompt
-    else:
-        raise PipelineError(f"{where}: a callable prompt cannot travel to a worker; build the prompt before "
-                            "submitting (a string)")
+    prompt = _prompt_text(where, phase.prompt)
     table: dict[str, Any] = {"name": phase.name, "prompt": prompt, "depends_on": list(phase.depends_on),
                              "timeout_s": phase.timeout_s}
     for key in ("idle_timeout_s", "max_cost_usd"):
@@ -137,6 +139,8 @@ def _phase_data(phase: Phase) -> dict[str, Any]:
         table["description"] = phase.description
     if phase.isolation != "in_place":
         table["isolation"] = phase.isolation
+    if phase.variants:
+        table["variants"] = [_variant_data(where, v) for v in phase.variants]
     if phase.retry is not None:
         table["retry"] = {k: v for k, v in _retry_dict(phase.retry, phase.feedback).items()
                           if k != "wait" and not (k == "kinds" and v is None)}
@@ -150,6 +154,15 @@ def _phase_data(phase: Phase) -> dict[str, Any]:
         checks.append({k: v for k, v in {**check.to_dict(), "name": check.name}.items() if v is not None})
     if checks:
         table["checks"] = checks
+    return table
+
+
+def _variant_data(where: str, variant: Any) -> dict[str, Any]:
+    table: dict[str, Any] = {"name": variant.name}
+    if variant.prompt is not None:
+        table["prompt"] = _prompt_text(f"{where} variant {variant.name!r}", variant.prompt)
+    if variant.options is not None:
+        table.update({k: v for k, v in _options_data(where, variant.options).items() if k != "cwd"})
     return table
 
 

@@ -39,8 +39,8 @@ RESERVATIONS = "claude-scope-budget-reservations"
 #: what an attempt is handed of an earlier phase whose result its prompt reads
 _HANDED_ON = ("name", "status", "result_text", "cost_usd", "num_turns", "session_id")
 #: what an attempt's entry in a phase's ``history`` keeps of its record
-_ATTEMPT_FACTS = ("query_ok", "kind", "message", "cost_usd", "num_turns", "session_id", "query_id", "message_count",
-                  "stderr_tail", "cleanup", "host", "message_log", "prompt", "checks")
+_ATTEMPT_FACTS = ("query_ok", "kind", "message", "cost_usd", "cost_lower_bound", "num_turns", "session_id",
+                  "query_id", "message_count", "stderr_tail", "cleanup", "host", "message_log", "prompt", "checks")
 
 
 def _skipped(name: str, reason: str, kind: str | None = None) -> dict[str, Any]:
@@ -59,7 +59,8 @@ def run_plan_of(plan: dict[str, Any], *, implicit_order: bool = True, reserve: b
 
 def _summed_cost(history: list[dict[str, Any]]) -> dict[str, Any]:
     cost, lower_bound = sum_costs(entry.get("cost_usd") for entry in history)
-    return {"cost_usd": cost, "cost_lower_bound": lower_bound}
+    # an attempt's own cost may be a lower bound (a race's cancelled variants)
+    return {"cost_usd": cost, "cost_lower_bound": lower_bound or any(e.get("cost_lower_bound") for e in history)}
 
 
 @workflow.defn(name=WORKFLOW)
@@ -175,7 +176,7 @@ class PipelineWorkflow:
                 else:  # our activity failed in a way it does not report itself: say so, with its type
                     record = _skipped(name, f"the attempt failed: {type(cause).__name__}: {cause}", "unexpected")
                     record.update(status="failed", attempts=attempt)
-            record["attempts"] = attempt
+            record["attempts"] = max(attempt, int(record.get("attempts") or 0))  # a race's variants count each
             cap.charge(record.get("cost_usd"), cap.left())
             history[-1].update({k: record.get(k) for k in _ATTEMPT_FACTS}, ended=workflow.time())
             record["history"] = list(history)

@@ -1,0 +1,80 @@
+"""Isolated phases and races on Temporal, against a real dev server and real git repositories: the same
+pipeline through both engines, each in a repository of its own, must report the same and leave the same
+checkout, with no process, worktree or branch of ours left on the worker's host."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import Orchestrator, parse_pipeline
+from sdk_wrapper.testing import process_alive
+from sdk_wrapper.testing.pytest_plugin import LeakGuard
+from tests.orchestrator.test_isolation import git, left_of_ours, writes
+from tests.temporal.conftest import Client, queue_name, temporal, worker
+from tests.temporal.test_both_engines import recorded
+
+pytestmark = pytest.mark.anyio
+
+RACE: dict[str, Any] = {"phases": [
+    {"name": "solve", "prompt": "solve it", "isolation": "worktree",
+     "checks": [{"type": "file_exists", "path": "answer.md"}], "variants": [
+         {"name": "slow", "scenario": {"steps": [{"text": "thinking"}, {"hang": True}]}},
+         {"name": "quick", "scenario": writes("answer.md", "quick\n", {"sleep": 0.5})},
+         {"name": "wrong", "scenario": writes("other.md", "no answer\n")}]},
+    {"name": "polish", "prompt": "polish it", "isolation": "worktree", "depends_on": ["solve"],
+     "scenario": {"steps": [{"tool": {"name": "Bash", "input": {"command": "cat answer.md > polished.md"}}}]}},
+    {"name": "clash", "prompt": "x", "isolation": "worktree", "depends_on": ["polish"],
+     "scenario": writes("README.md", "clash\n", {"tool": {"name": "Bash", "input": {
+         "command": "printf 'theirs\\n' > \"$PROJECT/README.md\" && git -C \"$PROJECT\" commit -qam theirs"}}}),
+     "env": {}}]}
+
+
+def _repo(path: Path) -> Path:
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("hello\n")
+    (path / ".gitignore").write_text(".claude-scope/\n")
+    git(path, "add", "-A")
+    git(path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
+    return path
+
+
+def _pipeline(project: Path) -> dict[str, Any]:
+    """The race pipeline; "clash" commits into the project's checkout while it runs (as a person would)."""
+    data = json.loads(json.dumps(RACE))
+    data["phases"][2]["env"] = {"PROJECT": str(project), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    return data
+
+
+async def test_a_race_on_both_engines(leak_guard: LeakGuard, temporal_server: temporal.DevServer,
+                                      temporal_client: Client, standin_cli: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAUDE_SCOPE_WORKTREES", str(tmp_path / "worktrees"))
+    local_repo, remote_repo = _repo(tmp_path / "local"), _repo(tmp_path / "remote")
+    with Orchestrator(local_repo / ".claude-scope" / "runs.db", project_dir=local_repo, cli_path=standin_cli) as orch:
+        local = recorded(await orch.run(parse_pipeline(_pipeline(local_repo), project_dir=local_repo, simulate=True)))
+    queue = queue_name(tmp_path)
+    async with worker(temporal_client, queue, remote_repo, standin_cli):
+        runner = temporal.TemporalRunner(temporal_client, queue)
+        report = await runner.run(temporal.spec_from_data(_pipeline(remote_repo), simulate=True), run_id=queue)
+        view = {p.name: p for p in (await runner.view(queue)).phases}
+    assert recorded(report) == local
+    statuses = [(p[0], p[1], p[2], p[3], p[6]) for p in local["phases"]]
+    assert statuses == [("solve", "succeeded", None, 3, True), ("polish", "succeeded", None, 1, False),
+                        ("clash", "failed", "merge_conflict", 1, False)]
+    for repo in (local_repo, remote_repo):
+        assert (repo / "answer.md").read_text() == (repo / "polished.md").read_text() == "quick\n"
+        assert (repo / "README.md").read_text() == "theirs\n"  # the conflict left the checkout as it was
+        assert git(repo, "status", "--porcelain") == ""
+    race = next(c for c in view["solve"].attempts[0].checks if c["name"] == "race")
+    assert race["details"]["winner"] == "quick"
+    assert not [pid for pid, role in leak_guard.recorded_pids() if role == "cli" and process_alive(pid)]
+    for repo in (local_repo, remote_repo):
+        worktrees, branches, _ = left_of_ours(repo, tmp_path)
+        assert worktrees == [] and len(branches) == 1 and "/clash/" in branches[0]  # the conflict's, kept
+    assert not [p for p in (tmp_path / "worktrees").rglob("*") if p.is_file()]
