@@ -8,6 +8,7 @@ the query id its processes carry in their environment.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -27,10 +28,11 @@ from ._checks import CheckContext
 from ._execute import PhaseRuntime, phase_options, run_phase
 from ._feedback import told_after
 from ._journal import DEFAULT_PATH, Journal, RunBusyError, RunExistsError, RunNotFoundError, same_process
-from ._model import Phase, PhaseOutcome, Pipeline, RunContext, RunReport
+from ._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunContext, RunReport
 from ._observe import Observers, RunObserver
+from ._plan import plan_evidence, plan_failure, plan_phases, read_plan
 from ._schedule import RunState, Start
-from ._status import PhaseStatus
+from ._status import PhaseKind, PhaseStatus
 from ._worktree import check_isolation, reap
 
 
@@ -87,6 +89,7 @@ class Orchestrator:
         phase whose evidence is gone reruns, and so do the phases that depend on it."""
         if not self.journal.run_exists(run_id):
             raise RunNotFoundError(f"no run {run_id!r} in {self.journal.path}")
+        pipeline = self._with_plans(run_id, pipeline)
         kept = {}
         for phase in pipeline.phases:
             recorded = self.journal.recorded_outcome(run_id, phase.name)
@@ -94,6 +97,17 @@ class Orchestrator:
                 kept[phase.name] = recorded
         gone = await self._recheck(run_id, pipeline, kept) if recheck else {}
         return await self._execute(pipeline, run_id, kept, evidence_gone=gone)
+
+    def _with_plans(self, run_id: str, pipeline: Pipeline) -> Pipeline:
+        """``pipeline`` with the plans that joined the run before (from the journal, not from the files, which
+        may have changed since): a planner that succeeded is never rerun by a plain resume."""
+        for planner, data in self.journal.plans(run_id):
+            recorded = self.journal.recorded_outcome(run_id, planner)
+            names = {p.name for p in pipeline.phases}
+            if planner in names and recorded is not None and recorded.succeeded:
+                pipeline = pipeline.expand(planner, plan_phases(pipeline, pipeline.phase(planner), data,
+                                                                self.project_dir))
+        return pipeline
 
     async def _recheck(self, run_id: str, pipeline: Pipeline, kept: dict[str, PhaseOutcome]) -> dict[str, str]:
         """Run the checks of the ``kept`` phases again; drop from ``kept`` those whose evidence is gone and
@@ -139,8 +153,9 @@ class Orchestrator:
             outcomes: dict[str, PhaseOutcome] = dict(kept)
             ctx = RunContext(run_id, self.project_dir, outcomes)
             self.observer.run_started(run_id, pipeline, tuple(kept))
+            live = _Live(pipeline)
             try:
-                await self._schedule(pipeline, state, ctx, outcomes, earlier)
+                await self._schedule(live, state, ctx, outcomes, earlier)
             except BaseException as exc:
                 # Synchronous journal writes: a cancellation cannot interrupt them.
                 if _only_cancellation(exc):
@@ -153,8 +168,9 @@ class Orchestrator:
                     self.log.error("run.crashed", run_id=run_id, error=why)
                 self.observer.run_ended(run_id, None, why)
                 raise
+        pipeline = live.pipeline  # with every plan that joined the run
         report = RunReport(
-            run_id=run_id, phases={n: outcomes[n] for n in names},
+            run_id=run_id, phases={p.name: outcomes[p.name] for p in pipeline.phases},
             cost_usd=sum(o.cost_usd or 0.0 for o in outcomes.values()),
             cost_lower_bound=any(o.cost_lower_bound for o in outcomes.values()),
             evidence_gone=dict(evidence_gone or {}),
@@ -165,17 +181,17 @@ class Orchestrator:
         self.observer.run_ended(run_id, report)
         return report
 
-    async def _schedule(self, pipeline: Pipeline, state: RunState, ctx: RunContext,
+    async def _schedule(self, live: _Live, state: RunState, ctx: RunContext,
                         outcomes: dict[str, PhaseOutcome], earlier: dict[str, tuple[float | None, ...]]) -> None:
         """Do what the rules (``_schedule``) say until every phase has ended: each phase runs in a task
         of its own, and its end wakes this loop to ask the rules again."""
-        ended_send, ended_receive = anyio.create_memory_object_stream[str](len(pipeline.phases))
+        ended_send, ended_receive = anyio.create_memory_object_stream[str](1_000_000)
         with ended_send, ended_receive:
             async with anyio.create_task_group() as tg:
                 while True:
                     for step in state.drain():
                         if isinstance(step, Start):
-                            tg.start_soon(self._phase_task, pipeline.phase(step.name), step.cap_usd,
+                            tg.start_soon(self._phase_task, live, live.pipeline.phase(step.name), step.cap_usd,
                                           earlier.get(step.name, ()), ctx, state, outcomes, ended_send,
                                           name=f"phase {step.name}")
                         else:
@@ -185,7 +201,7 @@ class Orchestrator:
                         break
                     await ended_receive.receive()
 
-    async def _phase_task(self, phase: Phase, cap_usd: float | None, earlier: tuple[float | None, ...],
+    async def _phase_task(self, live: _Live, phase: Phase, cap_usd: float | None, earlier: tuple[float | None, ...],
                           ctx: RunContext, state: RunState, outcomes: dict[str, PhaseOutcome],
                           ended: MemoryObjectSendStream[str]) -> None:
         self._notify(phase.name, PhaseStatus.RUNNING, None)
@@ -199,9 +215,31 @@ class Orchestrator:
                                else "")
         with structlog.contextvars.bound_contextvars(run_id=ctx.run_id, phase=phase.name):
             outcome = await run_phase(phase, ctx, runtime)
+        if outcome.succeeded and phase.expands:
+            outcome = await self._expand(live, phase, outcome, state, ctx.run_id)
         state.ended(phase.name, outcome.status, outcome.cost_usd, outcome.cost_lower_bound)
         self._record(ctx.run_id, outcomes, outcome)
         ended.send_nowait(phase.name)
+
+    async def _expand(self, live: _Live, planner: Phase, outcome: PhaseOutcome, state: RunState,
+                      run_id: str) -> PhaseOutcome:
+        """A planner succeeded: its plan joins the run (journalled first), or it fails as ``plan_invalid``.
+        The file is read in a thread; the run's state changes here, in the loop's thread, with no await
+        between the plan joining and the planner's end."""
+        try:
+            data, planned = await anyio.to_thread.run_sync(read_plan, live.pipeline, planner, self.project_dir)
+            expanded = live.pipeline.expand(planner.name, planned)
+        except PipelineError as exc:
+            evidence = plan_failure(planner, exc)
+            return dataclasses.replace(outcome, status=PhaseStatus.FAILED, kind=PhaseKind.PLAN_INVALID,
+                                       message=evidence.evidence, checks=(*outcome.checks, evidence))
+        names = [p.name for p in planned]
+        self.journal.plan_added(run_id, planner.name, data, names, _describe(expanded))
+        live.pipeline = expanded
+        plan = expanded.run_plan()
+        state.expand(planner.name, tuple(p for p in plan.phases if p.name in set(names)))
+        self.log.info("plan.joined", planner=planner.name, phases=len(names))
+        return dataclasses.replace(outcome, checks=(*outcome.checks, plan_evidence(planner, planned)))
 
     def _record(self, run_id: str, outcomes: dict[str, PhaseOutcome], outcome: PhaseOutcome) -> None:
         outcomes[outcome.name] = outcome
@@ -213,6 +251,13 @@ class Orchestrator:
         self.log.info("phase.status", phase=name, status=status.value,
                       kind=None if outcome is None else outcome.kind,
                       cost_usd=None if outcome is None else outcome.cost_usd)
+
+
+class _Live:
+    """The pipeline a run is running: a planner's plan joins it while it runs."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
 
 
 _active_lock = threading.Lock()

@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS attempts (
     run_id TEXT NOT NULL, name TEXT NOT NULL, number INTEGER NOT NULL, started REAL NOT NULL, ended REAL,
     ok INTEGER, kind TEXT, message TEXT, cost_usd REAL, session_id TEXT, PRIMARY KEY (run_id, name, number)
 );
+CREATE TABLE IF NOT EXISTS expansions (
+    run_id TEXT NOT NULL, planner TEXT NOT NULL, plan TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (run_id, planner)
+);
 CREATE TABLE IF NOT EXISTS git_state (
     key TEXT PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL,
     started REAL NOT NULL, owner_host TEXT, owner_pid INTEGER, owner_start REAL
@@ -275,6 +279,24 @@ class Journal:
                 db.execute("INSERT OR IGNORE INTO phases (run_id, name, status, updated) VALUES (?, ?, 'pending', ?)",
                            (run_id, name, now))
 
+    def plan_added(self, run_id: str, planner: str, plan: dict[str, Any], names: list[str],
+                   pipeline: dict[str, Any]) -> None:
+        """A planner's plan joins the run, in one transaction, before any of its phases runs: the plan (its
+        tables, for a resume), its phases (pending) and the run's pipeline as it now is."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO expansions (run_id, planner, plan, created) VALUES (?, ?, ?, ?)",
+                       (run_id, planner, json.dumps(plan), now))
+            for name in names:
+                db.execute("INSERT OR IGNORE INTO phases (run_id, name, status, updated) VALUES (?, ?, 'pending', ?)",
+                           (run_id, name, now))
+            db.execute("UPDATE runs SET pipeline = ? WHERE run_id = ?", (json.dumps(pipeline), run_id))
+
+    def plans(self, run_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The run's plans, as ``(planner, plan tables)``, in the order they joined."""
+        return [(r["planner"], json.loads(r["plan"])) for r in
+                self._query("SELECT planner, plan FROM expansions WHERE run_id = ? ORDER BY created", (run_id,))]
+
     def end_run(self, run_id: str, status: str, note: str = "") -> None:
         with self._tx() as db:
             db.execute("UPDATE runs SET status = ?, ended = ?, note = ? WHERE run_id = ?",
@@ -444,7 +466,9 @@ class Journal:
                 for r in rows]
 
     # -- messages ---------------------------------------------------------------------------------
-    def message_log(self, run_id: str, name: str, attempt: int) -> Path:
+    def message_log(self, run_id: str, name: str, attempt: int, *, create: bool = True) -> Path:
+        """Where an attempt's messages are written: one file per attempt (a planned phase's ``/`` is quoted)."""
         directory = self.messages_dir / run_id
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory / f"{name}.{attempt}.jsonl"
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
+        return directory / f"{name.replace('%', '%25').replace('/', '%2F')}.{attempt}.jsonl"

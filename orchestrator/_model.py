@@ -7,6 +7,7 @@ A ``Pipeline`` validates its graph when built: duplicate names, unknown or cycli
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import ClaudeScopeError, FailureKind, QueryOutcome, RetryPolicy, sdk_of
 
-from ._schedule import PhasePlan, RunPlan, resolve_dependencies
+from ._schedule import PhasePlan, RunPlan, expand_plan, resolve_dependencies
 from ._status import PhaseKind, PhaseStatus
 
 if TYPE_CHECKING:
@@ -98,6 +99,13 @@ class Phase:
     #: a race: these run at once, each in a worktree of its own; the first whose result and checks pass wins
     #: and is merged, the others are cancelled (needs ``isolation = "worktree"``)
     variants: tuple[Variant, ...] = ()
+    #: a planner: once it succeeded, the file it wrote (relative to its cwd) is read as ``[[phases]]`` that join
+    #: the run under it (``NAME/...``), validated and bounded (see ``_plan``)
+    expands: str = ""
+    #: a plan may have at most this many phases
+    max_planned: int = 100
+    #: a plan may add ``command`` and ``pytest`` checks (commands of the plan's choosing, run by us)
+    plan_commands: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -116,6 +124,8 @@ class Phase:
         object.__setattr__(self, "variants", tuple(self.variants))
         if self.variants:
             self._check_variants()
+        if not isinstance(self.max_planned, int) or isinstance(self.max_planned, bool) or self.max_planned < 1:
+            raise PipelineError(f"phase {self.name!r}: max_planned must be an integer >= 1, got {self.max_planned!r}")
         if self.feedback and self.retry is None:
             raise PipelineError(f"phase {self.name!r}: feedback needs a retry policy (it tells the retries)")
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
@@ -156,7 +166,7 @@ class Phase:
             "timeout_s": self.timeout_s, "idle_timeout_s": self.idle_timeout_s, "max_cost_usd": self.max_cost_usd,
             "depends_on": list(self.depends_on), "checks": [c.to_dict() for c in self.checks],
             "description": self.description, "feedback": self.feedback, "isolation": self.isolation,
-            "variants": [v.name for v in self.variants],
+            "variants": [v.name for v in self.variants], "expands": self.expands,
         }
 
 
@@ -172,6 +182,10 @@ class Pipeline:
     name: str = "pipeline"
     #: the file it was loaded from, if any (recorded so that ``claude-scope resume`` can reload it)
     source: str = ""
+    #: loaded for the stand-in CLI (``--simulate``): a plan's ``scenario`` keys are used too
+    simulate: bool = False
+    #: how deep plans may nest: a planned phase may plan again while its name has fewer ``/`` than this
+    max_plan_depth: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "phases", tuple(self.phases))
@@ -180,6 +194,8 @@ class Pipeline:
         if not isinstance(self.max_parallel, int) or isinstance(self.max_parallel, bool) or self.max_parallel < 1:
             raise PipelineError(f"max_parallel must be an integer >= 1, got {self.max_parallel!r}")
         _positive_or_none("max_cost_usd", self.max_cost_usd)
+        if not isinstance(self.max_plan_depth, int) or isinstance(self.max_plan_depth, bool) or self.max_plan_depth < 1:
+            raise PipelineError(f"max_plan_depth must be an integer >= 1, got {self.max_plan_depth!r}")
         names = [p.name for p in self.phases]
         for name in names:
             if names.count(name) > 1:
@@ -243,6 +259,18 @@ class Pipeline:
 
     def phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)
+
+    def expand(self, planner: str, planned: tuple[Phase, ...]) -> Pipeline:
+        """This pipeline with ``planner``'s phases (their ``depends_on`` resolved, each naming the planner)
+        right after it, and every phase that depended on the planner waiting for all of them; validated
+        again as a whole (cycles, handed-on prompts). Dependencies become explicit, so a pipeline without
+        ``depends_on`` stays the sequence it was."""
+        plan = expand_plan(self.run_plan(), planner,
+                           tuple(PhasePlan(p.name, p.depends_on, p.reservation_usd) for p in planned))
+        deps = {p.name: p.depends_on for p in plan.phases}
+        by_name = {p.name: p for p in (*self.phases, *planned)}
+        return dataclasses.replace(self, phases=tuple(dataclasses.replace(by_name[p.name], depends_on=deps[p.name])
+                                                      for p in plan.phases))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Pipeline files (TOML): parsed with ``tomllib``, validated with errors that name the phase and the key.
 
     [pipeline]                      # all optional
-    name = "v3"; max_parallel = 2; max_cost_usd = 5.0; fail_fast = false
+    name = "v3"; max_parallel = 2; max_cost_usd = 5.0; fail_fast = false; max_plan_depth = 2
 
     [defaults]                      # optional: any phase key, applied to every phase that does not set it
 
@@ -24,6 +24,8 @@
     name = "careful"                # passes wins and is merged, the others are cancelled; each may set
     model = "..."                   # prompt, model, max_turns, permission_mode, tools, system prompts, env,
                                     # scenario; name defaults to v1, v2, ...
+    expands = "plan.toml"           # a planner: the file it writes joins the run as [[phases]] (see _plan)
+    max_planned = 100; plan_commands = false
     scenario = "ok"                 # used only with --simulate: the stand-in CLI's scenario (name or table)
     [[phases.checks]]
     type = "file_exists"; path = "milestone_1/research.md"; min_bytes = 100
@@ -58,13 +60,14 @@ from ._template import TemplatePrompt, is_template
 
 _NUM = (int, float)
 _PIPELINE_KEYS: dict[str, Any] = {"name": str, "max_parallel": int, "max_cost_usd": _NUM, "fail_fast": bool,
-                                  "sdk": str}
-_PHASE_KEYS: dict[str, Any] = {
+                                  "sdk": str, "max_plan_depth": int}
+PHASE_KEYS: dict[str, Any] = {
     "name": str, "prompt": str, "description": str, "depends_on": list, "timeout_s": _NUM,
     "idle_timeout_s": _NUM, "max_cost_usd": _NUM, "retry": dict, "model": str, "max_turns": int,
     "permission_mode": str, "cwd": str, "allowed_tools": list, "disallowed_tools": list, "system_prompt": str,
     "append_system_prompt": str, "env": dict, "scenario": (str, dict), "checks": list, "sdk": str,
-    "setting_sources": list, "mcp_config": (str, dict), "isolation": str, "variants": list,
+    "setting_sources": list, "mcp_config": (str, dict), "isolation": str, "variants": list, "expands": str,
+    "max_planned": int, "plan_commands": bool,
 }
 #: what a race's variant may change of its phase
 _VARIANT_KEYS: dict[str, Any] = {
@@ -113,7 +116,7 @@ def load_pipeline(path: str | Path, *, project_dir: str | Path | None = None, si
     return dataclasses.replace(pipeline, source=str(path.resolve()))
 
 
-def _check(where: str, table: Mapping[str, Any], allowed: Mapping[str, Any]) -> None:
+def check_keys(where: str, table: Mapping[str, Any], allowed: Mapping[str, Any]) -> None:
     # The stand-in's scenario parser checks keys the same way (sdk_wrapper/standin/_scenario.py): it runs
     # isolated (python -I -S, stdlib only, from its own directory), so it cannot share this one.
     for key, value in table.items():
@@ -133,14 +136,14 @@ def _finite_positive(where: str, key: str, value: float, *, zero: bool = False) 
 
 
 def parse_pipeline(data: Mapping[str, Any], *, project_dir: Path, simulate: bool = False) -> Pipeline:
-    _check("file", data, {"pipeline": dict, "defaults": dict, "phases": list})
+    check_keys("file", data, {"pipeline": dict, "defaults": dict, "phases": list})
     settings = data.get("pipeline", {})
-    _check("[pipeline]", settings, _PIPELINE_KEYS)
-    for key in ("max_cost_usd", "max_parallel"):
+    check_keys("[pipeline]", settings, _PIPELINE_KEYS)
+    for key in ("max_cost_usd", "max_parallel", "max_plan_depth"):
         if key in settings:
             _finite_positive("[pipeline]", key, settings[key])
     defaults = data.get("defaults", {})
-    _check("[defaults]", defaults, {k: v for k, v in _PHASE_KEYS.items() if k not in ("name", "depends_on")})
+    check_keys("[defaults]", defaults, {k: v for k, v in PHASE_KEYS.items() if k not in ("name", "depends_on")})
     tables = data.get("phases")
     if not tables:
         raise PipelineError("no [[phases]] defined")
@@ -149,18 +152,19 @@ def parse_pipeline(data: Mapping[str, Any], *, project_dir: Path, simulate: bool
         if not isinstance(table, dict):
             raise PipelineError(f"phases[{index}]: expected a table")
         where = f"phase {table.get('name', f'#{index + 1}')!r}"
-        _check(where, table, _PHASE_KEYS)
+        check_keys(where, table, PHASE_KEYS)
         merged = {**defaults, **table}
         for required in ("name", "prompt"):
             if required not in merged:
                 raise PipelineError(f"{where}: missing required key {required!r}")
-        phases.append(_phase(where, {"sdk": settings.get("sdk", SDKS[0]), **merged}, project_dir, simulate))
+        phases.append(parse_phase(where, {"sdk": settings.get("sdk", SDKS[0]), **merged}, project_dir, simulate))
     return Pipeline(tuple(phases), max_parallel=settings.get("max_parallel", 1),
                     max_cost_usd=settings.get("max_cost_usd"), fail_fast=settings.get("fail_fast", False),
-                    name=settings.get("name", "pipeline"))
+                    name=settings.get("name", "pipeline"), simulate=simulate,
+                    max_plan_depth=settings.get("max_plan_depth", 2))
 
 
-def _phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> Phase:
+def parse_phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> Phase:
     options = _phase_options(where, t, project_dir, simulate)
     retry, feedback = _retry(where, t.get("retry"))
     for key in ("timeout_s", "idle_timeout_s", "max_cost_usd", "max_turns"):
@@ -171,7 +175,8 @@ def _phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> 
         variants=tuple(_variant(f"{where}.variants[{i}]", i, v, t, project_dir, simulate)
                        for i, v in enumerate(t.get("variants", []))),
         name=t["name"], prompt=prompt, options=options, timeout_s=t.get("timeout_s", 600.0),
-        isolation=t.get("isolation", "in_place"),
+        isolation=t.get("isolation", "in_place"), expands=t.get("expands", ""),
+        max_planned=t.get("max_planned", 100), plan_commands=t.get("plan_commands", False),
         idle_timeout_s=t.get("idle_timeout_s"), max_cost_usd=t.get("max_cost_usd"), retry=retry, feedback=feedback,
         depends_on=tuple(t.get("depends_on", ())), description=t.get("description", ""),
         checks=tuple(_check_spec(f"{where}.checks[{i}]", c) for i, c in enumerate(t.get("checks", []))),
@@ -186,7 +191,7 @@ def _variant(where: str, index: int, v: Any, phase: dict[str, Any], project_dir:
     """A race's variant: its phase's table with the variant's keys over it (``name`` defaults to v1, v2...)."""
     if not isinstance(v, dict):
         raise PipelineError(f"{where}: expected a table")
-    _check(where, v, _VARIANT_KEYS)
+    check_keys(where, v, _VARIANT_KEYS)
     name = v.get("name", f"v{index + 1}")
     where = f"{where} ({name!r})"
     merged = {**phase, **{k: val for k, val in v.items() if k != "name"}}
@@ -268,7 +273,7 @@ def _retry(where: str, table: dict[str, Any] | None) -> tuple[RetryPolicy | None
     if table is None:
         return None, False
     where = f"{where}.retry"
-    _check(where, table, _RETRY_KEYS)
+    check_keys(where, table, _RETRY_KEYS)
     for key in ("initial_wait_s", "max_wait_s", "jitter_s"):
         if key in table:
             _finite_positive(where, key, table[key], zero=True)
@@ -288,7 +293,7 @@ def _retry(where: str, table: dict[str, Any] | None) -> tuple[RetryPolicy | None
 def _check_spec(where: str, c: Any) -> Check:
     if not isinstance(c, dict) or c.get("type") not in _CHECK_KEYS:
         raise PipelineError(f"{where}: key 'type' must be one of {sorted(_CHECK_KEYS)}")
-    _check(where, c, _CHECK_KEYS[c["type"]])
+    check_keys(where, c, _CHECK_KEYS[c["type"]])
     for key in ("min_bytes", "min_count"):
         if key in c:
             _finite_positive(where, key, c[key], zero=True)

@@ -278,7 +278,7 @@ def run_view(journal: Journal, run_id: str, *, transcripts: bool = True) -> RunV
     phases = []
     for name in order:
         row, spec = rows.get(name, {}), specs.get(name, {})
-        attempts = tuple(_attempt_view(a, journal.messages_dir / run_id / f"{name}.{a['number']}.jsonl"
+        attempts = tuple(_attempt_view(a, journal.message_log(run_id, name, a["number"], create=False)
                                        if transcripts else None) for a in by_phase.get(name, []))
         phases.append(PhaseView(
             name=name, status=row.get("status", "pending"), kind=row.get("kind"),

@@ -147,6 +147,13 @@ class RunState:
         if status is not PhaseStatus.SUCCEEDED and self.plan.fail_fast and not self.stop_reason:
             self.stop_reason = f"fail_fast: phase {name!r} {status.value}"
 
+    def expand(self, planner: str, planned: tuple[PhasePlan, ...]) -> None:
+        """A planner's phases join the run (see ``expand_plan``), pending; call it before ``ended`` for the
+        planner, so that nothing after the planner can start without them."""
+        self.plan = expand_plan(self.plan, planner, planned)
+        for phase in planned:
+            self.phases[phase.name] = PhaseState()
+
     def drain(self) -> list[Step]:
         """Every step that can be taken now, applied to this state, in the order they were decided: a skip
         can make its dependents skippable at once, so the rules are applied until nothing changes."""
@@ -168,6 +175,25 @@ class RunState:
         else:
             phase.status = PhaseStatus.SKIPPED
             self.budget_exhausted |= step.kind is PhaseKind.RUN_BUDGET_SPENT
+
+
+def expand_plan(plan: RunPlan, planner: str, planned: tuple[PhasePlan, ...]) -> RunPlan:
+    """``plan`` with a planner's expansion: the ``planned`` phases (their dependencies resolved; each depends on
+    the planner) come right after it, and every phase that depended on the planner also waits for all of
+    them (a phase after a planner waits for its whole plan)."""
+    known = {p.name for p in plan.phases}
+    clash = sorted(known & {p.name for p in planned})
+    if clash:
+        raise ValueError(f"planned phases {clash} are already in the run")
+    added = tuple(p.name for p in planned)
+    phases: list[PhasePlan] = []
+    for phase in plan.phases:
+        if planner in phase.depends_on:
+            phase = PhasePlan(phase.name, (*phase.depends_on, *added), phase.max_cost_usd)
+        phases.append(phase)
+        if phase.name == planner:
+            phases.extend(planned)
+    return RunPlan(tuple(phases), plan.max_parallel, plan.fail_fast, plan.max_cost_usd, plan.reserve)
 
 
 def resolve_dependencies(declared: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:

@@ -35,3 +35,5 @@ class PhaseKind(enum.StrEnum):
     MERGE_CONFLICT = "merge_conflict"
     #: git could not make an isolated attempt's worktree (the error says why)
     ISOLATION_FAILED = "isolation_failed"
+    #: a planner succeeded, but the plan it wrote cannot run (the evidence says why)
+    PLAN_INVALID = "plan_invalid"
