@@ -239,7 +239,7 @@ class Orchestrator:
         plan = expanded.run_plan()
         state.expand(planner.name, tuple(p for p in plan.phases if p.name in set(names)))
         self.log.info("plan.joined", planner=planner.name, phases=len(names))
-        return dataclasses.replace(outcome, checks=(*outcome.checks, plan_evidence(planner, planned)))
+        return dataclasses.replace(outcome, checks=(*outcome.checks, plan_evidence(planner, names)))
 
     def _record(self, run_id: str, outcomes: dict[str, PhaseOutcome], outcome: PhaseOutcome) -> None:
         outcomes[outcome.name] = outcome

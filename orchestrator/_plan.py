@@ -138,8 +138,9 @@ def _planned(pipeline: Pipeline, planner: Phase, table: dict[str, Any], deps: tu
     return dataclasses.replace(phase, options=options, depends_on=(planner.name, *(prefix + d for d in deps)))
 
 
-def plan_evidence(planner: Phase, planned: tuple[Phase, ...]) -> CheckResult:
-    names = ", ".join(p.name for p in planned[:20]) + (f" and {len(planned) - 20} more" if len(planned) > 20 else "")
+def plan_evidence(planner: Phase, planned: list[str]) -> CheckResult:
+    """A planner's plan joined the run: how many phases, named (the first 20)."""
+    names = ", ".join(planned[:20]) + (f" and {len(planned) - 20} more" if len(planned) > 20 else "")
     return CheckResult("plan", True, f"{len(planned)} phase(s) planned from {planner.expands}: {names}",
                        {"plan": planner.expands, "phases": len(planned)})
 

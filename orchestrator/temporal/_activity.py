@@ -29,9 +29,10 @@ from .._engine import end_orphans
 from .._execute import PhaseRuntime, run_phase
 from .._journal import Journal, same_process
 from .._model import PhaseOutcome, PipelineError, RunContext
-from .._status import PhaseStatus
+from .._plan import plan_evidence, plan_failure
+from .._status import PhaseKind, PhaseStatus
 from ._requests import AttemptRequest
-from ._spec import PipelineSpec, outcome_from_record, outcome_record
+from ._spec import PipelineSpec, outcome_from_record, outcome_record, planned_phase, planned_record
 from ._workflow import ACTIVITY, PHASE_FAILED
 
 #: the activity error type for a pipeline the worker cannot build (a retry would fail the same way)
@@ -95,12 +96,15 @@ class PhaseActivities:
         await self._end_previous(info.heartbeat_details)
         run_id, name, attempt = request.run_id, request.phase, request.attempt
         try:
-            pipeline = PipelineSpec.from_json(request.spec).pipeline(self.workspace)
+            spec = PipelineSpec.from_json(request.spec)
+            pipeline = spec.pipeline(self.workspace)
+            found = (pipeline.phase(name) if request.phase_table is None
+                     else planned_phase(spec, request.phase_table, self.workspace))
         except PipelineError as exc:  # the same on every retry: fail the attempt, do not loop on it
             raise ApplicationError(f"the pipeline cannot run on this worker: {exc}", type=BAD_PIPELINE,
                                    non_retryable=True) from None
         # one attempt: the workflow applies the retry policy and hands this attempt its feedback
-        phase = dataclasses.replace(pipeline.phase(name), retry=None, feedback=False)
+        phase = dataclasses.replace(found, retry=None, feedback=False)
         recorder = _HostRecorder(self.journal)
         # what the workflow gives this attempt of the phase's cap (absent from workflows started before caps)
         # a race is one activity whose variants are attempts of their own: numbered apart (message logs)
@@ -118,8 +122,20 @@ class PhaseActivities:
             handed_on = {n: outcome_from_record(r) for n, r in request.handed_on.items()}
             outcome = await run_phase(phase, RunContext(run_id, self.workspace, handed_on), runtime)
             tg.cancel_scope.cancel()
+        plan = None
+        if outcome.succeeded and phase.expands:  # a planner: its plan travels back with its record
+            try:
+                plan = await anyio.to_thread.run_sync(planned_record, pipeline, phase, self.workspace)
+                outcome = dataclasses.replace(outcome, checks=(*outcome.checks, plan_evidence(
+                    phase, [t["name"] for t in plan["tables"]])))
+            except PipelineError as exc:
+                evidence = plan_failure(phase, exc)
+                outcome = dataclasses.replace(outcome, status=PhaseStatus.FAILED, kind=PhaseKind.PLAN_INVALID,
+                                              message=evidence.evidence, checks=(*outcome.checks, evidence))
         record = outcome_record(outcome, host=socket.gethostname(), message_log=recorder.log_path,
                                 prompt=recorder.prompt)
+        if plan is not None:
+            record["plan"] = plan
         if outcome.status is not PhaseStatus.SUCCEEDED and not record["retryable"]:
             raise ApplicationError(f"phase {name!r} {outcome.status.value}: {outcome.message}", record,
                                    type=PHASE_FAILED, non_retryable=True)

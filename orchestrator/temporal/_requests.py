@@ -42,3 +42,5 @@ class AttemptRequest:
     feedback: str = ""
     #: the records of the earlier phases its prompt reads (a prompt template's ``phases.NAME``)
     handed_on: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: a planned phase: its own table (its planner's attempt sent it back), as the spec does not have it
+    phase_table: dict[str, Any] | None = None

@@ -29,7 +29,8 @@ from .._checks import CallableCheck
 from .._feedback import told_after
 from .._journal import RESULT_KEPT, STDERR_KEPT
 from .._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunReport, parse_kind
-from .._pipeline_file import SECRET_NAME, parse_pipeline, read_pipeline_data
+from .._pipeline_file import SDKS, SECRET_NAME, parse_phase, parse_pipeline, read_pipeline_data
+from .._plan import read_plan
 from .._runview import AttemptView, CleanupView, PhaseView, RunView, Transcript, read_transcript
 from .._status import PhaseKind, PhaseStatus
 from .._template import TemplatePrompt
@@ -60,14 +61,7 @@ class PipelineSpec:
         return {
             "name": pipeline.name, "max_parallel": pipeline.max_parallel, "fail_fast": pipeline.fail_fast,
             "max_cost_usd": pipeline.max_cost_usd,
-            "phases": [{"name": p.name, "depends_on": list(p.depends_on), "timeout_s": p.timeout_s,
-                        # what the phase may spend: a race's is its max_cost_usd for each variant
-                        "max_cost_usd": p.reservation_usd,
-                        "retry": None if p.retry is None else _retry_dict(p.retry, p.feedback),
-                        # the phases its prompt reads: the workflow hands their records to its attempts
-                        "hands_on": sorted(frozenset().union(
-                            *(getattr(prompt, "phases_referenced", frozenset()) for prompt in p.prompts())))}
-                       for p in pipeline.phases],
+            "phases": [plan_entry(p) for p in pipeline.phases],
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -76,6 +70,35 @@ class PipelineSpec:
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> PipelineSpec:
         return cls(dict(raw["data"]), bool(raw.get("simulate", False)), str(raw.get("source", "")))
+
+
+def plan_entry(p: Phase) -> dict[str, Any]:
+    """What the workflow schedules a phase by (JSON)."""
+    return {"name": p.name, "depends_on": list(p.depends_on), "timeout_s": p.timeout_s,
+            # what the phase may spend: a race's is its max_cost_usd for each variant
+            "max_cost_usd": p.reservation_usd,
+            "retry": None if p.retry is None else _retry_dict(p.retry, p.feedback),
+            # the phases its prompt reads: the workflow hands their records to its attempts
+            "hands_on": sorted(frozenset().union(
+                *(getattr(prompt, "phases_referenced", frozenset()) for prompt in p.prompts())))}
+
+
+def planned_record(pipeline: Pipeline, planner: Phase, workspace: Path) -> dict[str, Any]:
+    """A planner's plan as it travels back to the workflow: each planned phase's table (what its attempts are
+    built from, alone) and its entry in the plan (what the workflow schedules it by). ``PipelineError`` (a
+    ``PlanError``) when the plan cannot run, checked as the local orchestrator checks it."""
+    _data, planned = read_plan(pipeline, planner, workspace)
+    # the plan checked as a whole with its planner first (cycles, prompts handed on): the rest of the run's
+    # phases live in the workflow, which checks the names
+    Pipeline((dataclasses.replace(planner, depends_on=()), *planned), simulate=pipeline.simulate,
+             max_plan_depth=pipeline.max_plan_depth)
+    return {"tables": [_phase_data(p) for p in planned], "entries": [plan_entry(p) for p in planned]}
+
+
+def planned_phase(spec: PipelineSpec, table: dict[str, Any], workspace: Path) -> Phase:
+    """A planned phase, built alone from the table its planner's attempt sent back (``planned_record``)."""
+    sdk = spec.data.get("pipeline", {}).get("sdk", SDKS[0])
+    return parse_phase(f"phase {table.get('name')!r}", {"sdk": sdk, **table}, workspace, spec.simulate)
 
 
 def spec_from_file(path: str | Path, *, simulate: bool = False) -> PipelineSpec:
@@ -139,6 +162,8 @@ def _phase_data(phase: Phase) -> dict[str, Any]:
         table["description"] = phase.description
     if phase.isolation != "in_place":
         table["isolation"] = phase.isolation
+    if phase.expands:
+        table.update(expands=phase.expands, max_planned=phase.max_planned, plan_commands=phase.plan_commands)
     if phase.variants:
         table["variants"] = [_variant_data(where, v) for v in phase.variants]
     if phase.retry is not None:

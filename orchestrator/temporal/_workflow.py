@@ -70,6 +70,7 @@ class PipelineWorkflow:
         self._run_id = ""
         self._state = "running"
         self._plan: dict[str, Any] = {}
+        self._order: list[str] = []
 
     @workflow.run
     async def run(self, request: PipelineRequest) -> dict[str, Any]:
@@ -78,6 +79,7 @@ class PipelineWorkflow:
         self._run_id = request.run_id
         started = workflow.time()
         names = [p["name"] for p in plan["phases"]]
+        self._order = names
         specs = {p["name"]: p for p in plan["phases"]}
         self._phases = {n: _skipped(n, "not started yet") | {"status": "pending", "message": ""} for n in names}
         # Runs started before the rules were shared took each phase's declared dependencies only, so a
@@ -109,6 +111,9 @@ class PipelineWorkflow:
                                                   message=f"{type(error).__name__}: {error}")
                         continue
                     record = self._phases[name] = task.result()
+                    planned = record.pop("plan", None)  # a planner's: its phases join (history has it, for replay)
+                    if planned and record["status"] == "succeeded":
+                        self._join(name, planned, state, specs, names)
                     state.ended(name, PhaseStatus(record["status"]), record["cost_usd"],
                                 bool(record.get("cost_lower_bound")))
         except asyncio.CancelledError:
@@ -124,9 +129,30 @@ class PipelineWorkflow:
             self._state = "failed"
             raise ApplicationError(f"{type(errors[0]).__name__}: {errors[0]}", non_retryable=True)
         self._state = "succeeded" if all(r["status"] == "succeeded" for r in self._phases.values()) else "failed"
-        return {"run_id": self._run_id, "name": plan["name"], "plan": plan, "phases": self._phases, "order": names,
-                "cost_usd": self._spent(), "duration_s": workflow.time() - started,
+        return {"run_id": self._run_id, "name": plan["name"], "plan": self._plan, "phases": self._phases,
+                "order": names, "cost_usd": self._spent(), "duration_s": workflow.time() - started,
                 "budget_exhausted": state.budget_exhausted}
+
+    def _join(self, planner: str, plan: dict[str, Any], state: RunState, specs: dict[str, dict[str, Any]],
+              names: list[str]) -> None:
+        """A planner's phases join the run right after it (the worker checked the plan; the names are checked
+        here, against the whole run): scheduled by the rules, each attempt given its phase's own table."""
+        entries, tables = plan["entries"], plan["tables"]
+        clash = sorted({e["name"] for e in entries} & set(specs))
+        if clash:
+            self._phases[planner].update(status="failed", kind="plan_invalid",
+                                         message=f"planned phases {clash} are already in the run")
+            return
+        state.expand(planner, tuple(PhasePlan(e["name"], tuple(e["depends_on"]), e.get("max_cost_usd"))
+                                    for e in entries))
+        for entry, table in zip(entries, tables, strict=True):
+            specs[entry["name"]] = {**entry, "table": table}
+            self._phases[entry["name"]] = _skipped(entry["name"], "") | {"status": "pending"}
+        at = names.index(planner) + 1
+        names[at:at] = [e["name"] for e in entries]
+        self._order = names
+        self._plan = {**self._plan, "phases": [
+            {k: v for k, v in specs[n].items() if k != "table"} for n in names]}
 
     def _close_unfinished(self) -> None:
         for record in self._phases.values():
@@ -154,7 +180,8 @@ class PipelineWorkflow:
                     AttemptRequest(
                         self._run_id, request.spec, name, attempt, heartbeat.total_seconds(), cap.left(), feedback,
                         # the earlier phases its prompt reads (only those: an activity's input stays small)
-                        {n: {k: self._phases[n].get(k) for k in _HANDED_ON} for n in phase.get("hands_on", ())}),
+                        {n: {k: self._phases[n].get(k) for k in _HANDED_ON} for n in phase.get("hands_on", ())},
+                        phase_table=phase.get("table")),
                     # the phase's own timeout is enforced by the wrapper inside; this only bounds a lost one
                     start_to_close_timeout=timedelta(seconds=float(phase["timeout_s"] or 86400) * 2 + 60),
                     heartbeat_timeout=heartbeat,
@@ -190,5 +217,5 @@ class PipelineWorkflow:
     @workflow.query(name="status")
     def status(self) -> dict[str, Any]:
         return {"run_id": self._run_id, "name": self._plan.get("name", ""), "plan": self._plan, "state": self._state,
-                "phases": self._phases, "order": list(self._phases),
+                "phases": self._phases, "order": list(self._order),
                 "cost_usd": self._spent()}

@@ -81,6 +81,35 @@ PIPELINES: dict[str, dict[str, Any]] = {
 }
 
 
+def _planner(plan: str) -> dict[str, Any]:
+    return {"name": "plan", "prompt": "plan", "expands": "plan.toml", "scenario": {
+        "steps": [{"tool": {"name": "Write", "input": {"file_path": "plan.toml", "content": plan}}}]}}
+
+
+#: a plan of three (one fails its check, so the one after it is skipped) and a phase after the whole plan
+_PLAN = """
+[[phases]]
+name = "a"
+prompt = "a"
+scenario = "ok"
+[[phases]]
+name = "b"
+prompt = "b"
+scenario = "ok"
+checks = [{ type = "file_exists", path = "never.txt" }]
+[[phases]]
+name = "c"
+prompt = "c from {{ phases.plan.result }}"
+scenario = "ok"
+depends_on = ["a"]
+"""
+PIPELINES["planner"] = {"pipeline": {"max_parallel": 2}, "phases": [
+    _planner(_PLAN), {"name": "after", "prompt": "x", "scenario": "ok", "depends_on": ["plan"]},
+    {"name": "beside", "prompt": "x", "scenario": "ok", "depends_on": []}]}
+PIPELINES["invalid plan"] = {"phases": [_planner(_PLAN.replace('depends_on = ["a"]', 'depends_on = ["c"]')),
+                                        {"name": "after", "prompt": "x", "scenario": "ok"}]}
+
+
 def recorded(report: RunReport) -> dict[str, Any]:
     """What both engines record of a run, comparable."""
     return {"budget_exhausted": report.budget_exhausted, "cost_usd": round(report.cost_usd, 6),
@@ -150,3 +179,8 @@ async def test_both_engines_report_the_same(
     assert [p[1] for p in local["handed on"]["phases"]] == ["succeeded", "succeeded"]
     assert handed.attempts[0].prompt == "From FINDINGS: use SQLite and WAL"  # the worker rendered it from history
     assert (budgeted["a"].reserved_usd, budgeted["b"].reserved_usd, budgeted["c"].reserved_usd) == (0.8, None, 0.1)
+    assert [(p[0], p[1], p[2]) for p in local["planner"]["phases"]] == [
+        ("plan", "succeeded", None), ("plan/a", "succeeded", None), ("plan/b", "failed", "validation_failed"),
+        ("plan/c", "succeeded", None), ("after", "skipped", None), ("beside", "succeeded", None)]
+    assert [(p[0], p[1], p[2]) for p in local["invalid plan"]["phases"]] == [
+        ("plan", "failed", "plan_invalid"), ("after", "skipped", None)]
