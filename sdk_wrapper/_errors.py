@@ -14,7 +14,9 @@
      ├── LegacyModeError (RuntimeError)           CLAUDE_SCOPE_MODE=legacy but the V3 module cannot run here
      ├── ScenarioError (ValueError)               sdk_wrapper.testing: a stand-in scenario that cannot run
      ├── PipelineError (ValueError)               orchestrator: a pipeline that cannot run (phase and key named)
+     │    └── PlanError                           a planner's plan that cannot join the run (plan_invalid)
      ├── PromptRenderError (RuntimeError)         orchestrator: a prompt template that could not be rendered
+     ├── GitCommandError (RuntimeError)          orchestrator: a git command of an isolated phase failed
      ├── RunNotFoundError (KeyError)              orchestrator: no such run (journal, or Temporal server)
      ├── RunExistsError (ValueError)              orchestrator: a run id that is already taken
      ├── JournalError (RuntimeError)              orchestrator: the journal cannot be used (its path named)

@@ -76,15 +76,15 @@ def phase_live(db: Path, name: str) -> Callable[[], bool]:
     return live
 
 
-def wait_for(predicate: Callable[[], object], seconds: float) -> None:
-    """Poll ``predicate`` until it is true; AssertionError after ``seconds``."""
+def wait_for(predicate: Callable[[], object], seconds: float, interval: float = 0.02) -> None:
+    """Poll ``predicate`` every ``interval`` until it is true; AssertionError after ``seconds``."""
     import time
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(0.02)
+        time.sleep(interval)
     raise AssertionError("condition not reached in time")
 
 

@@ -4,8 +4,10 @@ ours left on any way out (success, failure, cancellation, a ``kill -9`` then a r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -251,3 +253,64 @@ def test_a_merge_cut_short_is_undone_at_the_next_start(leak_guard: LeakGuard, pr
 class _Log:
     def warning(self, *args: object, **kwargs: object) -> None:
         pass
+
+
+_MERGING = textwrap.dedent("""
+    import anyio, sys
+    from pathlib import Path
+    from orchestrator import Orchestrator, parse_pipeline
+    project, cli = Path(sys.argv[1]), sys.argv[2]
+    many = "python3 -c \\"[open(f'f{i}.txt', 'w').write(str(i)) for i in range(20000)]\\""
+    data = {"phases": [{"name": "many", "prompt": "p", "isolation": "worktree",
+                        "scenario": {"steps": [{"tool": {"name": "Bash", "input": {"command": many}}}]}}]}
+    orch = Orchestrator(project / ".claude-scope" / "runs.db", project_dir=project, cli_path=cli)
+    anyio.run(orch.run, parse_pipeline(data, project_dir=project, simulate=True), "m")
+""")
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["orchestrator", "orchestrator-and-git"])
+def test_kill_9_in_the_middle_of_a_merge_is_undone_at_the_next_start(leak_guard: LeakGuard, standin_cli: Path,
+                                                                      project: Path, tmp_path: Path,
+                                                                      group: bool) -> None:
+    """A real merge of 20,000 new files, killed as soon as the merge is journalled: the orchestrator alone
+    (its git finishes writing the checkout, but HEAD never moves), or with its git (a stale ``index.lock``, a
+    half-written checkout). The next start puts the checkout back as it was before the merge."""
+    head = git(project, "rev-parse", "HEAD")
+    db = project / ".claude-scope" / "runs.db"
+    child = subprocess.Popen([sys.executable, "-c", _MERGING, str(project), str(standin_cli)], start_new_session=True)
+    try:
+        wait_for(lambda: _merging(db), 60, interval=0.001)
+        if group:  # git has begun writing the checkout
+            wait_for(lambda: (project / "f0.txt").exists(), 30, interval=0.001)
+    finally:
+        if group:
+            os.killpg(child.pid, signal.SIGKILL)
+        else:
+            os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    wait_for(_no_git_running, 30)
+    written = len(list(project.glob("f*.txt")))
+    assert written > 0  # the merge had begun writing the checkout
+    assert (project / ".git" / "index.lock").exists() is (group and written < 20000)
+    assert git(project, "rev-parse", "HEAD") == head  # the merge never finished: HEAD did not move
+    with Journal(db) as journal:
+        anyio.run(Orchestrator(journal, project_dir=project).end_orphans)
+        assert journal.git_states() == []
+    assert git(project, "status", "--porcelain") == ""
+    assert not list(project.glob("f*.txt")) and git(project, "rev-parse", "HEAD") == head
+    assert left_of_ours(project, tmp_path) == ([], [], [])
+
+
+def _merging(db: Path) -> bool:
+    """A merge is journalled (read with a plain read-only connection: polled every millisecond)."""
+    if not db.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return bool(conn.execute("SELECT 1 FROM git_state WHERE kind = 'merge'").fetchall())
+    except sqlite3.Error:
+        return False
+
+
+def _no_git_running() -> bool:
+    return not subprocess.run(["pgrep", "-x", "git"], capture_output=True).stdout.strip()

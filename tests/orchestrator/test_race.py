@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from orchestrator import Journal, Orchestrator, PhaseKind, PipelineError, parse_pipeline
@@ -146,4 +147,40 @@ def test_sigint_mid_race_leaves_nothing_and_resume_runs_it_again(leak_guard: Lea
     assert (project / "answer.md").read_text() == "at last\n"
     with Journal(db) as journal:
         assert journal.phases("sig")["solve"]["attempts"] == 4  # the race ran again: two more variants
+    assert left_of_ours(project, tmp_path) == ([], [], [])
+
+
+_RACING = """
+import anyio, json, sys
+from pathlib import Path
+from orchestrator import Orchestrator, parse_pipeline
+project, cli = Path(sys.argv[1]), sys.argv[2]
+hang = {"steps": [{"text": "thinking"}, {"hang": True}]}
+data = {"phases": [{"name": "solve", "prompt": "p", "isolation": "worktree", "variants": [
+    {"scenario": hang}, {"scenario": hang}, {"scenario": hang}]}]}
+orch = Orchestrator(project / ".claude-scope" / "runs.db", project_dir=project, cli_path=cli)
+anyio.run(orch.run, parse_pipeline(data, project_dir=project, simulate=True), "k")
+"""
+
+
+def test_kill_9_mid_race_then_a_restart_leaves_nothing_and_the_run_resumes(
+        leak_guard: LeakGuard, standin_cli: Path, project: Path, tmp_path: Path) -> None:
+    db = project / ".claude-scope" / "runs.db"
+    child = subprocess.Popen([sys.executable, "-c", _RACING, str(project), str(standin_cli)],
+                             env={**os.environ, "CLAUDE_SCOPE_GUARD": "0"})
+    try:
+        wait_for(lambda: db.exists() and len(Journal(db).live_processes()) == 3
+                 and len([r for _, r in leak_guard.recorded_pids() if r == "cli"]) == 3, 30)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    clis = [pid for pid, role in leak_guard.recorded_pids() if role == "cli" and process_alive(pid)]
+    assert len(clis) == 3 and len(left_of_ours(project, tmp_path)[0]) == 3  # what the killed run left
+    data = {"phases": race({"scenario": writes("answer.md", "a")}, {"scenario": "hang"})}
+    with Orchestrator(db, project_dir=project, cli_path=standin_cli) as orch:
+        anyio.run(orch.end_orphans)
+        assert not [pid for pid in clis if process_alive(pid)]
+        assert left_of_ours(project, tmp_path) == ([], [], []) and git(project, "status", "--porcelain") == ""
+        report = anyio.run(orch.resume, "k", parse_pipeline(data, project_dir=project, simulate=True))
+    assert report.ok and (project / "answer.md").read_text() == "a"
     assert left_of_ours(project, tmp_path) == ([], [], [])

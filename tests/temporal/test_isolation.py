@@ -5,6 +5,10 @@ checkout, with no process, worktree or branch of ours left on the worker's host.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +17,11 @@ import pytest
 from orchestrator import Orchestrator, parse_pipeline
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
+from tests.helpers import until
 from tests.orchestrator.test_isolation import git, left_of_ours, writes
 from tests.temporal.conftest import Client, queue_name, temporal, worker
 from tests.temporal.test_both_engines import recorded
+from tests.temporal.test_temporal import WORKER
 
 pytestmark = pytest.mark.anyio
 
@@ -78,3 +84,45 @@ async def test_a_race_on_both_engines(leak_guard: LeakGuard, temporal_server: te
         worktrees, branches, _ = left_of_ours(repo, tmp_path)
         assert worktrees == [] and len(branches) == 1 and "/clash/" in branches[0]  # the conflict's, kept
     assert not [p for p in (tmp_path / "worktrees").rglob("*") if p.is_file()]
+
+
+async def test_a_worker_killed_mid_race_leaves_nothing_once_another_starts(
+        leak_guard: LeakGuard, temporal_server: temporal.DevServer, temporal_client: Client, standin_cli: Path,
+        tmp_path: Path) -> None:
+    """kill -9 of the worker while two variants run: their CLIs and worktrees outlive it; the next worker on
+    the host ends and removes them before it runs anything, and Temporal's retry of the activity runs the race
+    again, to a merge."""
+    worktrees = tmp_path / "worktrees"
+    repo = _repo(tmp_path / "repo")
+    queue = queue_name(tmp_path)
+    slow = writes("answer.md", "slow\n")
+    slow["steps"].insert(0, {"sleep": 3})
+    spec = temporal.spec_from_data({"phases": [{
+        "name": "solve", "prompt": "x", "isolation": "worktree",
+        "checks": [{"type": "file_exists", "path": "answer.md"}],
+        "variants": [{"scenario": {"steps": [{"text": "thinking"}, {"hang": True}]}}, {"scenario": slow}]}]},
+        simulate=True)
+    env = {**os.environ, "CLAUDE_SCOPE_GUARD": "0", "CLAUDE_SCOPE_WORKTREES": str(worktrees)}
+    argv = [sys.executable, "-c", WORKER, temporal_server.address, queue, str(repo), str(standin_cli)]
+    doomed = subprocess.Popen(argv, env=env, start_new_session=True)  # noqa: ASYNC220 - to be killed
+    try:
+        runner = temporal.TemporalRunner(temporal_client, queue, heartbeat_timeout_s=2)
+        run_id = await runner.submit(spec, run_id=f"race-killed-{tmp_path.name}")
+        await until(lambda: len(leak_guard.live_recorded()) >= 2, 30)
+        orphans = [pid for pid, _ in leak_guard.live_recorded()]
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait()
+        assert all(process_alive(pid) for pid in orphans)
+        assert len(left_of_ours(repo, tmp_path)[0]) == 2  # the killed worker's worktrees
+        os.environ["CLAUDE_SCOPE_WORKTREES"] = str(worktrees)
+        async with worker(temporal_client, queue, repo, standin_cli):
+            await until(lambda: not any(process_alive(pid) for pid in orphans), 10)
+            report = await runner.wait(run_id)
+    finally:
+        os.environ.pop("CLAUDE_SCOPE_WORKTREES", None)
+        if doomed.poll() is None:
+            doomed.kill()
+            doomed.wait()
+    assert report.ok, report.phases
+    assert (repo / "answer.md").read_text() == "slow\n" and git(repo, "status", "--porcelain") == ""
+    assert left_of_ours(repo, tmp_path) == ([], [], [])
