@@ -49,13 +49,15 @@ EXAMPLE = Path(__file__).with_name("examples") / "v3_pipeline.toml"
 def print_report(report: RunReport, where: str) -> None:
     print(f"\nrun {report.run_id}: {'succeeded' if report.ok else 'FAILED'} "
           f"(cost {format_cost(report.cost_usd, report.cost_lower_bound)} USD, {report.duration_s:.2f}s)")
-    print(f"{'phase':<14} {'status':<10} {'attempts':>8} {'cost':>8}  detail")
+    width = max(14, *(len(name) for name in report.phases))  # a planned phase's name is longer
+    print(f"{'phase':<{width}} {'status':<10} {'attempts':>8} {'cost':>8}  detail")
     for outcome in report.phases.values():
         cost = format_cost(outcome.cost_usd, outcome.cost_lower_bound)
         detail = outcome.message if outcome.status is not PhaseStatus.SUCCEEDED else \
             "; ".join(c.evidence for c in outcome.checks) or "the CLI's result is ok"
         kind = f"[{outcome.kind}] " if outcome.kind else ""
-        print(f"{outcome.name:<14} {outcome.status.value:<10} {outcome.attempts:>8} {cost:>8}  {kind}{detail[:90]}")
+        print(f"{outcome.name:<{width}} {outcome.status.value:<10} {outcome.attempts:>8} {cost:>8}  "
+              f"{kind}{detail[:90]}")
     for name, why in report.evidence_gone.items():
         print(f"recheck: {name} ran again: {why}")
     if report.budget_exhausted:

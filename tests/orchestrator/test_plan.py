@@ -118,3 +118,34 @@ async def test_a_resume_keeps_the_plan_and_never_reruns_its_planner(leak_guard: 
         rows = orch.journal.phases("r")
     assert report.ok and list(report.phases) == ["plan", "plan/a", "plan/b"]
     assert (rows["plan"]["attempts"], rows["plan/a"]["attempts"], rows["plan/b"]["attempts"]) == (1, 1, 2)
+
+
+def test_the_milestones_example_runs_offline(leak_guard: LeakGuard, tmp_path: Path) -> None:
+    """orchestrator/examples/milestones.toml: V3's 11 phases per milestone as a planner phase, on the stand-in."""
+    import subprocess
+    import sys
+
+    example = Path(__file__).parents[2] / "orchestrator" / "examples" / "milestones.toml"
+    done = subprocess.run([sys.executable, "-m", "orchestrator._cli", "--project-dir", str(tmp_path), "run",
+                           str(example), "--simulate", "--run-id", "m"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    from orchestrator import Journal
+
+    with Journal(tmp_path / ".claude-scope" / "runs.db") as journal:
+        rows = journal.phases("m")
+    assert len(rows) == 13 and all(r["status"] == "succeeded" for r in rows.values())
+    assert (tmp_path / "src" / "app.py").exists() and (tmp_path / "milestone_1" / "commit.md").exists()
+
+
+def test_the_pipeline_snippets_in_the_docs_load(tmp_path: Path) -> None:
+    """docs/parallel.md shows an isolated phase, a race and a planner: each snippet is a valid pipeline."""
+    import re
+    import tomllib
+
+    text = (Path(__file__).parents[2] / "docs" / "parallel.md").read_text()
+    snippets = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert len(snippets) == 3
+    loaded = [parse_pipeline(tomllib.loads(s), project_dir=tmp_path) for s in snippets]
+    race = loaded[1].phases[0]
+    assert [v.name for v in race.variants] == ["careful", "quick", "v3"] and race.reservation_usd == 1.5
+    assert loaded[2].phases[0].expands == "plan.toml" and loaded[0].phases[0].isolation == "worktree"
