@@ -125,3 +125,23 @@ def test_the_rules_import_nothing_but_the_standard_library_and_the_status_enums(
                 if isinstance(node, ast.Import | ast.ImportFrom)
                 for alias in node.names}
     assert imported <= {"__future__", "collections.abc", "dataclasses", "_status"}, imported
+
+
+def test_a_plan_joins_after_its_planner_and_holds_back_its_dependants() -> None:
+    """``expand``: planned phases come right after the planner; a phase that depended on the planner waits for
+    every planned phase; nothing after the planner starts while the plan runs; a name already taken is refused."""
+    state = RunState.new(RunPlan((PhasePlan("plan"), PhasePlan("after", ("plan",)), PhasePlan("beside")),
+                                 max_parallel=4))
+    assert [s.name for s in state.drain()] == ["plan", "beside"]
+    state.expand("plan", (PhasePlan("plan/a", ("plan",)), PhasePlan("plan/b", ("plan", "plan/a"))))
+    state.ended("plan", S, 0.1)
+    assert [p.name for p in state.plan.phases] == ["plan", "plan/a", "plan/b", "after", "beside"]
+    assert state.plan.phases[3].depends_on == ("plan", "plan/a", "plan/b")
+    assert [s.name for s in state.drain()] == ["plan/a"]
+    state.ended("plan/a", S, 0.1)
+    assert [s.name for s in state.drain()] == ["plan/b"]
+    state.ended("plan/b", PhaseStatus.FAILED, 0.1)
+    assert [(s.name, getattr(s, "reason", "")) for s in state.drain()] == [
+        ("after", "dependency 'plan/b' failed")]
+    with pytest.raises(ValueError, match="already in the run"):
+        state.expand("plan", (PhasePlan("beside"),))
