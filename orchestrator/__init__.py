@@ -32,7 +32,6 @@ if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each i
         JournalCorruptError,
         JournalError,
         JournalLockedError,
-        Owner,
         RunBusyError,
         RunExistsError,
         RunNotFoundError,
@@ -47,6 +46,7 @@ if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each i
         Variant,
     )
     from ._observe import RunObserver
+    from ._owner import Owner
     from ._pipeline_file import load_pipeline, parse_pipeline
     from ._status import PhaseKind, PhaseStatus
 
@@ -61,7 +61,7 @@ _WHERE = {
     "JournalError": "._journal",
     "JournalLockedError": "._journal",
     "Orchestrator": "._engine",
-    "Owner": "._journal",
+    "Owner": "._owner",
     "Phase": "._model",
     "PhaseKind": "._status",
     "PhaseOutcome": "._model",

@@ -40,8 +40,11 @@ def _parser() -> argparse.ArgumentParser:
                              "is gone, and the phases that depend on them")
     resume.add_argument("--simulate", action="store_true")
     resume.add_argument("--otel", action="store_true", help=_OTEL_HELP)
-    status = sub.add_parser("status", help="phases of a run (default: the latest)")
+    status = sub.add_parser("status", help="phases of a run, a table in pipeline order (default: the latest run)")
     status.add_argument("run_id", nargs="?")
+    status.add_argument("--json", action="store_true", help="one JSON line per phase, for scripts")
+    status.add_argument("--follow", action="store_true",
+                        help="print each phase change as it happens; exit with the run's exit code when it ends")
     _temporal_address(status, required=False)
     report = sub.add_parser("report", help="write a run's page: one self-contained HTML file (default: the latest run)")
     report.add_argument("run_id", nargs="?")
@@ -93,9 +96,46 @@ def _temporal_address(parser: argparse.ArgumentParser, *, required: bool = True)
     parser.add_argument("--namespace", default="default")
 
 
+def _journal_view(args: argparse.Namespace) -> int:
+    """``status`` and ``runs`` from the journal: read-only, no SDK imported (see ``_journal_view``)."""
+    from pathlib import Path
+
+    from . import _journal_view as view
+
+    path = Path(args.journal) if args.journal else Path(args.project_dir).resolve() / ".claude-scope" / "runs.db"
+    try:
+        with view.reading(path) as conn:
+            runs = view.runs(conn)
+            if args.command == "runs":
+                print(view.render_runs(runs))
+                return 0
+            if not runs:
+                print("no runs recorded")
+                return 0
+            run = next((r for r in runs if r["run_id"] == (args.run_id or runs[0]["run_id"])), None)
+            if run is None:
+                print(f"claude-scope: no run {args.run_id!r} in {path}", file=sys.stderr)
+                return 2
+            if not args.follow:
+                rows = view.phases(conn, run["run_id"])
+                print("\n".join(view.status_json(rows)) if args.json else view.render_status(run, rows))
+                return 0
+        return view.follow(path, run["run_id"], lambda line: print(line, flush=True))
+    except view.NoJournalError as exc:
+        print(f"claude-scope: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `claude-scope status | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
 def main(argv: list[str] | None = None) -> int:
     _signals.install()  # before anything slow: a signal during start-up ends as an interruption
     args = _parser().parse_args(argv)
+    if args.command in ("status", "runs") and not getattr(args, "address", None):
+        return _journal_view(args)
     commands = importlib.import_module("orchestrator._cli_commands")
     code: int = commands.dispatch(args)
     return code

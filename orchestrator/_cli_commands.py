@@ -17,7 +17,6 @@ import shlex
 import signal
 import sys
 import tempfile
-import time
 import webbrowser
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -131,6 +130,16 @@ def _resume_command(args: argparse.Namespace, run_id: str) -> str:
 
 def _finish(args: argparse.Namespace, orch: Orchestrator, run_id: str,
             work: Callable[[], Awaitable[RunReport]]) -> int:
+    """Run ``work`` and say how it ended; the exit code is journalled with the run (``status --follow``
+    exits with it)."""
+    code = _ended(args, orch, run_id, work)
+    if orch.journal.run_exists(run_id):
+        orch.journal.set_exit_code(run_id, code)
+    return code
+
+
+def _ended(args: argparse.Namespace, orch: Orchestrator, run_id: str,
+           work: Callable[[], Awaitable[RunReport]]) -> int:
     try:
         report, signum = anyio.run(_until_signal, work)
     except Exception as exc:  # the run crashed: the journal says so (run_crashed); one clear line here
@@ -172,25 +181,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _finish(args, orch, args.run_id, lambda: orch.resume(args.run_id, pipeline, recheck=args.recheck))
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    journal = Journal(_journal_path(args))
-    runs = journal.runs()
-    if not runs:
-        print("no runs recorded")
-        return 0
-    run_id = args.run_id or runs[0]["run_id"]
-    phases = journal.phases(run_id)
-    if not phases:
-        print(f"no run {run_id!r}")
-        return 2
-    print(f"run {run_id}: " + next(r["status"] for r in runs if r["run_id"] == run_id))
-    for name, row in phases.items():
-        print(json.dumps({"phase": name, **{k: row[k] for k in (
-            "status", "attempts", "cost_usd", "duration_s", "kind", "message", "session_id")},
-                          "cost_lower_bound": bool(row["cost_lower_bound"]), "reserved_usd": row["reserved_usd"]}))
-    return 0
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     with Journal(_journal_path(args)) as journal:
         runs = journal.runs()
@@ -209,14 +199,6 @@ def show_run_page(view: RunView, out: str | Path, open_it: bool) -> int:
     print(f"run page: {path}")
     if open_it:
         webbrowser.open(path.resolve().as_uri())
-    return 0
-
-
-def cmd_runs(args: argparse.Namespace) -> int:
-    journal = Journal(_journal_path(args))
-    for run in journal.runs():
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started"]))
-        print(f"{run['run_id']:<32} {run['status']:<10} {started}  {run['note'] or ''}")
     return 0
 
 
@@ -310,7 +292,7 @@ def dispatch(args: argparse.Namespace) -> int:
                         wrapper_class=structlog.make_filtering_bound_logger(
                             logging.WARNING if sys.stdout.isatty() else logging.INFO),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    commands = {"run": cmd_run, "resume": cmd_resume, "status": cmd_status, "runs": cmd_runs, "demo": cmd_demo,
+    commands = {"run": cmd_run, "resume": cmd_resume, "demo": cmd_demo,
                 "migrate": cmd_migrate, "masked": cmd_masked, "doctor": cmd_doctor, "report": cmd_report}
     try:
         if args.command in _TEMPORAL_ONLY or getattr(args, "address", None):

@@ -27,9 +27,10 @@ from sdk_wrapper import end_query_tree, exception_leaves, get_logger, redact
 from ._checks import CheckContext
 from ._execute import PhaseRuntime, phase_options, run_phase
 from ._feedback import told_after
-from ._journal import DEFAULT_PATH, Journal, RunBusyError, RunExistsError, RunNotFoundError, same_process
+from ._journal import DEFAULT_PATH, Journal, RunBusyError, RunExistsError, RunNotFoundError
 from ._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunContext, RunReport
 from ._observe import Observers, RunObserver
+from ._owner import same_process
 from ._plan import plan_evidence, plan_failure, plan_phases, read_plan
 from ._schedule import RunState, Start
 from ._status import PhaseKind, PhaseStatus

@@ -9,8 +9,6 @@ locked database is a typed error naming the file, never a silent fresh start.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import threading
 import time
@@ -20,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from sdk_wrapper import ClaudeScopeError, QueryOutcome, redact
 
 from ._model import PhaseOutcome, parse_kind
+from ._owner import Owner
 from ._status import PhaseStatus
 
 DEFAULT_PATH = Path(".claude-scope") / "runs.db"
@@ -58,7 +55,8 @@ CREATE TABLE IF NOT EXISTS live_processes (
 # Added after the first release; a journal made before them gets them on open (NULL: owner unknown, or an
 # attempt's details not recorded).
 _ADDED_COLUMNS = {
-    "runs": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL"),
+    # exit_code: what the command that ran it exited with (``status --follow`` exits with it)
+    "runs": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL", "exit_code INTEGER"),
     "live_processes": ("owner_host TEXT", "owner_pid INTEGER", "owner_start REAL"),
     # prompt: what the attempt was given (with a learning retry's feedback), redacted and bounded; evidence:
     # its checks' results (JSON), when its query was ok
@@ -112,33 +110,6 @@ class RunBusyError(JournalError):
         super().__init__(f"run {run_id!r} is running in process {owner.pid} on {owner.host}", path)
         self.run_id = run_id
         self.owner = owner
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The process that owns a run or a CLI tree: host, pid and the pid's start time (a reused pid has
-    another start time, so a dead owner is never mistaken for a live one)."""
-
-    host: str
-    pid: int
-    start: float
-
-    @classmethod
-    def current(cls) -> Owner:
-        return cls(socket.gethostname(), os.getpid(), psutil.Process().create_time())
-
-    def alive(self) -> bool:
-        """Whether the owner still runs. An owner on another host is taken as alive: we cannot see it."""
-        return self.host != socket.gethostname() or same_process(self.pid, self.start)
-
-
-def same_process(pid: int, start: float) -> bool:
-    """Whether ``pid`` still names the process that started at ``start`` (psutil's create_time); a reused
-    pid has a later start."""
-    try:
-        return abs(psutil.Process(pid).create_time() - start) < 0.05
-    except psutil.Error:
-        return False
 
 
 @dataclass(frozen=True)
@@ -273,8 +244,9 @@ class Journal:
                     raise RunBusyError(run_id, owner, self.path)
             db.execute("INSERT OR IGNORE INTO runs (run_id, pipeline, status, started) VALUES (?, ?, 'running', ?)",
                        (run_id, json.dumps(pipeline), now))
-            db.execute("UPDATE runs SET status = 'running', ended = NULL, note = NULL, owner_host = ?, owner_pid = ?, "
-                       "owner_start = ? WHERE run_id = ?", (me.host, me.pid, me.start, run_id))
+            db.execute("UPDATE runs SET status = 'running', ended = NULL, note = NULL, exit_code = NULL, "
+                       "owner_host = ?, owner_pid = ?, owner_start = ? WHERE run_id = ?",
+                       (me.host, me.pid, me.start, run_id))
             for name in phase_names:
                 db.execute("INSERT OR IGNORE INTO phases (run_id, name, status, updated) VALUES (?, ?, 'pending', ?)",
                            (run_id, name, now))
@@ -301,6 +273,10 @@ class Journal:
         with self._tx() as db:
             db.execute("UPDATE runs SET status = ?, ended = ?, note = ? WHERE run_id = ?",
                        (status, time.time(), note, run_id))
+
+    def set_exit_code(self, run_id: str, code: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET exit_code = ? WHERE run_id = ?", (code, run_id))
 
     def run_crashed(self, run_id: str, why: str) -> None:
         """The run ended by an error of ours or of the caller's code (not a phase's failure): the run is

@@ -27,8 +27,9 @@ from sdk_wrapper import QueryOutcome, end_query_tree, get_logger, redact
 
 from .._engine import end_orphans
 from .._execute import PhaseRuntime, run_phase
-from .._journal import Journal, same_process
+from .._journal import Journal
 from .._model import PhaseOutcome, PipelineError, RunContext
+from .._owner import same_process
 from .._plan import plan_evidence, plan_failure
 from .._status import PhaseKind, PhaseStatus
 from ._requests import AttemptRequest

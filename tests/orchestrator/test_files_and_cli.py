@@ -120,10 +120,12 @@ def test_cli_run_status_runs_and_exit_codes(leak_guard: LeakGuard, tmp_path: Pat
     (tmp_path / "x").write_text("evidence")
     resumed = _cli("resume", "r1", "--simulate", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    status = _cli("status", "r1", cwd=tmp_path)
+    status = _cli("status", "r1", "--json", cwd=tmp_path)
     assert '"phase": "first"' in status.stdout and '"status": "succeeded"' in status.stdout
     assert '"attempts": 2' in status.stdout
     assert "r1" in _cli("runs", cwd=tmp_path).stdout
+    missing = _cli("status", "nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
     bad = _cli("run", "missing.toml", cwd=tmp_path)
     assert bad.returncode == 2 and "cannot read" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -233,13 +235,13 @@ def test_a_phase_costs_every_attempt_in_the_journal_status_resume_and_run_page(
     assert "(cost >=1.5000 USD," in run.stdout
     lines = {line.split()[0]: line.split() for line in run.stdout.splitlines() if line.startswith(("crash", "flaky"))}
     assert lines["crash"][1:4] == ["failed", "1", "?"] and lines["flaky"][1:4] == ["failed", "3", "1.5000"]
-    status = [json.loads(line) for line in _cli("status", "r1", cwd=tmp_path).stdout.splitlines()[1:]]
+    status = [json.loads(line) for line in _cli("status", "r1", "--json", cwd=tmp_path).stdout.splitlines()]
     by_phase = {s["phase"]: s for s in status}
     assert by_phase["flaky"]["cost_usd"] == 1.5 and not by_phase["flaky"]["cost_lower_bound"]
     assert by_phase["crash"]["cost_usd"] is None and by_phase["crash"]["cost_lower_bound"]
     resumed = _cli("resume", "r1", "--simulate", cwd=tmp_path)
     assert resumed.returncode == 1
-    status = [json.loads(line) for line in _cli("status", "r1", cwd=tmp_path).stdout.splitlines()[1:]]
+    status = [json.loads(line) for line in _cli("status", "r1", "--json", cwd=tmp_path).stdout.splitlines()]
     flaky = next(s for s in status if s["phase"] == "flaky")
     assert (flaky["attempts"], flaky["cost_usd"]) == (6, 3.0)  # the first run's three and the resume's three
     page = _cli("report", "r1", "--out", "page.html", cwd=tmp_path)
@@ -303,3 +305,50 @@ def test_help_answers_without_importing_an_sdk(tmp_path: Path) -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert "``" not in subprocess.run([sys.executable, "-m", "orchestrator._cli", "--help"], capture_output=True,
                                       text=True, timeout=60).stdout  # plain words, not reStructuredText
+
+
+FOLLOWED = """
+[pipeline]
+name = "followed"
+[[phases]]
+name = "slow"
+prompt = "one"
+scenario = { steps = [{ sleep = 1.0 }, { text = "done" }] }
+[[phases]]
+name = "fails"
+prompt = "two"
+scenario = "max_turns"
+[[phases]]
+name = "after"
+prompt = "three"
+scenario = "ok"
+"""
+
+
+def test_status_is_a_table_in_pipeline_order_and_follow_exits_with_the_runs_code(
+        leak_guard: LeakGuard, tmp_path: Path) -> None:
+    """From another process: ``status --follow`` prints each phase change as the journal records it and exits
+    with the exit code the run's command journalled; ``status`` is a table in pipeline order (not by name),
+    durations readable; ``runs`` has the pipeline, status, start, duration and cost."""
+    (tmp_path / "p.toml").write_text(FOLLOWED)
+    running = subprocess.Popen([sys.executable, "-m", "orchestrator._cli", "run", "p.toml", "--simulate",
+                                "--run-id", "f1"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    db = tmp_path / ".claude-scope" / "runs.db"
+    wait_for(lambda: db.exists() and "f1" in _cli("runs", cwd=tmp_path).stdout, 30)
+    followed = _cli("status", "f1", "--follow", cwd=tmp_path)
+    running.communicate(timeout=60)
+    assert running.returncode == 1 and followed.returncode == 1, followed.stdout + followed.stderr
+    lines = followed.stdout.splitlines()
+    said = [" ".join(line.split()[1:3]) for line in lines[:-1]]
+    assert "slow running" in said and "slow succeeded" in said and "fails failed" in said
+    assert "after skipped" in said and said.index("slow running") < said.index("slow succeeded")
+    assert lines[-1].startswith("run f1 failed")
+    table = _cli("status", "f1", cwd=tmp_path).stdout.splitlines()
+    assert table[0].startswith("run f1  followed  failed  started ")
+    assert [row.split()[0] for row in table[2:]] == ["slow", "fails", "after"]  # pipeline order
+    slow = table[2].split()
+    assert slow[1:3] == ["succeeded", "1"] and slow[3].endswith("s") and len(slow[3]) <= 5  # "1.1s"
+    assert "max_turns:" in table[3] and "dependency 'fails' failed" in table[4]
+    runs = _cli("runs", cwd=tmp_path).stdout.splitlines()
+    assert runs[0].split() == ["run", "pipeline", "status", "started", "time", "cost"]
+    assert runs[1].split()[:3] == ["f1", "followed", "failed"] and runs[1].split()[-1] == "0.0246"
