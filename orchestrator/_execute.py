@@ -27,6 +27,7 @@ from ._feedback import with_feedback
 from ._git import GitCommandError
 from ._model import Phase, PhaseOutcome, PipelineError, RunContext, Variant
 from ._observe import RunObserver
+from ._private import open_append
 from ._race import run_race
 from ._status import PhaseKind, PhaseStatus
 from ._worktree import Isolation, Worktree
@@ -39,7 +40,7 @@ class MessageLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self._fh: IO[str] = open_append(path)  # private: a transcript (see _private)
         self.count = 0
 
     def write(self, message: Any) -> None:

@@ -22,6 +22,7 @@ from sdk_wrapper import ClaudeScopeError, QueryOutcome, redact
 
 from ._model import PhaseOutcome, parse_kind
 from ._owner import Owner
+from ._private import private_dir, private_file
 from ._status import PhaseStatus
 
 DEFAULT_PATH = Path(".claude-scope") / "runs.db"
@@ -165,7 +166,8 @@ class Journal:
 
     def __init__(self, path: str | Path = DEFAULT_PATH, *, busy_timeout_s: float = 5.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)  # prompts and transcripts: ours only (see _private)
+        private_file(self.path)  # SQLite makes its -wal and -shm files with the database's mode
         self.messages_dir = self.path.parent / "messages"
         self.owner = Owner.current()
         # One connection, used from any thread (an Orchestrator per thread may share a Journal): every
@@ -446,5 +448,5 @@ class Journal:
         """Where an attempt's messages are written: one file per attempt (a planned phase's ``/`` is quoted)."""
         directory = self.messages_dir / run_id
         if create:
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory)
         return directory / f"{name.replace('%', '%25').replace('/', '%2F')}.{attempt}.jsonl"

@@ -18,6 +18,7 @@ from typing import Any
 
 from ._cost import format_cost
 from ._feedback import HEADER
+from ._private import open_append, private_dir
 from ._runview import AttemptView, CleanupView, Item, PhaseView, RunView, Transcript
 
 _LABEL_W, _PLOT_X, _PLOT_W, _ROW_H, _TOP = 150, 160, 820, 26, 34
@@ -270,9 +271,12 @@ def write_run_page(view: RunView, path: str | Path) -> Path:
     """Write the page of ``view`` to ``path`` whole (a temporary file renamed over it: a browser that
     reloads it never sees half a page); return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():
+        private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(render_run_page(view), encoding="utf-8")
+    with open_append(tmp) as fh:  # private: the page holds transcripts
+        fh.truncate(0)
+        fh.write(render_run_page(view))
     tmp.replace(path)
     return path
 

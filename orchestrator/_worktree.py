@@ -40,6 +40,7 @@ import anyio
 from ._checks import CheckResult
 from ._git import GitCommandError, Repo, open_repo
 from ._model import Pipeline, PipelineError
+from ._private import private_dir
 
 #: pathspecs that keep our own state out of every snapshot and commit
 _OURS = (":(exclude,glob)**/.claude-scope", ":(exclude,glob)**/.claude-scope/**")
@@ -122,7 +123,7 @@ class Isolation:
         self.recorder.git_state_added(wt.key, self.run_id, self.name, "worktree",
                                       {"top": str(self.repo.top), "path": str(wt.path), "branch": wt.branch})
         try:
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self.root)  # a worktree holds what the agent wrote: ours only
             async with repo_lock(self.repo, _WORKTREE_LOCK):
                 await self.repo.git("worktree", "add", "--detach", "--quiet", str(wt.path), base)
         except BaseException:

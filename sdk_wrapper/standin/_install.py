@@ -21,6 +21,9 @@ def install_standin(directory: str | os.PathLike[str], name: str = "claude") -> 
     """
     target = Path(directory) / name
     target.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # what we execute lives where no other user can replace it, any umask
+        if target.parent.stat().st_uid == os.geteuid():
+            target.parent.chmod(0o755)
     # -IS: one shebang argument; isolated mode and no site-packages, so it starts fast.
     text = (f"#!{sys.executable} -IS\n"
             "import runpy\n"

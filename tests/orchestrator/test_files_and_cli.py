@@ -352,3 +352,30 @@ def test_status_is_a_table_in_pipeline_order_and_follow_exits_with_the_runs_code
     runs = _cli("runs", cwd=tmp_path).stdout.splitlines()
     assert runs[0].split() == ["run", "pipeline", "status", "started", "time", "cost"]
     assert runs[1].split()[:3] == ["f1", "followed", "failed"] and runs[1].split()[-1] == "0.0246"
+
+
+@pytest.mark.parametrize(("share", "dirs", "files"), [("", 0o700, 0o600), ("group", 0o2770, 0o660)],
+                         ids=["private", "group"])
+def test_our_state_is_private_whatever_the_umask(leak_guard: LeakGuard, tmp_path: Path, share: str, dirs: int,
+                                                 files: int) -> None:
+    """Journal, message logs and the run page hold prompts and transcripts: with umask 000 they are still
+    0700/0600 (or 2770/0660 with CLAUDE_SCOPE_SHARE=group); a .claude-scope left wider is narrowed."""
+    import stat
+
+    (tmp_path / ".claude-scope").mkdir(mode=0o777)
+    (tmp_path / ".claude-scope").chmod(0o777)
+    (tmp_path / "p.toml").write_text(GOOD.replace('path = "x", min_bytes = 2', 'path = "p.toml"'))
+    env = {**os.environ, "CLAUDE_SCOPE_SHARE": share}
+    code = ("import os, sys; os.umask(0); from orchestrator._cli import main; "
+            "sys.exit(main(['run', 'p.toml', '--simulate', '--run-id', 'u']) or main(['report', 'u']))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ours = [tmp_path / ".claude-scope", *(tmp_path / ".claude-scope").rglob("*")]
+    assert any(p.suffix == ".jsonl" for p in ours) and any(p.suffix == ".html" for p in ours)
+    assert any(p.name == "runs.db-wal" for p in ours) or any(p.name == "runs.db" for p in ours)
+    standin = tmp_path / ".claude-scope" / "standin-bin"  # what --simulate runs: no secret, but not replaceable
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (standin, standin / "claude")} == {0o755}
+    wrong = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in ours
+             if stat.S_IMODE(p.stat().st_mode) != (dirs if p.is_dir() else files) and standin not in (p, p.parent)}
+    assert wrong == {}
