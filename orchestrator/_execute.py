@@ -117,7 +117,8 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                             message=f"the prompt callable raised {type(exc).__name__}: {exc}",
                             duration_s=time.monotonic() - started)
     options = phase_options(phase, rt.project_dir)
-    limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s)
+    limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s,
+                         max_repeats=phase.max_repeats)
     attempt = rt.first_attempt
     costs = list(rt.earlier_costs)  # every attempt's, so that retries' spend is never dropped
     cap = PhaseCap(rt.cap_usd if rt.cap_usd is not None else phase.reservation_usd)

@@ -106,6 +106,8 @@ class Phase:
     max_planned: int = 100
     #: a plan may add ``command`` and ``pytest`` checks (commands of the plan's choosing, run by us)
     plan_commands: bool = False
+    #: the same tool called with the same input this many times in a row ends an attempt as ``stuck``
+    max_repeats: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -126,6 +128,9 @@ class Phase:
             self._check_variants()
         if not isinstance(self.max_planned, int) or isinstance(self.max_planned, bool) or self.max_planned < 1:
             raise PipelineError(f"phase {self.name!r}: max_planned must be an integer >= 1, got {self.max_planned!r}")
+        if self.max_repeats is not None and (not isinstance(self.max_repeats, int) or isinstance(self.max_repeats, bool)
+                                             or self.max_repeats < 2):
+            raise PipelineError(f"phase {self.name!r}: max_repeats must be an integer >= 2, got {self.max_repeats!r}")
         if self.feedback and self.retry is None:
             raise PipelineError(f"phase {self.name!r}: feedback needs a retry policy (it tells the retries)")
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
@@ -166,7 +171,7 @@ class Phase:
             "timeout_s": self.timeout_s, "idle_timeout_s": self.idle_timeout_s, "max_cost_usd": self.max_cost_usd,
             "depends_on": list(self.depends_on), "checks": [c.to_dict() for c in self.checks],
             "description": self.description, "feedback": self.feedback, "isolation": self.isolation,
-            "variants": [v.name for v in self.variants], "expands": self.expands,
+            "variants": [v.name for v in self.variants], "expands": self.expands, "max_repeats": self.max_repeats,
         }
 
 

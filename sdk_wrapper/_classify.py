@@ -168,6 +168,8 @@ class Stop(enum.Enum):
     CONSUMER_LEFT = "consumer_left"
     #: the query's task was cancelled from outside
     CANCELLED = "cancelled"
+    #: the agent repeated one tool call ``QueryLimits.max_repeats`` times in a row (``QueryFacts.stuck``)
+    STUCK = "stuck"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,13 +187,15 @@ class QueryFacts:
     cleanup: CleanupReport = field(default_factory=CleanupReport)
     side_effects: bool = False
     stderr_tail: str = ""
+    #: the repeated tool call that made the query stuck (``Stop.STUCK``): what it was and how often
+    stuck: str = ""
 
 
 def decide(facts: QueryFacts) -> Failure | None:
     """The query's failure, or None for a success the CLI itself reported. First match wins:
 
     1. an exception (classified by type; groups split into leaves);
-    2. the timeout, then the idle timeout;
+    2. the timeout, then the idle timeout; a stuck agent (one tool call repeated);
     3. a cancellation from outside; the consumer leaving before the result;
     4. the CLI's own error result (``subtype``, ``is_error``, ``api_error_status``);
     5. a cost over ``max_cost_usd``;
@@ -210,6 +214,8 @@ def decide(facts: QueryFacts) -> Failure | None:
                 else f"no message for idle_timeout_s={f.limits.idle_timeout_s}")
         return Failure(kind, what, retryable=retryable(kind, side_effects=effects), stderr_tail=f.stderr_tail,
                        side_effects=effects)
+    if f.stop is Stop.STUCK:
+        return Failure(FailureKind.STUCK, f.stuck, stderr_tail=f.stderr_tail, side_effects=effects)
     if f.stop is Stop.CANCELLED:
         return Failure(FailureKind.CANCELLED, "the query was cancelled", side_effects=effects)
     if f.stop is Stop.CONSUMER_LEFT and not f.got_result:

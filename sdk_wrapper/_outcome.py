@@ -39,6 +39,10 @@ class FailureKind(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     BUDGET_EXCEEDED = "budget_exceeded"
     CLEANUP_INCOMPLETE = "cleanup_incomplete"
+    #: the agent called the same tool with the same input ``QueryLimits.max_repeats`` times in a row
+    STUCK = "stuck"
+    #: the query's process tree hit its memory or process-count cap (``QueryLimits.memory_mb``, ``max_pids``)
+    RESOURCE_LIMIT = "resource_limit"
     #: an exception type this package does not know; kept with its cause rather than guessed at.
     UNEXPECTED = "unexpected"
 
@@ -140,6 +144,8 @@ class QueryLimits:
     timeout_s: float | None = None
     idle_timeout_s: float | None = None
     max_cost_usd: float | None = None
+    #: the same tool called with the same input this many times in a row ends the query as ``stuck``
+    max_repeats: int | None = None
     terminate_grace_s: float = 3.0
     kill_grace_s: float = 2.0
     exit_grace_s: float = 2.0
@@ -156,6 +162,9 @@ class QueryLimits:
             value = getattr(self, name)
             if not (_is_number(value) and math.isfinite(value) and value >= 0):
                 raise UsageError(f"QueryLimits.{name} must be a finite number >= 0, got {value!r}")
+        if self.max_repeats is not None and (not isinstance(self.max_repeats, int)
+                                             or isinstance(self.max_repeats, bool) or self.max_repeats < 2):
+            raise UsageError(f"QueryLimits.max_repeats must be an integer >= 2 or None, got {self.max_repeats!r}")
         for name in ("max_line_bytes", "stderr_tail_bytes", "buffer_messages"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

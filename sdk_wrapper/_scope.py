@@ -17,6 +17,7 @@ whole life whose deadline moves on after every message.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -115,6 +116,11 @@ class _Seen:
     side_effects: bool = False
     result: AnyResultMessage | None = None
     session_id: str | None = None
+    #: the last tool call (name and input, as JSON) and how many times in a row it was made
+    last_call: str = ""
+    repeats: int = 0
+    #: why the agent is stuck (set once a call is repeated ``max_repeats`` times in a row)
+    stuck: str = ""
 
 
 class _Pump:
@@ -204,6 +210,9 @@ class _Pump:
                             watch.beat()
                             if is_result:
                                 break  # a result ends the stream, even if a grandchild holds stdout
+                            if self.seen.stuck:
+                                stop = Stop.STUCK
+                                break  # the tree is ended below, as on any other way out
                 if limit.cancelled_caught:
                     stop = Stop.STALL if watch.fired else Stop.TIMEOUT
             except anyio.BrokenResourceError:
@@ -232,12 +241,14 @@ class _Pump:
         seen, backend = self.seen, self.backend
         seen.count += 1
         if isinstance(message, backend.assistant_type):
-            if not seen.side_effects:
+            if not seen.side_effects or self.limits.max_repeats is not None:
                 tool_use = backend.tool_use_type
                 for block in message.content:
                     if isinstance(block, tool_use):
                         seen.side_effects = True
-                        break
+                        if self.limits.max_repeats is None:
+                            break
+                        self._count_repeat(block.name, block.input)
         elif isinstance(message, backend.result_type):
             seen.result = message
             seen.session_id = message.session_id or seen.session_id
@@ -246,6 +257,17 @@ class _Pump:
             sid = message.data.get("session_id")
             seen.session_id = sid if isinstance(sid, str) else seen.session_id
         return False
+
+    def _count_repeat(self, name: str, tool_input: Any) -> None:
+        """One more tool call: the same name and input as the last one counts up, any other starts over."""
+        seen, most = self.seen, self.limits.max_repeats
+        call = f"{name} {json.dumps(tool_input, sort_keys=True, default=str)}"
+        seen.repeats = seen.repeats + 1 if call == seen.last_call else 1
+        seen.last_call = call
+        if most is not None and seen.repeats >= most and not seen.stuck:
+            shown = call if len(call) <= 500 else call[:497] + "..."
+            seen.stuck = (f"the agent made the same tool call {seen.repeats} times in a row (max_repeats={most}): "
+                          f"{shown}")
 
     def _finish(self, stop: Stop, error: BaseException | None, started: float) -> QueryOutcome:
         transport, seen, result = self.transport, self.seen, self.seen.result
@@ -257,7 +279,7 @@ class _Pump:
         failure = decide(QueryFacts(
             stop=stop, error=error, result_raw=raw, got_result=result is not None, cost_usd=cost,
             limits=self.limits, cleanup=cleanup, side_effects=seen.side_effects,
-            stderr_tail="" if transport is None else transport.stderr_tail(),
+            stderr_tail="" if transport is None else transport.stderr_tail(), stuck=seen.stuck,
         ))
         if self.tracker is not None and transport is not None and transport.pid is not None \
                 and transport.pid not in cleanup.leftover_pids:
