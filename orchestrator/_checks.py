@@ -21,6 +21,7 @@ from xml.etree import ElementTree
 import anyio
 
 from sdk_wrapper import CommandOutcome, redact, run_contained
+from sdk_wrapper.lowlevel import Caps
 
 from ._model import RunContext
 
@@ -57,6 +58,8 @@ class CheckContext:
 
     cwd: Path
     run: RunContext
+    #: the phase's caps (``memory_mb``, ``max_pids``): a command check's tree gets them too
+    caps: Caps | None = None
 
 
 def _resolve(cwd: Path, path: str) -> Path:
@@ -176,13 +179,16 @@ class PytestPasses:
         report = Path(tempfile.mkdtemp(prefix="claude-scope-pytest-")) / "junit.xml"
         argv = [python, "-m", "pytest", *self.args, f"--junitxml={report}", "-q", "-p", "no:cacheprovider"]
         try:
-            done = await run_contained(argv, cwd=ctx.cwd, timeout_s=self.timeout_s, output_bytes=_OUTPUT_TAIL)
+            done = await run_contained(argv, cwd=ctx.cwd, timeout_s=self.timeout_s, output_bytes=_OUTPUT_TAIL,
+                                       caps=ctx.caps)
             counts, failures = await anyio.to_thread.run_sync(_junit, report)
         except OSError as exc:
             return CheckResult(name, False, f"could not run {python}: {exc.strerror}", {"argv": argv})
         finally:
             shutil.rmtree(report.parent, ignore_errors=True)
         details = {**_ran(argv, done), **({} if counts is None else counts), "first_failures": failures}
+        if done.cap_hit:
+            return CheckResult(name, False, done.cap_hit, details)
         if counts is None:
             return CheckResult(name, False, f"pytest wrote no report (exit {done.exit_code}"
                                f"{', timed out' if done.timed_out else ''}): is pytest installed for {python}?",
@@ -202,7 +208,8 @@ class PytestPasses:
 def _ran(argv: list[str], done: CommandOutcome) -> dict[str, Any]:
     """The evidence a contained command leaves in its check: argv, exit, output tail, time, and its tree."""
     return {"argv": argv, "exit_code": done.exit_code, "output_tail": done.output,
-            "seconds": round(done.duration_s, 3), "timed_out": done.timed_out, "cleanup": done.cleanup.to_dict()}
+            "seconds": round(done.duration_s, 3), "timed_out": done.timed_out, "cleanup": done.cleanup.to_dict(),
+            "cap_hit": done.cap_hit}
 
 
 def _junit(path: Path) -> tuple[dict[str, int] | None, list[str]]:
@@ -245,7 +252,8 @@ class CommandSucceeds:
         try:
             done = await run_contained(argv, cwd=ctx.cwd, timeout_s=self.timeout_s,
                                        stdin=None if self.stdin is None else self.stdin.encode(),
-                                       output_bytes=_EXPECT_TAIL if self.expect_output else _OUTPUT_TAIL)
+                                       output_bytes=_EXPECT_TAIL if self.expect_output else _OUTPUT_TAIL,
+                                       caps=ctx.caps)
         except OSError as exc:
             return CheckResult(name, False, f"could not run: {exc.strerror}", {"argv": argv})
         cleanup = done.cleanup
@@ -255,6 +263,8 @@ class CommandSucceeds:
         if not cleanup.clean:
             return CheckResult(name, False, f"its processes could not be ended: {list(cleanup.leftover_pids)}",
                                details)
+        if done.cap_hit:
+            return CheckResult(name, False, f"{done.cap_hit}{ended}", details)
         if done.timed_out:
             return CheckResult(name, False, f"timed out after {self.timeout_s}s{ended}", details)
         if self.expect_output is not None:

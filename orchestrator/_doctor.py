@@ -14,13 +14,14 @@ import os
 import signal
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import Containment, HostContainment, QueryLimits, cgroup_move_ms, host_containment, run_query
+from sdk_wrapper.lowlevel import cap_support
 from sdk_wrapper.standin import PID_FILE_ENV, install_standin, process_alive, read_pids, scenario_env
 
 #: a move into a cgroup slower than this waits for an RCU grace period (without one it takes about 0.1 ms)
@@ -41,6 +42,8 @@ class Diagnosis:
     probe_ms: float
     #: median milliseconds a move into a query's cgroup took here (None without cgroups)
     cgroup_move_ms: float | None = None
+    #: how each cap (``memory_mb``, ``max_pids``) can be enforced here, or why not
+    caps: dict[str, str] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -50,7 +53,7 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         probe = {key: value for key, value in asdict(self).items() if key.startswith("probe_")}
         return {**self.host.to_dict(), "containment": self.containment.value, **probe, "healthy": self.healthy,
-                "cgroup_move_ms": self.cgroup_move_ms}
+                "cgroup_move_ms": self.cgroup_move_ms, "caps": dict(self.caps)}
 
 
 async def diagnose() -> Diagnosis:
@@ -78,7 +81,7 @@ async def diagnose() -> Diagnosis:
     return Diagnosis(
         host=host, containment=outcome.cleanup.containment or Containment.MARKER, probe_ok=outcome.ok,
         probe_verified=outcome.cleanup.verified, probe_escapee_ended=ended, probe_cpu_s=outcome.cpu_s,
-        probe_ms=probe_ms, cgroup_move_ms=cgroup_move_ms(),
+        probe_ms=probe_ms, cgroup_move_ms=cgroup_move_ms(), caps=cap_support(),
     )
 
 
@@ -104,6 +107,8 @@ def render(d: Diagnosis) -> str:
                  f"descendant {escapee[d.probe_escapee_ended]}, cleanup "
                  f"{'verified' if d.probe_verified else 'NOT verified'}"
                  + ("" if d.probe_cpu_s is None else f", CPU {d.probe_cpu_s:.3f} s") + f", {d.probe_ms:.0f} ms")
+    for controller, key in (("memory", "memory_mb"), ("pids", "max_pids")):
+        lines.append(f"{key}: {d.caps.get(controller, 'not checked')}")
     return "\n".join(lines)
 
 

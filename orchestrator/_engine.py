@@ -23,6 +23,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
 from sdk_wrapper import end_query_tree, exception_leaves, get_logger, redact
+from sdk_wrapper.lowlevel import CapsError, check_caps
 
 from ._checks import CheckContext
 from ._execute import PhaseRuntime, phase_options, run_phase
@@ -142,6 +143,7 @@ class Orchestrator:
                        new: bool = False, evidence_gone: dict[str, str] | None = None) -> RunReport:
         started = time.monotonic()
         await check_isolation(pipeline, self.project_dir)
+        _check_caps(pipeline)
         with _claim(self.journal, run_id):
             orphans = await self.end_orphans()
             names = [p.name for p in pipeline.phases]
@@ -317,6 +319,16 @@ def journalled_feedback(journal: Journal, run_id: str, name: str) -> str:
     return redact(told_after(last["number"], query_ok=bool(last["ok"]), kind=last["kind"],
                              message=last["message"] or "", stderr_tail=last.get("stderr_tail") or "",
                              checks=json.loads(last.get("evidence") or "[]")))
+
+
+def _check_caps(pipeline: Pipeline) -> None:
+    """Caps this host cannot enforce are refused before the run, naming the phase (never ignored)."""
+    for phase in pipeline.phases:
+        if phase.memory_mb is not None or phase.max_pids is not None:
+            try:
+                check_caps(phase.memory_mb, phase.max_pids)
+            except CapsError as exc:
+                raise PipelineError(f"phase {phase.name!r}: {exc}") from None
 
 
 def new_run_id() -> str:

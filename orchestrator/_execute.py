@@ -19,6 +19,7 @@ import anyio
 from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import FailureKind, QueryLimits, QueryOutcome, QueryStream, SpawnedCLI, open_query
+from sdk_wrapper.lowlevel import Caps
 
 from ._attempt import Tried, conflicted
 from ._checks import CheckContext, CheckResult
@@ -118,7 +119,8 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                             duration_s=time.monotonic() - started)
     options = phase_options(phase, rt.project_dir)
     limits = QueryLimits(timeout_s=phase.timeout_s, idle_timeout_s=phase.idle_timeout_s,
-                         max_repeats=phase.max_repeats)
+                         max_repeats=phase.max_repeats, memory_mb=phase.memory_mb, max_pids=phase.max_pids)
+    caps = None if phase.memory_mb is None and phase.max_pids is None else Caps(phase.memory_mb, phase.max_pids)
     attempt = rt.first_attempt
     costs = list(rt.earlier_costs)  # every attempt's, so that retries' spend is never dropped
     cap = PhaseCap(rt.cap_usd if rt.cap_usd is not None else phase.reservation_usd)
@@ -155,7 +157,7 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                 observer.attempt_ended(run_id, name, number, stream.outcome)
         if not stream.outcome.ok:
             return Tried(stream.outcome)
-        tried = Tried(stream.outcome, tuple([await check.run(CheckContext(here, ctx)) for check in phase.checks]))
+        tried = Tried(stream.outcome, tuple([await check.run(CheckContext(here, ctx, caps)) for check in phase.checks]))
         journal.attempt_checked(run_id, name, number, [c.to_dict() for c in tried.checks])
         return tried
 

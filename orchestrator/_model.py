@@ -108,6 +108,10 @@ class Phase:
     plan_commands: bool = False
     #: the same tool called with the same input this many times in a row ends an attempt as ``stuck``
     max_repeats: int | None = None
+    #: caps on each attempt's whole tree, and its check commands' (MiB; processes and threads): see
+    #: ``sdk_wrapper._caps``; refused before the run where this host cannot enforce them
+    memory_mb: int | None = None
+    max_pids: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -128,6 +132,10 @@ class Phase:
             self._check_variants()
         if not isinstance(self.max_planned, int) or isinstance(self.max_planned, bool) or self.max_planned < 1:
             raise PipelineError(f"phase {self.name!r}: max_planned must be an integer >= 1, got {self.max_planned!r}")
+        for key in ("memory_mb", "max_pids"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise PipelineError(f"phase {self.name!r}: {key} must be a positive integer, got {value!r}")
         if self.max_repeats is not None and (not isinstance(self.max_repeats, int) or isinstance(self.max_repeats, bool)
                                              or self.max_repeats < 2):
             raise PipelineError(f"phase {self.name!r}: max_repeats must be an integer >= 2, got {self.max_repeats!r}")
@@ -172,6 +180,7 @@ class Phase:
             "depends_on": list(self.depends_on), "checks": [c.to_dict() for c in self.checks],
             "description": self.description, "feedback": self.feedback, "isolation": self.isolation,
             "variants": [v.name for v in self.variants], "expands": self.expands, "max_repeats": self.max_repeats,
+            "memory_mb": self.memory_mb, "max_pids": self.max_pids,
         }
 
 

@@ -170,6 +170,8 @@ class Stop(enum.Enum):
     CANCELLED = "cancelled"
     #: the agent repeated one tool call ``QueryLimits.max_repeats`` times in a row (``QueryFacts.stuck``)
     STUCK = "stuck"
+    #: the tree hit its memory or process-count cap (``QueryFacts.capped``)
+    RESOURCE_LIMIT = "resource_limit"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,11 +191,14 @@ class QueryFacts:
     stderr_tail: str = ""
     #: the repeated tool call that made the query stuck (``Stop.STUCK``): what it was and how often
     stuck: str = ""
+    #: the kernel's evidence that the tree hit a cap (``QueryLimits.memory_mb``, ``max_pids``)
+    capped: str = ""
 
 
 def decide(facts: QueryFacts) -> Failure | None:
     """The query's failure, or None for a success the CLI itself reported. First match wins:
 
+    0. a cap hit (the cgroup's evidence: whatever the CLI then did, this is why);
     1. an exception (classified by type; groups split into leaves);
     2. the timeout, then the idle timeout; a stuck agent (one tool call repeated);
     3. a cancellation from outside; the consumer leaving before the result;
@@ -206,6 +211,8 @@ def decide(facts: QueryFacts) -> Failure | None:
     timeout (the report still lists the process).
     """
     f, effects = facts, facts.side_effects
+    if f.capped:
+        return Failure(FailureKind.RESOURCE_LIMIT, f.capped, stderr_tail=f.stderr_tail, side_effects=effects)
     if f.stop is Stop.ERROR and f.error is not None:
         return classify_exception(f.error, side_effects=effects, stderr_tail=f.stderr_tail)
     if f.stop in (Stop.TIMEOUT, Stop.STALL):

@@ -26,7 +26,8 @@ import anyio.abc
 import psutil
 
 from . import _procfs
-from ._cgroup import CpuUsage, QueryCgroup, host_cgroup
+from ._caps import CapGroups, Caps, join_script, make_caps
+from ._cgroup import CpuUsage, QueryCgroup, host_cgroup, host_dir_name
 from ._guard import guard_host_cgroup, guard_pid, guard_register, guard_unregister
 from ._logging import get_logger
 from ._outcome import CleanupReport, Containment, SpawnedCLI
@@ -37,8 +38,12 @@ from ._redact import redact_tail
 class ContainedTree:
     """The containment of one tree, from before its root is spawned until it is verified gone."""
 
-    def __init__(self, marker: str) -> None:
+    def __init__(self, marker: str, caps: Caps | None = None) -> None:
         self.marker = marker
+        self.caps = caps
+        self.capped: CapGroups | None = None
+        #: the caps' evidence as read when the tree was ended, before their cgroups were removed
+        self.final_hit = ""
         self.cgroup: QueryCgroup | None = None
         self.containment = Containment.SUBREAPER if enable_subreaper() else Containment.MARKER
         self.spawn_ticks = 0
@@ -48,14 +53,47 @@ class ContainedTree:
         moves it cannot move into another user's cgroup: run as ourselves only)."""
         support = host_cgroup()
         self.cgroup = None if support.host is None else support.host.new_query(self.marker)
-        if self.cgroup is None or support.host is None:
+        if self.caps is not None:  # CapsError when they cannot be set: nothing has been spawned yet
+            host = support.host.path.name if support.host is not None else host_dir_name(
+                os.getpid(), _procfs.start_ticks(os.getpid()) or 0)
+            try:
+                self.capped = make_caps(self.caps, self.marker, host, None if self.cgroup is None else self.cgroup.path)
+            except BaseException:
+                self.spawn_failed()
+                raise
+        extra = [] if self.capped is None else self.capped.procs_files()
+        if support.host is not None and self.cgroup is not None:
+            guard_host_cgroup(str(support.host.path))
+            self.containment = Containment.CGROUP
+            if not extra:
+                return [*self.cgroup.spawn_prefix(), *argv]
+        if not extra and self.cgroup is None:
             return argv
-        guard_host_cgroup(str(support.host.path))
-        self.containment = Containment.CGROUP
-        return [*self.cgroup.spawn_prefix(), *argv]
+        # the shell joins every cgroup (its v2 one, each cap's v1 one), then becomes the CLI
+        joined = [*([] if self.cgroup is None else [self.cgroup.procs_file]), *extra]
+        return ["/bin/sh", "-c", join_script(joined) + ' && exec "$@"', "claude-scope-join", *argv]
+
+    def caps_hit(self) -> str:
+        """The kernel's evidence that the tree hit a cap ("" if none; see ``_caps``)."""
+        return self.final_hit if self.capped is None else self.capped.hit()
+
+    def _release_caps(self, leftover: set[int]) -> set[int]:
+        """The tree is ended: keep the caps' evidence, then remove their cgroups (anything still in one is
+        left over: it holds only this tree)."""
+        if self.capped is None:
+            return leftover
+        self.final_hit = self.capped.hit()
+        leftover = leftover | set(self.capped.pids())
+        if not leftover:
+            self.capped.remove()
+            self.capped = None
+        return leftover
 
     def spawn_failed(self) -> None:
         """The root could not be spawned: its cgroup is removed and containment falls back."""
+        if self.capped is not None:
+            self.capped.remove()
+            self.capped = None
         if self.cgroup is not None:
             self.cgroup.remove()
             self.cgroup = None
@@ -89,6 +127,7 @@ class ContainedTree:
             with anyio.move_on_after(kill_grace_s):
                 await process.aclose()
         leftover = set(ending.leftover) | set(snapshot_tree(None, self.marker, cgroup=self.cgroup))
+        leftover = self._release_caps(leftover)
         cpu: CpuUsage | None = None
         unattributed: tuple[int, ...] = ()
         if self.cgroup is not None:
@@ -127,6 +166,7 @@ class ContainedTree:
         ending = await end_tree(None, self.marker, wait_root=None, terminate_grace_s=terminate_grace_s,
                                 kill_grace_s=kill_grace_s, everywhere=True, cgroup=self.cgroup)
         leftover = set(ending.leftover) | set(snapshot_tree(None, self.marker, everywhere=True, cgroup=self.cgroup))
+        leftover = self._release_caps(leftover)
         if self.cgroup is not None and not leftover:
             self.cgroup.remove()
         if ending.pids:
@@ -150,6 +190,8 @@ class CommandOutcome:
     timed_out: bool
     duration_s: float
     cleanup: CleanupReport = field(default_factory=CleanupReport)
+    #: the kernel's evidence that the tree hit a cap (``caps``), "" if none
+    cap_hit: str = ""
 
 
 async def run_contained(
@@ -164,6 +206,7 @@ async def run_contained(
     kill_grace_s: float = 2.0,
     on_spawn: Callable[[SpawnedCLI], None] | None = None,
     log: Any = None,
+    caps: Caps | None = None,
 ) -> CommandOutcome:
     """Run ``argv`` as a query's CLI runs: its own session, the marker, its own cgroup where possible,
     the guard's record. When its root exits, or ``timeout_s`` passes, or the caller is cancelled, its whole
@@ -171,7 +214,7 @@ async def run_contained(
 
     ``stdin`` is written and closed (None: no input). Raises ``OSError`` when ``argv`` cannot be started."""
     log = log or get_logger()
-    tree = ContainedTree(uuid.uuid4().hex)
+    tree = ContainedTree(uuid.uuid4().hex, caps)
     started = time.monotonic()
     full_env = {**os.environ, **(env or {}), MARKER_ENV: tree.marker}
     # Only a program we can see is executable goes through the cgroup's shell: for any other, the spawn's
@@ -223,7 +266,11 @@ async def run_contained(
             if stdin is not None:
                 tg.start_soon(feed)
             with anyio.move_on_after(timeout_s) as waiting:
-                await process.wait()
+                async with anyio.create_task_group() as watching:
+                    if caps is not None:
+                        watching.start_soon(_until_capped, tree, watching.cancel_scope)
+                    await process.wait()
+                    watching.cancel_scope.cancel()
             timed_out = waiting.cancelled_caught
             cleanup = await end_tree()
             with anyio.move_on_after(kill_grace_s):  # its writers are gone: the rest of its output
@@ -236,7 +283,17 @@ async def run_contained(
             await process.aclose()
     assert cleanup is not None
     return CommandOutcome(tuple(argv), process.pid, process.returncode, redact_tail(bytes(output), output_bytes, False),
-                          timed_out, time.monotonic() - started, cleanup)
+                          timed_out, time.monotonic() - started, cleanup, tree.caps_hit())
+
+
+async def _until_capped(tree: ContainedTree, scope: anyio.CancelScope, every_s: float = 0.1) -> None:
+    """Poll the tree's caps (the kernel offers no event for this that a task can wait on); at the first hit,
+    stop waiting for it (it is ended as at any other end)."""
+    while True:
+        if tree.caps_hit():
+            scope.cancel()
+            return
+        await anyio.sleep(every_s)
 
 
 def _runnable(program: str, cwd: str | os.PathLike[str] | None, path: str | None) -> bool:

@@ -18,6 +18,9 @@ from typing import Any
 from claude_code_sdk import ClaudeCodeOptions
 
 from ._backend import Backend, Prompt, backend_for, code_backend
+from ._caps import CapsError
+from ._caps import support as cap_support
+from ._cgroup import host_cgroup
 from ._errors import ArgumentTypeError, CLIPathError
 from ._outcome import QueryLimits
 from ._retry import RetryPolicy
@@ -54,10 +57,22 @@ def check_arguments(prompt: object, options: object, limits: object, *, webhook:
         if value is not None and not isinstance(value, kind):
             raise ArgumentTypeError(f"{name} must be {kind.__name__} or None, got {type(value).__name__}")
     assert isinstance(limits, QueryLimits)
+    if limits.memory_mb is not None or limits.max_pids is not None:
+        check_caps(limits.memory_mb, limits.max_pids)  # CapsError now, before any process, not a silent no-cap
     options = backend.prepare(prompt, options)
     if limits.max_cost_usd is not None:  # the CLI stops itself there, mid-query, not only judged after
         options = backend.with_budget(options, limits.max_cost_usd)
     return Checked(prompt, options, limits, backend)
+
+
+def check_caps(memory_mb: int | None, max_pids: int | None) -> None:
+    """``CapsError`` unless this host can enforce the caps asked for (see ``_caps``)."""
+    host = host_cgroup().host
+    found = cap_support(None if host is None else host.path)
+    for controller, asked in (("memory", memory_mb), ("pids", max_pids)):
+        if asked is not None and found[controller].startswith("not enforceable"):
+            raise CapsError(f"QueryLimits.{'memory_mb' if controller == 'memory' else 'max_pids'}={asked} cannot be "
+                            f"enforced here: {found[controller]} (claude-scope doctor)")
 
 
 def resolve_cli(cli_path: str | os.PathLike[str] | None, options: Any, backend: Backend | None = None) -> str:

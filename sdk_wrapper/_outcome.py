@@ -146,6 +146,10 @@ class QueryLimits:
     max_cost_usd: float | None = None
     #: the same tool called with the same input this many times in a row ends the query as ``stuck``
     max_repeats: int | None = None
+    #: a memory cap (MiB) and a process-count cap (threads count too) on the query's whole tree, in its cgroup
+    #: (see ``_caps``); refused at start where the host cannot enforce them
+    memory_mb: int | None = None
+    max_pids: int | None = None
     terminate_grace_s: float = 3.0
     kill_grace_s: float = 2.0
     exit_grace_s: float = 2.0
@@ -165,6 +169,10 @@ class QueryLimits:
         if self.max_repeats is not None and (not isinstance(self.max_repeats, int)
                                              or isinstance(self.max_repeats, bool) or self.max_repeats < 2):
             raise UsageError(f"QueryLimits.max_repeats must be an integer >= 2 or None, got {self.max_repeats!r}")
+        for name in ("memory_mb", "max_pids"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise UsageError(f"QueryLimits.{name} must be a positive integer or None, got {value!r}")
         for name in ("max_line_bytes", "stderr_tail_bytes", "buffer_messages"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -102,6 +102,8 @@ class QueryTransport(Channel, Protocol):
 
     def stderr_tail(self) -> str: ...
 
+    def caps_hit(self) -> str: ...
+
 
 #: builds the transport of one query: (prompt, options, cli_path, backend, query_id, limits, log) by keyword
 TransportFactory = Callable[..., QueryTransport]
@@ -121,6 +123,8 @@ class _Seen:
     repeats: int = 0
     #: why the agent is stuck (set once a call is repeated ``max_repeats`` times in a row)
     stuck: str = ""
+    #: the kernel's evidence that the tree hit a cap (``memory_mb``, ``max_pids``)
+    capped: str = ""
 
 
 class _Pump:
@@ -192,6 +196,8 @@ class _Pump:
                     watch = _IdleWatch(limits.idle_timeout_s, limit)
                     if watch.idle is not None:
                         tg.start_soon(watch.run)
+                    if limits.memory_mb is not None or limits.max_pids is not None:
+                        tg.start_soon(self._watch_caps, transport, limit)
                     await transport.connect()
                     if transport.pid is not None:
                         self._spawned(transport.pid)
@@ -214,7 +220,7 @@ class _Pump:
                                 stop = Stop.STUCK
                                 break  # the tree is ended below, as on any other way out
                 if limit.cancelled_caught:
-                    stop = Stop.STALL if watch.fired else Stop.TIMEOUT
+                    stop = Stop.RESOURCE_LIMIT if self.seen.capped else Stop.STALL if watch.fired else Stop.TIMEOUT
             except anyio.BrokenResourceError:
                 stop = Stop.CONSUMER_LEFT  # the consumer closed its end; same as leaving the block
             except Exception as exc:
@@ -258,6 +264,17 @@ class _Pump:
             seen.session_id = sid if isinstance(sid, str) else seen.session_id
         return False
 
+    async def _watch_caps(self, transport: QueryTransport, limit: anyio.CancelScope, every_s: float = 0.1) -> None:
+        """Poll the tree's caps (the kernel offers no event a task can wait on); at the first hit, end the
+        query: its tree is ended as on any other way out, and the outcome is ``resource_limit``."""
+        while True:
+            hit = transport.caps_hit()
+            if hit:
+                self.seen.capped = hit
+                limit.cancel()
+                return
+            await anyio.sleep(every_s)
+
     def _count_repeat(self, name: str, tool_input: Any) -> None:
         """One more tool call: the same name and input as the last one counts up, any other starts over."""
         seen, most = self.seen, self.limits.max_repeats
@@ -280,6 +297,10 @@ class _Pump:
             stop=stop, error=error, result_raw=raw, got_result=result is not None, cost_usd=cost,
             limits=self.limits, cleanup=cleanup, side_effects=seen.side_effects,
             stderr_tail="" if transport is None else transport.stderr_tail(), stuck=seen.stuck,
+            # read again now the tree is gone: a capped CLI often just exits non-zero, before the watch saw it
+            capped=seen.capped or ("" if transport is None or (self.limits.memory_mb is None
+                                                              and self.limits.max_pids is None)
+                                   else transport.caps_hit()),
         ))
         if self.tracker is not None and transport is not None and transport.pid is not None \
                 and transport.pid not in cleanup.leftover_pids:

@@ -33,6 +33,7 @@ import anyio.abc
 from claude_code_sdk import Transport
 
 from ._backend import Backend
+from ._caps import Caps, CapsError
 from ._contained import ContainedTree
 from ._errors import InvalidOutputError
 from ._framing import LineFramer
@@ -103,11 +104,20 @@ class ScopedTransport(Transport):
         #: open_process was entered: a CLI may exist even if we never learnt its pid (``ContainedTree.end_unseen``)
         self._spawning = False
 
+    def caps_hit(self) -> str:
+        """The kernel's evidence that the CLI's tree hit a cap of ``QueryLimits`` ("" if none)."""
+        return "" if self._tree is None else self._tree.caps_hit()
+
     # -- Transport interface -------------------------------------------------------------------------
     async def connect(self) -> None:
         if self.state is not TransportState.NEW:
             return
-        self._tree = tree = ContainedTree(self.query_id)
+        limits = self._limits
+        caps = None if limits.memory_mb is None and limits.max_pids is None else Caps(limits.memory_mb, limits.max_pids)
+        if caps is not None and (self._options.user is not None or not os.access(self._cli_path, os.X_OK)):
+            raise CapsError("memory_mb and max_pids cap the CLI in a cgroup of ours: the CLI must be an executable "
+                            "run as ourselves (not options.user)")
+        self._tree = tree = ContainedTree(self.query_id, caps)
         cwd = str(self._options.cwd) if self._options.cwd else None
         env = self._backend.env(self._options, MARKER_ENV, self.query_id)
         argv = self._argv

@@ -155,7 +155,7 @@ def _phase_data(phase: Phase) -> dict[str, Any]:
     prompt = _prompt_text(where, phase.prompt)
     table: dict[str, Any] = {"name": phase.name, "prompt": prompt, "depends_on": list(phase.depends_on),
                              "timeout_s": phase.timeout_s}
-    for key in ("idle_timeout_s", "max_cost_usd", "max_repeats"):
+    for key in ("idle_timeout_s", "max_cost_usd", "max_repeats", "memory_mb", "max_pids"):
         if getattr(phase, key) is not None:
             table[key] = getattr(phase, key)
     if phase.description:

@@ -280,15 +280,14 @@ def test_kill_9_in_the_middle_of_a_merge_is_undone_at_the_next_start(leak_guard:
     child = subprocess.Popen([sys.executable, "-c", _MERGING, str(project), str(standin_cli)], start_new_session=True)
     try:
         wait_for(lambda: _merging(db), 60, interval=0.001)
-        if group:  # git has begun writing the checkout
-            wait_for(lambda: (project / "f0.txt").exists(), 30, interval=0.001)
+        wait_for(lambda: (project / "f0.txt").exists(), 30, interval=0.001)  # git has begun writing the checkout
     finally:
         if group:
             os.killpg(child.pid, signal.SIGKILL)
         else:
             os.kill(child.pid, signal.SIGKILL)
         child.wait()
-    wait_for(_no_git_running, 30)
+    wait_for(lambda: _no_git_in(project), 30)
     written = len(list(project.glob("f*.txt")))
     assert written > 0  # the merge had begun writing the checkout
     assert (project / ".git" / "index.lock").exists() is (group and written < 20000)
@@ -312,5 +311,11 @@ def _merging(db: Path) -> bool:
         return False
 
 
-def _no_git_running() -> bool:
-    return not subprocess.run(["pgrep", "-x", "git"], capture_output=True).stdout.strip()
+def _no_git_in(project: Path) -> bool:
+    """No git process works in ``project`` (other git processes on the host are none of this test's)."""
+    import psutil
+
+    for proc in psutil.process_iter(["name", "cwd"]):
+        if proc.info["name"] == "git" and proc.info["cwd"] == str(project):
+            return False
+    return True

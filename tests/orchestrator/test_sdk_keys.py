@@ -90,3 +90,11 @@ def test_the_keys_travel_to_temporal(tmp_path: Path) -> None:
         {"name": "p", "prompt": "x", "setting_sources": ["project"], "mcp_config": GITHUB}]})
     options = spec.pipeline(tmp_path).phases[0].options
     assert isinstance(options, claude_agent_sdk.ClaudeAgentOptions) and options.setting_sources == ["project"]
+
+
+def test_secret_names_are_told_from_author_names() -> None:
+    from orchestrator._pipeline_file import SECRET_NAME
+
+    assert [n for n in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "AUTHORIZATION", "Authorization", "AUTH_TOKEN",
+                        "X_AUTH", "API_KEY", "PATH") if SECRET_NAME.search(n)] == [
+        "AUTHORIZATION", "Authorization", "AUTH_TOKEN", "X_AUTH", "API_KEY"]
