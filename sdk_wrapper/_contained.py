@@ -77,6 +77,21 @@ class ContainedTree:
         """The kernel's evidence that the tree hit a cap ("" if none; see ``_caps``)."""
         return self.final_hit if self.capped is None else self.capped.hit()
 
+    def kill_capped(self, within_s: float = 1.0) -> None:
+        """The tree hit a cap: SIGKILL all of it at once (a fork bomb refills a tree that is ended politely,
+        one process at a time): ``cgroup.kill`` where it has a v2 cgroup, else every pid in its caps' cgroups
+        until they are empty. The ending that follows then finds nothing left, and verifies it."""
+        if self.cgroup is not None and self.cgroup.kill():
+            return
+        if self.capped is None:
+            return
+        deadline = time.monotonic() + within_s
+        while (pids := self.capped.pids()) and time.monotonic() < deadline:
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, 9)
+            time.sleep(0.002)
+
     def _release_caps(self, leftover: set[int]) -> set[int]:
         """The tree is ended: keep the caps' evidence, then remove their cgroups (anything still in one is
         left over: it holds only this tree)."""
@@ -291,6 +306,7 @@ async def _until_capped(tree: ContainedTree, scope: anyio.CancelScope, every_s: 
     stop waiting for it (it is ended as at any other end)."""
     while True:
         if tree.caps_hit():
+            tree.kill_capped()
             scope.cancel()
             return
         await anyio.sleep(every_s)

@@ -104,6 +104,8 @@ class QueryTransport(Channel, Protocol):
 
     def caps_hit(self) -> str: ...
 
+    def kill_capped(self) -> None: ...
+
 
 #: builds the transport of one query: (prompt, options, cli_path, backend, query_id, limits, log) by keyword
 TransportFactory = Callable[..., QueryTransport]
@@ -271,6 +273,7 @@ class _Pump:
             hit = transport.caps_hit()
             if hit:
                 self.seen.capped = hit
+                transport.kill_capped()  # at once: a fork bomb refills a tree that is ended politely
                 limit.cancel()
                 return
             await anyio.sleep(every_s)

@@ -108,6 +108,11 @@ class ScopedTransport(Transport):
         """The kernel's evidence that the CLI's tree hit a cap of ``QueryLimits`` ("" if none)."""
         return "" if self._tree is None else self._tree.caps_hit()
 
+    def kill_capped(self) -> None:
+        """The tree hit a cap: SIGKILL all of it now (``ContainedTree.kill_capped``)."""
+        if self._tree is not None:
+            self._tree.kill_capped()
+
     # -- Transport interface -------------------------------------------------------------------------
     async def connect(self) -> None:
         if self.state is not TransportState.NEW:
