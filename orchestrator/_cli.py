@@ -1,8 +1,9 @@
 """claude-scope: run, resume and inspect Claude Code pipelines; "demo" runs an 11-phase example offline.
 
 On a terminal, progress is a live table of phases; otherwise one JSON line per event on stderr. Exit code:
-0 all phases succeeded, 1 a phase did not, 2 bad input (pipeline file, journal, arguments), 130 / 143 when
-SIGINT / SIGTERM interrupted a run (resume it).
+0 all phases succeeded, 1 a phase did not, 2 bad input (pipeline file, journal, arguments), 3 stopped with
+phases waiting for approval (``--no-wait``; resume it once they are decided), 130 / 143 when SIGINT /
+SIGTERM interrupted a run (resume it).
 """
 
 # This module is the entry point: it parses the command line with the standard library only and imports a
@@ -32,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id")
     run.add_argument("--simulate", action="store_true", help="use the stand-in CLI and each phase's scenario")
     run.add_argument("--otel", action="store_true", help=_OTEL_HELP)
+    run.add_argument("--no-wait", action="store_true", help="stop (exit 3, resumable) once only approvals can move "
+                                                              "the run on, instead of waiting for them")
     resume = sub.add_parser("resume", help="rerun what did not succeed in a run")
     resume.add_argument("run_id")
     resume.add_argument("--pipeline", help="pipeline file (default: the one the run was started with)")
@@ -40,6 +43,17 @@ def _parser() -> argparse.ArgumentParser:
                              "is gone, and the phases that depend on them")
     resume.add_argument("--simulate", action="store_true")
     resume.add_argument("--otel", action="store_true", help=_OTEL_HELP)
+    resume.add_argument("--no-wait", action="store_true", help="as for run")
+    for verb, what in (("approve", "approve a phase waiting at its approval gate"),
+                       ("reject", "reject a phase waiting at its approval gate (it fails as rejected)")):
+        gate = sub.add_parser(verb, help=what)
+        gate.add_argument("run_id")
+        gate.add_argument("phase")
+        gate.add_argument("--note", default="", help="why (journalled and shown; a retry is told it)")
+        if verb == "reject":
+            gate.add_argument("--retry", action="store_true",
+                              help="an after gate: run the phase again, told the note, instead of failing it")
+        _temporal_address(gate, required=False)
     status = sub.add_parser("status", help="phases of a run, a table in pipeline order (default: the latest run)")
     status.add_argument("run_id", nargs="?")
     status.add_argument("--json", action="store_true", help="one JSON line per phase, for scripts")

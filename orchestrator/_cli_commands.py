@@ -29,10 +29,11 @@ from sdk_wrapper import exception_leaves, redact, redact_event
 from sdk_wrapper.standin import install_standin
 from sdk_wrapper.v3 import read_masked
 
+from . import _gates as gates
 from ._cost import format_cost
 from ._doctor import diagnose, render, render_json
 from ._engine import Orchestrator, new_run_id
-from ._journal import DEFAULT_PATH, Journal, JournalError
+from ._journal import DEFAULT_PATH, Journal, JournalError, RunNotFoundError
 from ._model import Pipeline, PipelineError, RunReport
 from ._observe import RunObserver
 from ._pipeline_file import load_pipeline, parse_pipeline, read_pipeline_data
@@ -160,6 +161,10 @@ def _ended(args: argparse.Namespace, orch: Orchestrator, run_id: str,
               f"are kept. Resume with: {_resume_command(args, run_id)}", file=sys.stderr)
         return EXIT_ON.get(signum, 1) if signum is not None else 1
     print_report(report, f"journal: {orch.journal.path}; messages: {orch.journal.messages_dir / report.run_id}")
+    if report.waiting:
+        print(f"waiting for approval: {', '.join(report.waiting)} (claude-scope approve {run_id} PHASE, or reject); "
+              f"then: {_resume_command(args, run_id)}")
+        return gates.EXIT_WAITING
     return 0 if report.ok else 1
 
 
@@ -167,7 +172,8 @@ def cmd_run(args: argparse.Namespace, pipeline: Pipeline | None = None) -> int:
     pipeline = pipeline or load_pipeline(args.pipeline, project_dir=args.project_dir, simulate=args.simulate)
     orch = _orchestrator(args, pipeline)
     run_id = args.run_id or new_run_id()
-    return _finish(args, orch, run_id, lambda: orch.run(pipeline, run_id))
+    wait = not getattr(args, "no_wait", False)
+    return _finish(args, orch, run_id, lambda: orch.run(pipeline, run_id, wait_for_approval=wait))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -178,7 +184,33 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise PipelineError("this run's pipeline file is not recorded; pass --pipeline FILE")
     pipeline = load_pipeline(source, project_dir=args.project_dir, simulate=args.simulate)
     orch = _orchestrator(args, pipeline)
-    return _finish(args, orch, args.run_id, lambda: orch.resume(args.run_id, pipeline, recheck=args.recheck))
+    return _finish(args, orch, args.run_id, lambda: orch.resume(args.run_id, pipeline, recheck=args.recheck,
+                                                                wait_for_approval=not args.no_wait))
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    """``approve`` / ``reject``: a person's decision on a phase waiting at its gate, journalled for the
+    orchestrator waiting on it (here, in another terminal, or resumed later)."""
+    decision = "approved" if args.command == "approve" else "rejected"
+    retry = bool(getattr(args, "retry", False))
+    with Journal(_journal_path(args)) as journal:
+        if not journal.run_exists(args.run_id):
+            raise RunNotFoundError(f"no run {args.run_id!r} in {journal.path}")
+        row = journal.phases(args.run_id).get(args.phase)
+        if row is None:
+            raise PipelineError(f"run {args.run_id!r} has no phase {args.phase!r}")
+        request = journal.approval(args.run_id, args.phase)
+        if row["status"] != "waiting_approval" or request is None or request["decided"] is not None:
+            why = f"it is {row['status']}" if request is None or request["decided"] is None else \
+                f"it was {request['decision']} by {request['who']}"
+            raise PipelineError(f"phase {args.phase!r} of run {args.run_id!r} is not waiting for approval ({why})")
+        if retry and request["gate"] != "after":
+            raise PipelineError(f"phase {args.phase!r} waits before it starts: --retry is for a phase whose result "
+                                "waits (approval = \"after\")")
+        if not journal.decide(args.run_id, args.phase, decision, gates.who(), args.note, retry):
+            raise PipelineError(f"phase {args.phase!r} of run {args.run_id!r} was decided meanwhile")
+    print(f"phase {args.phase} of run {args.run_id} {decision}{' (it runs again)' if retry else ''}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -292,7 +324,7 @@ def dispatch(args: argparse.Namespace) -> int:
                         wrapper_class=structlog.make_filtering_bound_logger(
                             logging.WARNING if sys.stdout.isatty() else logging.INFO),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    commands = {"run": cmd_run, "resume": cmd_resume, "demo": cmd_demo,
+    commands = {"run": cmd_run, "resume": cmd_resume, "demo": cmd_demo, "approve": cmd_decide, "reject": cmd_decide,
                 "migrate": cmd_migrate, "masked": cmd_masked, "doctor": cmd_doctor, "report": cmd_report}
     try:
         if args.command in _TEMPORAL_ONLY or getattr(args, "address", None):

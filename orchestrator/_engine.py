@@ -25,6 +25,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from sdk_wrapper import end_query_tree, exception_leaves, get_logger, redact
 from sdk_wrapper.lowlevel import CapsError, check_caps
 
+from . import _gates as gates
 from ._checks import CheckContext
 from ._execute import PhaseRuntime, phase_options, run_phase
 from ._feedback import told_after
@@ -33,7 +34,7 @@ from ._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunContext, Ru
 from ._observe import Observers, RunObserver
 from ._owner import same_process
 from ._plan import plan_evidence, plan_failure, plan_phases, read_plan
-from ._schedule import RunState, Start
+from ._schedule import RunState, Start, Wait
 from ._status import PhaseKind, PhaseStatus
 from ._worktree import check_isolation, reap
 
@@ -78,14 +79,18 @@ class Orchestrator:
         """For callers that are synchronous today (V3 calls ``anyio.run`` per phase)."""
         return anyio.run(self.run, pipeline, run_id)
 
-    async def run(self, pipeline: Pipeline, run_id: str | None = None) -> RunReport:
-        """Run every phase. ``run_id`` may be chosen by the caller; it must be new."""
+    async def run(self, pipeline: Pipeline, run_id: str | None = None, *,
+                  wait_for_approval: bool = True) -> RunReport:
+        """Run every phase. ``run_id`` may be chosen by the caller; it must be new. A phase at an approval
+        gate is waited for (a person runs ``claude-scope approve``); with ``wait_for_approval=False`` the run
+        stops once only people can move it on (``RunReport.waiting``; journalled ``waiting``, resumable)."""
         run_id = run_id or new_run_id()
         if self.journal.run_exists(run_id):
             raise RunExistsError(f"run {run_id!r} already exists in {self.journal.path}; use resume()")
-        return await self._execute(pipeline, run_id, {}, new=True)
+        return await self._execute(pipeline, run_id, {}, new=True, wait_for_approval=wait_for_approval)
 
-    async def resume(self, run_id: str, pipeline: Pipeline, *, recheck: bool = False) -> RunReport:
+    async def resume(self, run_id: str, pipeline: Pipeline, *, recheck: bool = False,
+                     wait_for_approval: bool = True) -> RunReport:
         """Rerun only what did not succeed; succeeded phases keep their journalled outcome. With ``recheck``,
         the checks of the succeeded phases run again first (V3 validated its evidence before resuming): a
         phase whose evidence is gone reruns, and so do the phases that depend on it."""
@@ -98,7 +103,16 @@ class Orchestrator:
             if recorded is not None and recorded.succeeded:
                 kept[phase.name] = recorded
         gone = await self._recheck(run_id, pipeline, kept) if recheck else {}
-        return await self._execute(pipeline, run_id, kept, evidence_gone=gone)
+        # phases that ran and wait at their ``after`` gate: not run again, still waiting
+        awaiting = {}
+        for phase in pipeline.phases:
+            request = self.journal.approval(run_id, phase.name) if phase.approval == "after" else None
+            recorded = self.journal.recorded_outcome(run_id, phase.name)
+            if request is not None and request["gate"] == "after" and recorded is not None \
+                    and recorded.status is PhaseStatus.WAITING_APPROVAL:
+                awaiting[phase.name] = dataclasses.replace(recorded, status=PhaseStatus.SUCCEEDED)
+        return await self._execute(pipeline, run_id, kept, evidence_gone=gone, awaiting=awaiting,
+                                   wait_for_approval=wait_for_approval)
 
     def _with_plans(self, run_id: str, pipeline: Pipeline) -> Pipeline:
         """``pipeline`` with the plans that joined the run before (from the journal, not from the files, which
@@ -140,7 +154,8 @@ class Orchestrator:
         return await end_orphans(self.journal, self.log)
 
     async def _execute(self, pipeline: Pipeline, run_id: str, kept: dict[str, PhaseOutcome], *,
-                       new: bool = False, evidence_gone: dict[str, str] | None = None) -> RunReport:
+                       new: bool = False, evidence_gone: dict[str, str] | None = None,
+                       awaiting: dict[str, PhaseOutcome] | None = None, wait_for_approval: bool = True) -> RunReport:
         started = time.monotonic()
         await check_isolation(pipeline, self.project_dir)
         _check_caps(pipeline)
@@ -149,14 +164,16 @@ class Orchestrator:
             names = [p.name for p in pipeline.phases]
             self.journal.start_run(run_id, _describe(pipeline), names, new=new)
             # a resume: what each phase that runs again already spent (read once; a new run has spent nothing)
+            awaiting = awaiting or {}
             earlier = {} if new else {p.name: self.journal.attempt_costs(run_id, p.name)
                                       for p in pipeline.phases if p.name not in kept}
             state = RunState.new(pipeline.run_plan(), {n: o.cost_usd for n, o in kept.items()},
-                                 {n: sum(c for c in costs if c is not None) for n, costs in earlier.items()})
+                                 {n: sum(c for c in costs if c is not None) for n, costs in earlier.items()},
+                                 waiting={n: o.cost_usd for n, o in awaiting.items()})
             outcomes: dict[str, PhaseOutcome] = dict(kept)
             ctx = RunContext(run_id, self.project_dir, outcomes)
             self.observer.run_started(run_id, pipeline, tuple(kept))
-            live = _Live(pipeline)
+            live = _Live(pipeline, wait_for_approval, awaiting)
             try:
                 await self._schedule(live, state, ctx, outcomes, earlier)
             except BaseException as exc:
@@ -172,15 +189,24 @@ class Orchestrator:
                 self.observer.run_ended(run_id, None, why)
                 raise
         pipeline = live.pipeline  # with every plan that joined the run
+        waiting = tuple(state.waiting) if live.stopped_waiting else ()
+        for name in waiting:
+            outcomes[name] = PhaseOutcome(name, PhaseStatus.WAITING_APPROVAL, message="waits for approval")
+        for name in (p.name for p in pipeline.phases if p.name not in outcomes):  # not started: behind a gate
+            outcomes[name] = PhaseOutcome(name, PhaseStatus.PENDING, message="not started: a phase before it waits")
         report = RunReport(
-            run_id=run_id, phases={p.name: outcomes[p.name] for p in pipeline.phases},
+            run_id=run_id, phases={p.name: outcomes[p.name] for p in pipeline.phases}, waiting=waiting,
             cost_usd=sum(o.cost_usd or 0.0 for o in outcomes.values()),
             cost_lower_bound=any(o.cost_lower_bound for o in outcomes.values()),
             evidence_gone=dict(evidence_gone or {}),
             duration_s=time.monotonic() - started, budget_exhausted=state.budget_exhausted, orphans_ended=orphans,
         )
-        self.journal.end_run(run_id, "succeeded" if report.ok else "failed",
-                             "run budget exhausted" if state.budget_exhausted else "")
+        if waiting:
+            self.journal.end_run(run_id, "waiting", f"waiting for approval: {', '.join(waiting)}; resume it once "
+                                 "they are decided")
+        else:
+            self.journal.end_run(run_id, "succeeded" if report.ok else "failed",
+                                 "run budget exhausted" if state.budget_exhausted else "")
         self.observer.run_ended(run_id, report)
         return report
 
@@ -191,16 +217,27 @@ class Orchestrator:
         ended_send, ended_receive = anyio.create_memory_object_stream[str](1_000_000)
         with ended_send, ended_receive:
             async with anyio.create_task_group() as tg:
+                for name, outcome in live.awaiting.items():  # a resume: they ran, and still wait for a person
+                    tg.start_soon(self._after_gate, live, live.pipeline.phase(name), outcome, ctx, state, outcomes,
+                                  ended_send, name=f"gate {name}")
                 while True:
                     for step in state.drain():
                         if isinstance(step, Start):
                             tg.start_soon(self._phase_task, live, live.pipeline.phase(step.name), step.cap_usd,
                                           earlier.get(step.name, ()), ctx, state, outcomes, ended_send,
                                           name=f"phase {step.name}")
+                        elif isinstance(step, Wait):
+                            self._ask(ctx.run_id, step.name, "before")
+                            tg.start_soon(self._before_gate, step.name, ctx, state, outcomes, ended_send,
+                                          name=f"gate {step.name}")
                         else:
                             self._record(ctx.run_id, outcomes, PhaseOutcome(
                                 step.name, PhaseStatus.SKIPPED, kind=step.kind, message=step.reason))
                     if state.done:
+                        break
+                    if not state.running and state.waiting and not live.wait_for_approval:
+                        live.stopped_waiting = True  # only people can move it on: stop, resumable
+                        tg.cancel_scope.cancel()
                         break
                     await ended_receive.receive()
 
@@ -218,11 +255,67 @@ class Orchestrator:
                                else "")
         with structlog.contextvars.bound_contextvars(run_id=ctx.run_id, phase=phase.name):
             outcome = await run_phase(phase, ctx, runtime)
+        if outcome.succeeded and phase.approval == "after":
+            await self._after_gate(live, phase, outcome, ctx, state, outcomes, ended, runtime)
+            return
+        await self._phase_done(live, phase, outcome, ctx, state, outcomes, ended)
+
+    async def _phase_done(self, live: _Live, phase: Phase, outcome: PhaseOutcome, ctx: RunContext, state: RunState,
+                          outcomes: dict[str, PhaseOutcome], ended: MemoryObjectSendStream[str]) -> None:
         if outcome.succeeded and phase.expands:
             outcome = await self._expand(live, phase, outcome, state, ctx.run_id)
         state.ended(phase.name, outcome.status, outcome.cost_usd, outcome.cost_lower_bound)
         self._record(ctx.run_id, outcomes, outcome)
         ended.send_nowait(phase.name)
+
+    def _ask(self, run_id: str, name: str, gate: str) -> None:
+        self.journal.approval_asked(run_id, name, gate)
+        self.log.warning("approval.waiting", phase=name, gate=gate, approve=f"claude-scope approve {run_id} {name}")
+        self._notify(name, PhaseStatus.WAITING_APPROVAL, None)
+
+    async def _before_gate(self, name: str, ctx: RunContext, state: RunState, outcomes: dict[str, PhaseOutcome],
+                           ended: MemoryObjectSendStream[str]) -> None:
+        """Wait for a person at a ``before`` gate: approved, the rules start it; rejected, it fails."""
+        decided = await gates.decision(lambda: self.journal.approval(ctx.run_id, name))
+        self.log.info("approval.decided", phase=name, decision=decided["decision"], who=decided["who"])
+        if gates.approved(decided):
+            state.approve(name)
+        else:
+            outcome = gates.rejected(name, decided)
+            state.ended(name, outcome.status, None)
+            self._record(ctx.run_id, outcomes, outcome)
+        ended.send_nowait(name)
+
+    async def _after_gate(self, live: _Live, phase: Phase, outcome: PhaseOutcome, ctx: RunContext, state: RunState,
+                          outcomes: dict[str, PhaseOutcome], ended: MemoryObjectSendStream[str],
+                          runtime: PhaseRuntime | None = None) -> None:
+        """The phase ran and passed: a person reviews its result and evidence. Approved, it succeeds;
+        rejected, it fails; rejected with a retry, it runs again told the note, and waits again."""
+        while True:
+            if state.phases[phase.name].status is PhaseStatus.RUNNING:
+                state.wait_after(phase.name)
+            self._ask(ctx.run_id, phase.name, "after")
+            self.journal.phase_ended(ctx.run_id, gates.waiting_outcome(outcome, ctx.run_id))
+            ended.send_nowait(phase.name)  # its slot is free while a person looks
+            decided = await gates.decision(lambda: self.journal.approval(ctx.run_id, phase.name))
+            self.log.info("approval.decided", phase=phase.name, decision=decided["decision"], who=decided["who"])
+            if gates.approved(decided):
+                outcome = dataclasses.replace(outcome, message=f"ok; {gates.said(decided)}")
+                break
+            if not decided.get("retry"):
+                outcome = gates.rejected(phase.name, decided, outcome)
+                break
+            state.rerun(phase.name)
+            runtime = dataclasses.replace(
+                runtime or PhaseRuntime(ctx.run_id, self.journal, self.project_dir, self.cli_path,
+                                        observer=self.observer),
+                first_attempt=outcome.attempts, feedback=gates.rejection_feedback(outcome.attempts, decided),
+                earlier_costs=self.journal.attempt_costs(ctx.run_id, phase.name))
+            with structlog.contextvars.bound_contextvars(run_id=ctx.run_id, phase=phase.name):
+                outcome = await run_phase(phase, ctx, runtime)
+            if not outcome.succeeded:
+                break
+        await self._phase_done(live, phase, outcome, ctx, state, outcomes, ended)
 
     async def _expand(self, live: _Live, planner: Phase, outcome: PhaseOutcome, state: RunState,
                       run_id: str) -> PhaseOutcome:
@@ -257,10 +350,16 @@ class Orchestrator:
 
 
 class _Live:
-    """The pipeline a run is running: a planner's plan joins it while it runs."""
+    """The pipeline a run is running (a planner's plan joins it while it runs), and its approval gates."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, wait_for_approval: bool = True,
+                 awaiting: dict[str, PhaseOutcome] | None = None) -> None:
         self.pipeline = pipeline
+        #: False: stop (resumable) once only people can move the run on
+        self.wait_for_approval = wait_for_approval
+        #: phases that ran and wait at their ``after`` gate, from the journal (a resume)
+        self.awaiting = awaiting or {}
+        self.stopped_waiting = False
 
 
 _active_lock = threading.Lock()

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS attempts (
     run_id TEXT NOT NULL, name TEXT NOT NULL, number INTEGER NOT NULL, started REAL NOT NULL, ended REAL,
     ok INTEGER, kind TEXT, message TEXT, cost_usd REAL, session_id TEXT, PRIMARY KEY (run_id, name, number)
 );
+CREATE TABLE IF NOT EXISTS approvals (
+    run_id TEXT NOT NULL, phase TEXT NOT NULL, gate TEXT NOT NULL, asked REAL NOT NULL, decided REAL,
+    decision TEXT, who TEXT, note TEXT, retry INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, phase, asked)
+);
 CREATE TABLE IF NOT EXISTS expansions (
     run_id TEXT NOT NULL, planner TEXT NOT NULL, plan TEXT NOT NULL, created REAL NOT NULL,
     PRIMARY KEY (run_id, planner)
@@ -265,6 +269,40 @@ class Journal:
                 db.execute("INSERT OR IGNORE INTO phases (run_id, name, status, updated) VALUES (?, ?, 'pending', ?)",
                            (run_id, name, now))
             db.execute("UPDATE runs SET pipeline = ? WHERE run_id = ?", (json.dumps(pipeline), run_id))
+
+    # -- approvals ------------------------------------------------------------------------------------
+    def approval_asked(self, run_id: str, name: str, gate: str) -> None:
+        """``name`` waits at its ``gate`` ("before" or "after"): journalled, so a restart finds it waiting. An
+        open request is kept; so is one decided while nobody was waiting on it (the phase still waits in the
+        journal: the decision stands for the restart). Otherwise a new request is made."""
+        with self._tx() as db:
+            latest = db.execute("SELECT decided FROM approvals WHERE run_id = ? AND phase = ? ORDER BY asked DESC "
+                                "LIMIT 1", (run_id, name)).fetchone()
+            status = db.execute("SELECT status FROM phases WHERE run_id = ? AND name = ?", (run_id, name)).fetchone()
+            waiting = status is not None and status["status"] == "waiting_approval"
+            if latest is None or (latest["decided"] is not None and not waiting):
+                db.execute("INSERT INTO approvals (run_id, phase, gate, asked) VALUES (?, ?, ?, ?)",
+                           (run_id, name, gate, time.time()))
+            db.execute("UPDATE phases SET status = 'waiting_approval', updated = ? WHERE run_id = ? AND name = ?",
+                       (time.time(), run_id, name))
+
+    def approval(self, run_id: str, name: str) -> dict[str, Any] | None:
+        """The phase's latest approval request, decided or not."""
+        rows = self._query("SELECT * FROM approvals WHERE run_id = ? AND phase = ? ORDER BY asked DESC LIMIT 1",
+                           (run_id, name))
+        return dict(rows[0]) if rows else None
+
+    def approvals(self, run_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._query("SELECT * FROM approvals WHERE run_id = ? ORDER BY asked", (run_id,))]
+
+    def decide(self, run_id: str, name: str, decision: str, who: str, note: str = "", retry: bool = False) -> bool:
+        """Record a person's decision on the phase's open request; False when it is not waiting (nothing
+        changes). The orchestrator waiting on it reads it from here."""
+        with self._tx() as db:
+            changed = db.execute("UPDATE approvals SET decided = ?, decision = ?, who = ?, note = ?, retry = ? "
+                                 "WHERE run_id = ? AND phase = ? AND decided IS NULL",
+                                 (time.time(), decision, who, redact(note)[:4000], int(retry), run_id, name)).rowcount
+        return bool(changed)
 
     def plans(self, run_id: str) -> list[tuple[str, dict[str, Any]]]:
         """The run's plans, as ``(planner, plan tables)``, in the order they joined."""

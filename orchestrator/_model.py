@@ -112,6 +112,9 @@ class Phase:
     #: ``sdk_wrapper._caps``; refused before the run where this host cannot enforce them
     memory_mb: int | None = None
     max_pids: int | None = None
+    #: an approval gate: ``"before"`` (it starts once a person approves) or ``"after"`` (its success counts once
+    #: a person approves its result and evidence); waits durably, through restarts (``claude-scope approve``)
+    approval: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -124,6 +127,8 @@ class Phase:
             raise PipelineError(f"phase {self.name!r}: options must be ClaudeCodeOptions or ClaudeAgentOptions")
         for key in ("timeout_s", "idle_timeout_s", "max_cost_usd"):
             _positive_or_none(f"phase {self.name!r}: {key}", getattr(self, key))
+        if self.approval not in ("", "before", "after"):
+            raise PipelineError(f"phase {self.name!r}: approval must be \"before\" or \"after\", got {self.approval!r}")
         if self.isolation not in ISOLATIONS:
             raise PipelineError(f"phase {self.name!r}: isolation must be one of {list(ISOLATIONS)}, "
                                 f"got {self.isolation!r}")
@@ -180,7 +185,7 @@ class Phase:
             "depends_on": list(self.depends_on), "checks": [c.to_dict() for c in self.checks],
             "description": self.description, "feedback": self.feedback, "isolation": self.isolation,
             "variants": [v.name for v in self.variants], "expands": self.expands, "max_repeats": self.max_repeats,
-            "memory_mb": self.memory_mb, "max_pids": self.max_pids,
+            "memory_mb": self.memory_mb, "max_pids": self.max_pids, "approval": self.approval,
         }
 
 
@@ -268,7 +273,7 @@ class Pipeline:
     def run_plan(self) -> RunPlan:
         """What the scheduling rules (``_schedule``) need of this pipeline."""
         deps = self.dependencies()
-        return RunPlan(tuple(PhasePlan(p.name, deps[p.name], p.reservation_usd) for p in self.phases),
+        return RunPlan(tuple(PhasePlan(p.name, deps[p.name], p.reservation_usd, p.approval) for p in self.phases),
                        self.max_parallel, self.fail_fast, self.max_cost_usd)
 
     def phase(self, name: str) -> Phase:
@@ -280,7 +285,7 @@ class Pipeline:
         again as a whole (cycles, handed-on prompts). Dependencies become explicit, so a pipeline without
         ``depends_on`` stays the sequence it was."""
         plan = expand_plan(self.run_plan(), planner,
-                           tuple(PhasePlan(p.name, p.depends_on, p.reservation_usd) for p in planned))
+                           tuple(PhasePlan(p.name, p.depends_on, p.reservation_usd, p.approval) for p in planned))
         deps = {p.name: p.depends_on for p in plan.phases}
         by_name = {p.name: p for p in (*self.phases, *planned)}
         return dataclasses.replace(self, phases=tuple(dataclasses.replace(by_name[p.name], depends_on=deps[p.name])
@@ -330,6 +335,8 @@ class RunReport:
     #: a ``resume(recheck=True)``: phases that had succeeded and reran, with why (their evidence was gone,
     #: or they depend on such a phase)
     evidence_gone: dict[str, str] = field(default_factory=dict)
+    #: ``wait_for_approval=False``: the run stopped with these phases waiting for a person (resume it)
+    waiting: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -337,4 +344,5 @@ class RunReport:
 
     @property
     def failed(self) -> list[PhaseOutcome]:
-        return [o for o in self.phases.values() if o.status not in (PhaseStatus.SUCCEEDED, PhaseStatus.SKIPPED)]
+        return [o for o in self.phases.values() if o.status not in (
+            PhaseStatus.SUCCEEDED, PhaseStatus.SKIPPED, PhaseStatus.WAITING_APPROVAL, PhaseStatus.PENDING)]

@@ -13,6 +13,7 @@
     timeout_s = 600; idle_timeout_s = 120; max_cost_usd = 1.0
     max_repeats = 5                 # the same tool call 5 times in a row: the attempt ends as stuck
     memory_mb = 2048; max_pids = 256  # caps on the attempt's whole tree and its check commands (cgroups)
+    approval = "after"              # or "before": a person approves (claude-scope approve RUN PHASE)
     retry = { attempts = 3, initial_wait_s = 1, max_wait_s = 30, after_side_effects = false }
     # feedback = true: a failed check is retried too, and each retry is told what failed before;
     # kinds = ["rate_limited", "process_exit"]: retry only these failure kinds (default: the retryable ones)
@@ -70,6 +71,7 @@ PHASE_KEYS: dict[str, Any] = {
     "append_system_prompt": str, "env": dict, "scenario": (str, dict), "checks": list, "sdk": str,
     "setting_sources": list, "mcp_config": (str, dict), "isolation": str, "variants": list, "expands": str,
     "max_planned": int, "plan_commands": bool, "max_repeats": int, "memory_mb": int, "max_pids": int,
+    "approval": str,
 }
 #: what a race's variant may change of its phase
 _VARIANT_KEYS: dict[str, Any] = {
@@ -180,6 +182,7 @@ def parse_phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool
         isolation=t.get("isolation", "in_place"), expands=t.get("expands", ""),
         max_planned=t.get("max_planned", 100), plan_commands=t.get("plan_commands", False),
         max_repeats=t.get("max_repeats"), memory_mb=t.get("memory_mb"), max_pids=t.get("max_pids"),
+        approval=t.get("approval", ""),
         idle_timeout_s=t.get("idle_timeout_s"), max_cost_usd=t.get("max_cost_usd"), retry=retry, feedback=feedback,
         depends_on=tuple(t.get("depends_on", ())), description=t.get("description", ""),
         checks=tuple(_check_spec(f"{where}.checks[{i}]", c) for i, c in enumerate(t.get("checks", []))),

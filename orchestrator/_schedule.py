@@ -14,6 +14,9 @@ The rules, in the order they are applied to each pending phase (in pipeline orde
 3. Once the run's spend has reached its budget (``max_cost_usd``), every phase that has not started is
    skipped as ``run_budget_spent``, with the numbers.
 4. Otherwise a ready phase starts if fewer than ``max_parallel`` phases are running; else it waits.
+   A ready phase with an ``approval = "before"`` gate that is not approved yet waits for a person instead
+   (``Wait``): it holds no slot and no reservation. One waiting at its ``after`` gate (it ran) holds no
+   slot but keeps its reservation.
 5. Under a run budget a phase starts only with a reservation that fits: its own ``max_cost_usd`` (less
    what its earlier attempts spent, on a resume) must fit in the budget less what was spent and what
    running phases hold. If it does not fit, it waits while a running phase holds a reservation (its
@@ -38,11 +41,13 @@ from ._status import PhaseKind, PhaseStatus
 
 @dataclass(frozen=True)
 class PhasePlan:
-    """What the rules need of a phase: its name, its (resolved) dependencies, its own spending cap."""
+    """What the rules need of a phase: its name, its (resolved) dependencies, its own spending cap, and its
+    approval gate (``"before"``: it starts only once approved)."""
 
     name: str
     depends_on: tuple[str, ...] = ()
     max_cost_usd: float | None = None
+    approval: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,15 @@ class Skip:
     kind: PhaseKind | None = None
 
 
-Step = Start | Skip
+@dataclass(frozen=True)
+class Wait:
+    """This phase is ready but waits for a person's approval (its ``approval = "before"`` gate): it holds no
+    slot and no reservation until ``RunState.approve``."""
+
+    name: str
+
+
+Step = Start | Skip | Wait
 
 
 #: money compared with this slack, so that 0.1 + 0.2 fits in 0.3
@@ -103,15 +116,20 @@ class RunState:
     stop_reason: str = ""
     #: a phase was skipped because the run's budget was spent
     budget_exhausted: bool = False
+    #: phases whose ``before`` gate was approved
+    approved: set[str] = field(default_factory=set)
 
     @classmethod
     def new(cls, plan: RunPlan, kept: Mapping[str, float | None] = {},
-            earlier: Mapping[str, float] = {}) -> RunState:
+            earlier: Mapping[str, float] = {}, waiting: Mapping[str, float | None] = {}) -> RunState:
         """A run about to start. On a resume, ``kept`` are phases that already succeeded, with their cost,
-        and ``earlier`` what the attempts of phases that will run again already spent."""
+        ``earlier`` what the attempts of phases that will run again already spent, and ``waiting`` phases
+        that ran and still wait at their ``after`` gate, with their cost."""
         state = cls(plan, {p.name: PhaseState(cost_usd=earlier.get(p.name, 0.0)) for p in plan.phases})
         for name, cost in kept.items():
             state.phases[name] = PhaseState(PhaseStatus.SUCCEEDED, cost or 0.0)
+        for name, cost in waiting.items():
+            state.phases[name] = PhaseState(PhaseStatus.WAITING_APPROVAL, cost or 0.0)
         return state
 
     @property
@@ -120,8 +138,13 @@ class RunState:
 
     @property
     def held(self) -> float:
-        """What running phases hold of the run budget."""
-        return sum(p.reserved_usd for p in self.phases.values() if p.status is PhaseStatus.RUNNING)
+        """What running phases hold of the run budget (a phase waiting at its ``after`` gate keeps its hold)."""
+        return sum(p.reserved_usd for p in self.phases.values()
+                   if p.status in (PhaseStatus.RUNNING, PhaseStatus.WAITING_APPROVAL))
+
+    @property
+    def waiting(self) -> list[str]:
+        return [n for n, p in self.phases.items() if p.status is PhaseStatus.WAITING_APPROVAL]
 
     @property
     def running(self) -> list[str]:
@@ -136,7 +159,7 @@ class RunState:
         """A started phase ended with ``status``; its attempts cost ``cost_usd`` (all of them, a resume's
         earlier ones included), a lower bound if one attempt's cost is unknown."""
         phase = self.phases[name]
-        if phase.status is not PhaseStatus.RUNNING:
+        if phase.status not in (PhaseStatus.RUNNING, PhaseStatus.WAITING_APPROVAL):
             raise ValueError(f"phase {name!r} ended but it was {phase.status.value}, not running")
         if not status.ended:
             raise ValueError(f"phase {name!r} cannot end as {status.value}")
@@ -154,6 +177,29 @@ class RunState:
         for phase in planned:
             self.phases[phase.name] = PhaseState()
 
+    def approve(self, name: str) -> None:
+        """A person approved ``name`` at its ``before`` gate: it may start, as the rules allow."""
+        phase = self.phases[name]
+        if phase.status is not PhaseStatus.WAITING_APPROVAL:
+            raise ValueError(f"phase {name!r} is {phase.status.value}, not waiting for approval")
+        self.approved.add(name)
+        phase.status = PhaseStatus.PENDING
+
+    def wait_after(self, name: str) -> None:
+        """``name`` ran and waits at its ``after`` gate: it gives back its slot and keeps its reservation."""
+        phase = self.phases[name]
+        if phase.status is not PhaseStatus.RUNNING:
+            raise ValueError(f"phase {name!r} is {phase.status.value}, not running")
+        phase.status = PhaseStatus.WAITING_APPROVAL
+
+    def rerun(self, name: str) -> None:
+        """A rejection with a retry: the phase waiting at its ``after`` gate runs again (taking a slot back,
+        even past ``max_parallel``: it held its place while a person looked)."""
+        phase = self.phases[name]
+        if phase.status is not PhaseStatus.WAITING_APPROVAL:
+            raise ValueError(f"phase {name!r} is {phase.status.value}, not waiting for approval")
+        phase.status = PhaseStatus.RUNNING
+
     def drain(self) -> list[Step]:
         """Every step that can be taken now, applied to this state, in the order they were decided: a skip
         can make its dependents skippable at once, so the rules are applied until nothing changes."""
@@ -168,7 +214,9 @@ class RunState:
         phase = self.phases[step.name]
         if phase.status is not PhaseStatus.PENDING:
             raise ValueError(f"phase {step.name!r} is {phase.status.value}, not pending")
-        if isinstance(step, Start):
+        if isinstance(step, Wait):
+            phase.status = PhaseStatus.WAITING_APPROVAL
+        elif isinstance(step, Start):
             phase.status = PhaseStatus.RUNNING
             budgeted = self.plan.max_cost_usd is not None and self.plan.reserve
             phase.reserved_usd = step.cap_usd if budgeted and step.cap_usd else 0.0
@@ -189,7 +237,7 @@ def expand_plan(plan: RunPlan, planner: str, planned: tuple[PhasePlan, ...]) -> 
     phases: list[PhasePlan] = []
     for phase in plan.phases:
         if planner in phase.depends_on:
-            phase = PhasePlan(phase.name, (*phase.depends_on, *added), phase.max_cost_usd)
+            phase = PhasePlan(phase.name, (*phase.depends_on, *added), phase.max_cost_usd, phase.approval)
         phases.append(phase)
         if phase.name == planner:
             phases.extend(planned)
@@ -227,6 +275,8 @@ def decide(state: RunState) -> list[Step]:
         elif budget is not None and spent >= budget - _EPS:
             steps.append(Skip(phase.name, f"run budget spent ({spent:.4f} of {budget} USD)",
                               PhaseKind.RUN_BUDGET_SPENT))
+        elif phase.approval == "before" and phase.name not in state.approved:
+            steps.append(Wait(phase.name))  # rule 4a: no slot and no reservation while a person decides
         elif slots > 0:
             own = None if phase.max_cost_usd is None else max(
                 phase.max_cost_usd - state.phases[phase.name].cost_usd, 0.0)

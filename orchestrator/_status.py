@@ -17,10 +17,12 @@ class PhaseStatus(enum.StrEnum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
+    #: an approval gate: waiting, durably, for a person (``claude-scope approve`` / ``reject``)
+    WAITING_APPROVAL = "waiting_approval"
 
     @property
     def ended(self) -> bool:
-        return self not in (PhaseStatus.PENDING, PhaseStatus.RUNNING)
+        return self not in (PhaseStatus.PENDING, PhaseStatus.RUNNING, PhaseStatus.WAITING_APPROVAL)
 
 
 class PhaseKind(enum.StrEnum):
@@ -37,3 +39,5 @@ class PhaseKind(enum.StrEnum):
     ISOLATION_FAILED = "isolation_failed"
     #: a planner succeeded, but the plan it wrote cannot run (the evidence says why)
     PLAN_INVALID = "plan_invalid"
+    #: a person rejected it at its approval gate (the note says why)
+    REJECTED = "rejected"

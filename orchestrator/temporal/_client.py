@@ -21,6 +21,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from sdk_wrapper import StateError, redact
+
 from .._engine import new_run_id
 from .._journal import RunNotFoundError
 from .._model import RunReport
@@ -90,6 +92,23 @@ class TemporalRunner:
         if state == "completed":  # the workflow ended by itself: say what the local journal says of a run
             state = "succeeded" if report_from_record(record).ok else "failed"
         return state, record, described
+
+    async def decide(self, run_id: str, phase: str, decision: str, *, who: str, note: str = "",
+                     retry: bool = False) -> None:
+        """Approve or reject a phase waiting at its gate (the workflow's ``decide`` signal). ``StateError``
+        when it is not waiting (nothing is sent); ``RunNotFoundError`` for an unknown run."""
+        _, record, _ = await self._record(run_id)
+        found = record["phases"].get(phase)
+        if found is None:
+            raise StateError(f"run {run_id!r} has no phase {phase!r}")
+        if found.get("status") != "waiting_approval":
+            raise StateError(f"phase {phase!r} of run {run_id!r} is not waiting for approval (it is "
+                             f"{found.get('status')})")
+        if retry and found.get("gate") != "after":
+            raise StateError(f"phase {phase!r} waits before it starts: --retry is for a phase whose result "
+                             "waits")
+        await self._handle(run_id).signal("decide", {"phase": phase, "decision": decision, "who": who,
+                                                    "note": redact(note)[:4000], "retry": retry})
 
     async def cancel(self, run_id: str) -> None:
         """Cancel the run and wait until it has closed (its phases' trees ended)."""

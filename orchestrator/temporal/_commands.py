@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 from temporalio.client import Client
 
+from sdk_wrapper import StateError
 from sdk_wrapper.standin import install_standin
 
 from .._cli_commands import show_run_page
@@ -160,5 +161,25 @@ def cmd_cancel(args: argparse.Namespace, _print_report: Any) -> int:
     return _exit(0)
 
 
+def cmd_decide(args: argparse.Namespace, _print_report: Any) -> int:
+    """``approve`` / ``reject`` with ``--address``: the workflow's ``decide`` signal."""
+    from .._gates import who
+
+    decision = "approved" if args.command == "approve" else "rejected"
+    retry = bool(getattr(args, "retry", False))
+
+    async def main() -> None:
+        runner = await TemporalRunner.connect(args.address, "", namespace=args.namespace)
+        await runner.decide(args.run_id, args.phase, decision, who=who(), note=args.note, retry=retry)
+
+    try:
+        anyio.run(main)
+    except StateError as exc:
+        print(f"claude-scope: {exc}", file=sys.stderr)
+        return _exit(2)
+    print(f"phase {args.phase} of run {args.run_id} {decision}{' (it runs again)' if retry else ''}")
+    return _exit(0)
+
+
 COMMANDS = {"server": cmd_server, "worker": cmd_worker, "submit": cmd_submit, "status": cmd_status,
-            "report": cmd_report, "runs": cmd_runs, "cancel": cmd_cancel}
+            "report": cmd_report, "runs": cmd_runs, "cancel": cmd_cancel, "approve": cmd_decide, "reject": cmd_decide}

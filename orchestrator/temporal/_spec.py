@@ -80,7 +80,8 @@ def plan_entry(p: Phase) -> dict[str, Any]:
             "retry": None if p.retry is None else _retry_dict(p.retry, p.feedback),
             # the phases its prompt reads: the workflow hands their records to its attempts
             "hands_on": sorted(frozenset().union(
-                *(getattr(prompt, "phases_referenced", frozenset()) for prompt in p.prompts())))}
+                *(getattr(prompt, "phases_referenced", frozenset()) for prompt in p.prompts()))),
+            **({"approval": p.approval} if p.approval else {})}
 
 
 def planned_record(pipeline: Pipeline, planner: Phase, workspace: Path) -> dict[str, Any]:
@@ -164,6 +165,8 @@ def _phase_data(phase: Phase) -> dict[str, Any]:
         table["isolation"] = phase.isolation
     if phase.expands:
         table.update(expands=phase.expands, max_planned=phase.max_planned, plan_commands=phase.plan_commands)
+    if phase.approval:
+        table["approval"] = phase.approval
     if phase.variants:
         table["variants"] = [_variant_data(where, v) for v in phase.variants]
     if phase.retry is not None:

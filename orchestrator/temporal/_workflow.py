@@ -23,7 +23,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from .._cost import PhaseCap, sum_costs
-    from .._schedule import PhasePlan, RunPlan, RunState, Start, resolve_dependencies
+    from .._gates import approved as gate_approved
+    from .._gates import rejection_feedback, waiting_message
+    from .._gates import said as gate_said
+    from .._schedule import PhasePlan, RunPlan, RunState, Skip, Start, resolve_dependencies
     from .._status import PhaseStatus
     from ._requests import AttemptRequest, PipelineRequest
     from ._spec import attempt_feedback, backoff_s, should_retry
@@ -53,7 +56,8 @@ def run_plan_of(plan: dict[str, Any], *, implicit_order: bool = True, reserve: b
     """The scheduling rules' plan from the workflow's plan (JSON, as ``PipelineSpec.plan`` makes it)."""
     declared = {p["name"]: tuple(p["depends_on"]) for p in plan["phases"]}
     deps = resolve_dependencies(declared) if implicit_order else declared
-    return RunPlan(tuple(PhasePlan(p["name"], deps[p["name"]], p.get("max_cost_usd")) for p in plan["phases"]),
+    return RunPlan(tuple(PhasePlan(p["name"], deps[p["name"]], p.get("max_cost_usd"), p.get("approval") or "")
+                         for p in plan["phases"]),
                    int(plan["max_parallel"]), bool(plan["fail_fast"]), plan.get("max_cost_usd"), reserve)
 
 
@@ -71,6 +75,12 @@ class PipelineWorkflow:
         self._state = "running"
         self._plan: dict[str, Any] = {}
         self._order: list[str] = []
+        #: the scheduling rules' state (gates change it from their tasks)
+        self._rules = RunState(RunPlan(()))
+        #: decisions signalled for waiting phases, not yet taken
+        self._decisions: dict[str, dict[str, Any]] = {}
+        #: a gate gave back its slot: the run loop asks the rules again
+        self._wake = False
 
     @workflow.run
     async def run(self, request: PipelineRequest) -> dict[str, Any]:
@@ -84,8 +94,8 @@ class PipelineWorkflow:
         self._phases = {n: _skipped(n, "not started yet") | {"status": "pending", "message": ""} for n in names}
         # Runs started before the rules were shared took each phase's declared dependencies only, so a
         # pipeline without depends_on ran every phase whatever the one before did; their histories replay so.
-        state = RunState.new(run_plan_of(plan, implicit_order=workflow.patched(IMPLICIT_ORDER),
-                                         reserve=workflow.patched(RESERVATIONS)))
+        state = self._rules = RunState.new(run_plan_of(plan, implicit_order=workflow.patched(IMPLICIT_ORDER),
+                                                       reserve=workflow.patched(RESERVATIONS)))
         running: dict[str, asyncio.Task[dict[str, Any]]] = {}
         errors: list[BaseException] = []
         try:
@@ -94,12 +104,15 @@ class PipelineWorkflow:
                     if isinstance(step, Start):
                         running[step.name] = asyncio.create_task(
                             self._attempts(request, specs[step.name], step.cap_usd))
-                    else:
+                    elif isinstance(step, Skip):
                         self._phases[step.name] = _skipped(step.name, step.reason,
                                                            None if step.kind is None else step.kind.value)
+                    else:  # a before gate: a signal decides (see _gate)
+                        running[step.name] = asyncio.create_task(self._before_gate(step.name))
                 if state.done:
                     break
-                await workflow.wait_condition(lambda: any(t.done() for t in running.values()))
+                await workflow.wait_condition(lambda: self._wake or any(t.done() for t in running.values()))
+                self._wake = False  # an after gate gave back its slot: the rules may start another phase
                 for name in [n for n, t in running.items() if t.done()]:
                     task = running.pop(name)
                     error = asyncio.CancelledError() if task.cancelled() else task.exception()
@@ -109,6 +122,10 @@ class PipelineWorkflow:
                         state.ended(name, PhaseStatus.FAILED, None)
                         self._phases[name].update(status="failed", kind="unexpected",
                                                   message=f"{type(error).__name__}: {error}")
+                        continue
+                    if task.result().get("_approved"):  # a before gate opened: the rules start it
+                        state.approve(name)
+                        self._phases[name] = {**self._phases[name], "status": "pending"}
                         continue
                     record = self._phases[name] = task.result()
                     planned = record.pop("plan", None)  # a planner's: its phases join (history has it, for replay)
@@ -143,8 +160,8 @@ class PipelineWorkflow:
             self._phases[planner].update(status="failed", kind="plan_invalid",
                                          message=f"planned phases {clash} are already in the run")
             return
-        state.expand(planner, tuple(PhasePlan(e["name"], tuple(e["depends_on"]), e.get("max_cost_usd"))
-                                    for e in entries))
+        state.expand(planner, tuple(PhasePlan(e["name"], tuple(e["depends_on"]), e.get("max_cost_usd"),
+                                              e.get("approval") or "") for e in entries))
         for entry, table in zip(entries, tables, strict=True):
             specs[entry["name"]] = {**entry, "table": table}
             self._phases[entry["name"]] = _skipped(entry["name"], "") | {"status": "pending"}
@@ -153,6 +170,35 @@ class PipelineWorkflow:
         self._order = names
         self._plan = {**self._plan, "phases": [
             {k: v for k, v in specs[n].items() if k != "table"} for n in names]}
+
+    async def _before_gate(self, name: str) -> dict[str, Any]:
+        """A ``before`` gate: approved, the phase is handed back to the rules (``_approved``); rejected, it fails."""
+        decided = await self._gate(name, "before", self._phases[name])
+        if gate_approved(decided):
+            return {"_approved": True}
+        return {**_skipped(name, gate_said(decided), "rejected"), "status": "failed"}
+
+    async def _gate(self, name: str, gate: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Wait, durably, for the ``decide`` signal on ``name``; an ``after`` gate gives back its slot first."""
+        if gate == "after":
+            self._rules.wait_after(name)
+            self._wake = True
+        asked = {"gate": gate, "asked": workflow.time()}
+        self._phases[name] = {**record, "status": "waiting_approval", "gate": gate,
+                              "message": waiting_message(gate, self._run_id, name),
+                              "approvals": [*record.get("approvals", []), asked]}
+        await workflow.wait_condition(lambda: name in self._decisions)
+        decided = {**self._decisions.pop(name), "decided": workflow.time()}
+        asked.update(decided)
+        return decided
+
+    @workflow.signal(name="decide")
+    def decide(self, decision: dict[str, Any]) -> None:
+        """A person's decision on a waiting phase: ``{phase, decision: approved|rejected, who, note, retry}``.
+        One for a phase that is not waiting is ignored (the client checks first, and says so)."""
+        name = str(decision.get("phase", ""))
+        if self._phases.get(name, {}).get("status") == "waiting_approval":
+            self._decisions[name] = dict(decision)
 
     def _close_unfinished(self) -> None:
         for record in self._phases.values():
@@ -208,6 +254,15 @@ class PipelineWorkflow:
             history[-1].update({k: record.get(k) for k in _ATTEMPT_FACTS}, ended=workflow.time())
             record["history"] = list(history)
             record.update(_summed_cost(history), reserved_usd=cap_usd)  # every attempt's spend, and its cap
+            if record["status"] == "succeeded" and phase.get("approval") == "after":
+                decided = await self._gate(name, "after", record)
+                if gate_approved(decided):
+                    return {**record, "message": f"ok; {gate_said(decided)}"}
+                if not decided.get("retry"):
+                    return {**record, "status": "failed", "kind": "rejected", "message": gate_said(decided)}
+                self._rules.rerun(name)  # a person in the retry loop: again, told the note
+                feedback = rejection_feedback(attempt, decided)
+                continue
             if not should_retry(retry, record, attempt) or not cap.has_room():
                 return record
             feedback = attempt_feedback(retry, record, attempt)
