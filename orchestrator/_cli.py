@@ -2,7 +2,7 @@
 
 On a terminal, progress is a live table of phases; otherwise one JSON line per event on stderr. Exit code:
 0 all phases succeeded, 1 a phase did not, 2 bad input (pipeline file, journal, arguments), 3 stopped with
-phases waiting for approval (``--no-wait``; resume it once they are decided), 130 / 143 when SIGINT /
+phases waiting for approval (--no-wait; resume it once they are decided), 130 / 143 when SIGINT /
 SIGTERM interrupted a run (resume it).
 """
 
