@@ -66,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
                                       "./RUN_ID.html)")
     report.add_argument("--open", action="store_true", help="open it in the default browser")
     _temporal_address(report, required=False)
+    prune = sub.add_parser("prune", help="remove ended runs, their logs and kept branches, and compact the journal")
+    which = prune.add_mutually_exclusive_group()
+    which.add_argument("--older-than", metavar="AGE", help="runs that ended longer ago than this: 30d, 12h, 90m, 2w")
+    which.add_argument("--keep", type=int, metavar="N", help="keep the newest N ended runs, remove the rest")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
+    prune.add_argument("--vacuum", action="store_true",
+                       help="compact a journal made before incremental compaction, once (no run may be live)")
     runs = sub.add_parser("runs", help="list runs")
     _temporal_address(runs, required=False)
     demo = sub.add_parser("demo", help="run the 11-phase example offline against the stand-in CLI")
@@ -135,8 +142,8 @@ def _journal_view(args: argparse.Namespace) -> int:
                 print("\n".join(view.status_json(rows)) if args.json else view.render_status(run, rows))
                 return 0
         return view.follow(path, run["run_id"], lambda line: print(line, flush=True))
-    except view.NoJournalError as exc:
-        print(f"claude-scope: {exc}", file=sys.stderr)
+    except (FileNotFoundError, LookupError) as exc:  # no journal here, or no such run
+        print(f"claude-scope: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `claude-scope status | head`: the reader left; not an error of ours
         import os

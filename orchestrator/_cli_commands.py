@@ -188,6 +188,27 @@ def cmd_resume(args: argparse.Namespace) -> int:
                                                                 wait_for_approval=not args.no_wait))
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from ._prune import PruneError, parse_age, prune, vacuum
+
+    try:
+        with Journal(_journal_path(args)) as journal:
+            if args.vacuum:
+                before = journal.path.stat().st_size
+                vacuum(journal)
+                print(f"journal compacted: {before / 1e6:.2f} MB -> {journal.path.stat().st_size / 1e6:.2f} MB; "
+                      "from now on prune gives freed pages back in steps")
+                if args.older_than is None and args.keep is None:
+                    return 0
+            age = None if args.older_than is None else parse_age(args.older_than)
+            done = anyio.run(lambda: prune(journal, older_than_s=age, keep=args.keep, dry_run=args.dry_run))
+    except PruneError as exc:
+        print(f"claude-scope: {exc}", file=sys.stderr)
+        return 2
+    print(done.summary(args.dry_run))
+    return 0
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
     """``approve`` / ``reject``: a person's decision on a phase waiting at its gate, journalled for the
     orchestrator waiting on it (here, in another terminal, or resumed later)."""
@@ -325,6 +346,7 @@ def dispatch(args: argparse.Namespace) -> int:
                             logging.WARNING if sys.stdout.isatty() else logging.INFO),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     commands = {"run": cmd_run, "resume": cmd_resume, "demo": cmd_demo, "approve": cmd_decide, "reject": cmd_decide,
+                "prune": cmd_prune,
                 "migrate": cmd_migrate, "masked": cmd_masked, "doctor": cmd_doctor, "report": cmd_report}
     try:
         if args.command in _TEMPORAL_ONLY or getattr(args, "address", None):

@@ -181,6 +181,9 @@ class Journal:
             self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
                                        check_same_thread=False)
             self._db.row_factory = sqlite3.Row
+            if self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+                # a new journal gives freed pages back in steps (prune), never by a VACUUM that holds the lock
+                self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -303,6 +306,42 @@ class Journal:
                                  "WHERE run_id = ? AND phase = ? AND decided IS NULL",
                                  (time.time(), decision, who, redact(note)[:4000], int(retry), run_id, name)).rowcount
         return bool(changed)
+
+    # -- retention (see _prune) -------------------------------------------------------------------------
+    def forget_run(self, run_id: str) -> None:
+        """Every row of ``run_id``, in one transaction (the caller removes its files and branches)."""
+        with self._tx() as db:
+            for table in ("attempts", "phases", "approvals", "expansions", "git_state", "live_processes"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+    def pragma(self, name: str) -> int:
+        return int(self._query(f"PRAGMA {name}")[0][0])
+
+    def incremental_vacuum(self, pages: int) -> None:
+        """Give up to ``pages`` free pages back to the file system, in one short write."""
+        with self._lock:
+            try:
+                self._db.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the database and truncate it (so the file sizes say what is left)."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    def vacuum_incremental(self) -> None:
+        """Compact the whole file once and make it incremental (holds the lock throughout: no run may be live)."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                self._db.execute("VACUUM")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
 
     def plans(self, run_id: str) -> list[tuple[str, dict[str, Any]]]:
         """The run's plans, as ``(planner, plan tables)``, in the order they joined."""

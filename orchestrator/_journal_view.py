@@ -24,14 +24,10 @@ from ._owner import Owner
 EXIT_CODES = {"succeeded": 0, "failed": 1, "crashed": 2, "interrupted": 130}
 
 
-class NoJournalError(Exception):
-    """There is no journal at that path (nothing has run here)."""
-
-
 @contextmanager
 def reading(path: Path) -> Iterator[sqlite3.Connection]:
-    if not path.exists():
-        raise NoJournalError(f"no journal at {path} (nothing has run here)")
+    if not path.exists():  # a builtin error: this module imports nothing of ours that would import an SDK
+        raise FileNotFoundError(f"no journal at {path} (nothing has run here)")
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)) as conn:
         conn.row_factory = sqlite3.Row
         yield conn
@@ -156,7 +152,7 @@ def follow(path: Path, run_id: str, say: Callable[[str], None], *, poll_s: float
         with reading(path) as conn:
             run = next((r for r in runs(conn) if r["run_id"] == run_id), None)
             if run is None:
-                raise NoJournalError(f"no run {run_id!r} in {path}")
+                raise LookupError(f"no run {run_id!r} in {path}")
             rows = phases(conn, run_id)
         for row in rows:
             state = (row["status"], row["attempts"])

@@ -9,6 +9,7 @@
      ├── CLIPathError                             cli_path / CLAUDE_SCOPE_CLI names nothing executable
      ├── SDKReaderError                           the SDK's reader task failed on its own (text only)
      ├── UsageError (ValueError)                  an argument or setting out of range, a misuse the SDK forbids
+     │    └── CapsError                           caps (memory_mb, max_pids) this host cannot enforce
      ├── ArgumentTypeError (TypeError)            an argument of the wrong type
      ├── StateError (RuntimeError)                a QueryStream used out of order (entered twice, read early)
      ├── LegacyModeError (RuntimeError)           CLAUDE_SCOPE_MODE=legacy but the V3 module cannot run here
@@ -19,6 +20,7 @@
      ├── GitCommandError (RuntimeError)          orchestrator: a git command of an isolated phase failed
      ├── RunNotFoundError (KeyError)              orchestrator: no such run (journal, or Temporal server)
      ├── RunExistsError (ValueError)              orchestrator: a run id that is already taken
+     ├── PruneError (ValueError)                  orchestrator: a prune that cannot be done as asked
      ├── JournalError (RuntimeError)              orchestrator: the journal cannot be used (its path named)
      │    ├── JournalCorruptError                 not a usable SQLite database (left untouched)
      │    ├── JournalLockedError                  locked longer than the busy timeout
