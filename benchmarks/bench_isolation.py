@@ -169,7 +169,9 @@ async def temporal_planner(count: int) -> None:
             wall = time.perf_counter() - started
             history = await client.get_workflow_handle("bp").fetch_history()
             stop.set()
-        assert report.ok and len(report.phases) == count + 1
+        if not (report.ok and len(report.phases) == count + 1):
+            bad = [(o.name, o.status.value, o.message[:200]) for o in report.phases.values() if not o.succeeded]
+            raise SystemExit(f"the Temporal run did not succeed whole: {len(report.phases)} phases, {bad[:5]}")
         durations = [o.duration_s for o in report.phases.values()]
         size = sum(len(e.SerializeToString()) for e in history.events)
         print(f"Temporal planner of {count} phases, one at a time: wall {wall:.1f} s, orchestration per phase "

@@ -17,10 +17,12 @@ class Tried:
 
     query: QueryOutcome
     checks: tuple[CheckResult, ...] = ()
+    #: the attempt's message log could not be written (why): the attempt failed, whatever its query did
+    log_error: str = ""
 
     @property
     def passed(self) -> bool:
-        return self.query.ok and all(c.passed for c in self.checks)
+        return self.query.ok and all(c.passed for c in self.checks) and not self.log_error
 
     @property
     def conflicted(self) -> bool:

@@ -33,7 +33,7 @@ from . import _gates as gates
 from ._cost import format_cost
 from ._doctor import diagnose, render, render_json
 from ._engine import Orchestrator, new_run_id
-from ._journal import DEFAULT_PATH, Journal, JournalError, RunNotFoundError
+from ._journal import DEFAULT_PATH, Journal, JournalError, JournalFullError, RunNotFoundError
 from ._model import Pipeline, PipelineError, RunReport
 from ._observe import RunObserver
 from ._pipeline_file import load_pipeline, parse_pipeline, read_pipeline_data
@@ -145,6 +145,12 @@ def _ended(args: argparse.Namespace, orch: Orchestrator, run_id: str,
         report, signum = anyio.run(_until_signal, work)
     except Exception as exc:  # the run crashed: the journal says so (run_crashed); one clear line here
         leaves = exception_leaves(exc)
+        full = next((e for e in leaves if isinstance(e, JournalFullError)), None)
+        if full is not None:
+            print(f"claude-scope: run {run_id}: {full}. Nothing is left running; finished phases are kept, and what "
+                  f"could not be recorded is repaired at the next start. Free space, then: "
+                  f"{_resume_command(args, run_id)}", file=sys.stderr)
+            return 2
         if len(leaves) == 1 and isinstance(leaves[0], _BAD_INPUT):
             raise leaves[0] from None  # refused before it started (a busy run, a bad journal): exit 2
         why = "; ".join(f"{type(e).__name__}: {e}" for e in leaves)

@@ -8,6 +8,7 @@ A phase succeeds only if the CLI's own result is ok and every check passes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -34,6 +35,8 @@ from ._status import PhaseKind, PhaseStatus
 from ._worktree import Isolation, Worktree
 
 _TIMED_OUT = {FailureKind.TIMEOUT, FailureKind.STALLED}
+#: what is kept of a message log whose write failed (a full disk), so that the journal can record the failure
+LOG_KEPT_ON_FULL_DISK = 32 * 1024
 
 
 class MessageLog:
@@ -51,7 +54,21 @@ class MessageLog:
         self.count += 1
 
     def close(self) -> None:
-        self._fh.close()
+        with contextlib.suppress(OSError):  # its last buffered bytes may not fit on a full disk either
+            self._fh.close()
+
+    def cut_for_the_journal(self, keep: int = LOG_KEPT_ON_FULL_DISK) -> str:
+        """A write failed (a full disk): cut the log to its first ``keep`` bytes, at a line's end, so that the
+        journal on the same disk can still record how the attempt ended; say what was done."""
+        self.close()
+        try:
+            with self.path.open("rb+") as fh:
+                head = fh.read(keep)
+                cut = head.rfind(b"\n") + 1
+                fh.truncate(cut)
+        except OSError:
+            return ""
+        return f"; its log was cut to its first {cut} bytes so that the journal could record this"
 
 
 class PhaseRecorder(Protocol):
@@ -143,10 +160,17 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
         stream: QueryStream[Any] = open_query(told, replace(chosen, cwd=str(where.inside(Path(chosen.cwd)))),
                                               limits=replace(limits, max_cost_usd=allowed),
                                               cli_path=rt.cli_path, on_spawn=spawned)
+        log_error = ""
         try:
             async with stream:
                 async for message in stream:
-                    log.write(message)
+                    try:
+                        log.write(message)
+                    except OSError as exc:  # a full disk: end the query rather than run it unrecorded
+                        log_error = (f"its message log {log.path} could not be written: "
+                                     f"{exc.strerror or exc} (errno {exc.errno}); the query was ended"
+                                     + log.cut_for_the_journal())
+                        break
                     observer.message(run_id, name, message)
         finally:
             log.close()
@@ -155,6 +179,8 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
             if stream.finished:
                 journal.attempt_ended(run_id, name, number, stream.outcome)
                 observer.attempt_ended(run_id, name, number, stream.outcome)
+        if log_error:
+            return Tried(stream.outcome, log_error=log_error)
         if not stream.outcome.ok:
             return Tried(stream.outcome)
         tried = Tried(stream.outcome, tuple([await check.run(CheckContext(here, ctx, caps)) for check in phase.checks]))
@@ -177,7 +203,7 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
         return tried
 
     def again(tried: Tried) -> bool:
-        if tried.passed or not cap.has_room() or phase.retry is None or tried.conflicted:
+        if tried.passed or not cap.has_room() or phase.retry is None or tried.conflicted or tried.log_error:
             return False
         if not tried.query.ok:  # a failed query: the policy decides (after side effects, only if it says so)
             return phase.retry.should_retry(tried.query)
@@ -209,6 +235,11 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
         raise
     finally:
         await place.close_all()
+    if tried.log_error:
+        cost, lower_bound = sum_costs(costs)
+        return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=PhaseKind.MESSAGE_LOG_FAILED, attempts=attempt,
+                            message=tried.log_error, query=tried.query, duration_s=time.monotonic() - started,
+                            cost_usd=cost, cost_lower_bound=lower_bound)
     return _phase_outcome(phase.name, tried.query, tried.checks, attempt, costs, time.monotonic() - started)
 
 

@@ -108,6 +108,10 @@ class JournalLockedError(JournalError):
     """Another process holds a lock on the journal longer than the busy timeout."""
 
 
+class JournalFullError(JournalError):
+    """The disk holding the journal is full (SQLite's ``SQLITE_FULL``): free space, then resume the run."""
+
+
 class RunBusyError(JournalError):
     """The run is being executed right now by another live orchestrator (named by ``owner``)."""
 
@@ -159,6 +163,8 @@ def _translate(exc: sqlite3.Error, path: Path) -> JournalError:
     code = getattr(exc, "sqlite_errorcode", None)
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return JournalLockedError("the journal is locked by another process", path)
+    if code == sqlite3.SQLITE_FULL:
+        return JournalFullError("the journal cannot be written: no space left on the device that holds it", path)
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or (
             isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)):
         return JournalCorruptError("the journal is not a usable SQLite database", path)
@@ -259,6 +265,12 @@ class Journal:
             for name in phase_names:
                 db.execute("INSERT OR IGNORE INTO phases (run_id, name, status, updated) VALUES (?, ?, 'pending', ?)",
                            (run_id, name, now))
+            # what an earlier start could not record (it was killed, or its disk was full): a phase it left
+            # running ended without a word; say so, and it runs again
+            db.execute("UPDATE phases SET status = 'failed', kind = 'unexpected', message = ?, updated = ? "
+                       "WHERE run_id = ? AND status = 'running'",
+                       ("its end was never recorded (the orchestrator was killed, or could not write the journal: "
+                        "a full disk?); it runs again", now, run_id))
 
     def plan_added(self, run_id: str, planner: str, plan: dict[str, Any], names: list[str],
                    pipeline: dict[str, Any]) -> None:
@@ -458,9 +470,10 @@ class Journal:
         return {r["name"]: dict(r) for r in self._query("SELECT * FROM phases WHERE run_id = ?", (run_id,))}
 
     def recorded_outcome(self, run_id: str, name: str) -> PhaseOutcome | None:
-        row = self.phases(run_id).get(name)
-        if row is None:
+        rows = self._query("SELECT * FROM phases WHERE run_id = ? AND name = ?", (run_id, name))  # one row, not all
+        if not rows:
             return None
+        row = dict(rows[0])
         status = PhaseStatus(row["status"])
         return PhaseOutcome(
             name=name, status=status, attempts=row["attempts"], cost_usd=row["cost_usd"],

@@ -22,7 +22,12 @@ class PhaseStatus(enum.StrEnum):
 
     @property
     def ended(self) -> bool:
-        return self not in (PhaseStatus.PENDING, PhaseStatus.RUNNING, PhaseStatus.WAITING_APPROVAL)
+        return self in ENDED
+
+
+#: the statuses a phase ends in (a set: the scheduler asks this for every pending phase's dependencies)
+ENDED = frozenset({PhaseStatus.SUCCEEDED, PhaseStatus.FAILED, PhaseStatus.TIMED_OUT, PhaseStatus.CANCELLED,
+                   PhaseStatus.SKIPPED})
 
 
 class PhaseKind(enum.StrEnum):
@@ -41,3 +46,5 @@ class PhaseKind(enum.StrEnum):
     PLAN_INVALID = "plan_invalid"
     #: a person rejected it at its approval gate (the note says why)
     REJECTED = "rejected"
+    #: its message log could not be written (a full disk, say): the query was ended rather than run unrecorded
+    MESSAGE_LOG_FAILED = "message_log_failed"

@@ -24,6 +24,7 @@
      ├── JournalError (RuntimeError)              orchestrator: the journal cannot be used (its path named)
      │    ├── JournalCorruptError                 not a usable SQLite database (left untouched)
      │    ├── JournalLockedError                  locked longer than the busy timeout
+     │    ├── JournalFullError                    no space left on the device that holds it
      │    └── RunBusyError                        the run is running in another live orchestrator
      └── ServerError (RuntimeError)               orchestrator.temporal: the dev server would not start
 
