@@ -126,14 +126,14 @@ def _journal_view(args: argparse.Namespace) -> int:
     path = Path(args.journal) if args.journal else Path(args.project_dir).resolve() / ".claude-scope" / "runs.db"
     try:
         with view.reading(path) as conn:
-            runs = view.runs(conn)
             if args.command == "runs":
-                print(view.render_runs(runs))
+                print(view.render_runs(view.runs(conn)))
                 return 0
-            if not runs:
+            found = view.runs(conn, args.run_id, latest=args.run_id is None)
+            if not found and args.run_id is None:
                 print("no runs recorded")
                 return 0
-            run = next((r for r in runs if r["run_id"] == (args.run_id or runs[0]["run_id"])), None)
+            run = found[0] if found else None
             if run is None:
                 print(f"claude-scope: no run {args.run_id!r} in {path}", file=sys.stderr)
                 return 2

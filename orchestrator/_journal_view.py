@@ -37,15 +37,22 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
-def runs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every run, newest first, with its pipeline's name, its cost and whether it still runs (a run journalled
-    running whose orchestrator died is ``interrupted``)."""
+def runs(conn: sqlite3.Connection, run_id: str | None = None, *, latest: bool = False) -> list[dict[str, Any]]:
+    """Every run (or the one named, or the latest), newest first, with its pipeline's name, its cost and whether
+    it still runs (a run journalled running whose orchestrator died is ``interrupted``)."""
     has = _columns(conn, "runs")
     extra = ", exit_code" if "exit_code" in has else ""
+    where, args = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
     rows = conn.execute("SELECT run_id, pipeline, status, started, ended, note, owner_host, owner_pid, owner_start"
-                        f"{extra} FROM runs ORDER BY started DESC").fetchall()
+                        f"{extra} FROM runs {where} ORDER BY started DESC{' LIMIT 1' if latest else ''}",
+                        args).fetchall()
     costs: dict[str, list[tuple[float | None, int]]] = {}
-    for row in conn.execute("SELECT run_id, cost_usd, cost_lower_bound FROM phases"):
+    if run_id is None and not latest:
+        found = conn.execute("SELECT run_id, cost_usd, cost_lower_bound FROM phases")
+    else:  # one run: its phases only (the primary key's index), not every phase of every run
+        found = conn.execute("SELECT run_id, cost_usd, cost_lower_bound FROM phases WHERE run_id = ?",
+                             (rows[0]["run_id"] if rows else "",))
+    for row in found:
         costs.setdefault(row["run_id"], []).append((row["cost_usd"], row["cost_lower_bound"] or 0))
     out = []
     for row in rows:
@@ -150,7 +157,7 @@ def follow(path: Path, run_id: str, say: Callable[[str], None], *, poll_s: float
     seen: dict[str, tuple[Any, ...]] = {}
     while True:
         with reading(path) as conn:
-            run = next((r for r in runs(conn) if r["run_id"] == run_id), None)
+            run = next(iter(runs(conn, run_id)), None)
             if run is None:
                 raise LookupError(f"no run {run_id!r} in {path}")
             rows = phases(conn, run_id)
