@@ -33,7 +33,7 @@ from .._owner import same_process
 from .._plan import plan_evidence, plan_failure
 from .._status import PhaseKind, PhaseStatus
 from ._requests import AttemptRequest
-from ._spec import PipelineSpec, outcome_from_record, outcome_record, planned_phase, planned_record
+from ._spec import PipelineSpec, outcome_from_record, outcome_record, planned_phase, planned_pipeline, planned_record
 from ._workflow import ACTIVITY, PHASE_FAILED
 
 #: the activity error type for a pipeline the worker cannot build (a retry would fail the same way)
@@ -98,9 +98,12 @@ class PhaseActivities:
         run_id, name, attempt = request.run_id, request.phase, request.attempt
         try:
             spec = PipelineSpec.from_json(request.spec)
-            pipeline = spec.pipeline(self.workspace)
-            found = (pipeline.phase(name) if request.phase_table is None
-                     else planned_phase(spec, request.phase_table, self.workspace))
+            if request.phase_table is None:
+                pipeline = spec.pipeline(self.workspace)
+                found = pipeline.phase(name)
+            else:  # a planned phase: its own table, and only the pipeline's settings (the spec sent is lean)
+                found = planned_phase(spec, request.phase_table, self.workspace)
+                pipeline = planned_pipeline(spec, found)
         except PipelineError as exc:  # the same on every retry: fail the attempt, do not loop on it
             raise ApplicationError(f"the pipeline cannot run on this worker: {exc}", type=BAD_PIPELINE,
                                    non_retryable=True) from None

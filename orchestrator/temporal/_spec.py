@@ -91,7 +91,7 @@ def planned_record(pipeline: Pipeline, planner: Phase, workspace: Path) -> dict[
     _data, planned = read_plan(pipeline, planner, workspace)
     # the plan checked as a whole with its planner first (cycles, prompts handed on): the rest of the run's
     # phases live in the workflow, which checks the names
-    Pipeline((dataclasses.replace(planner, depends_on=()), *planned), simulate=pipeline.simulate,
+    Pipeline((dataclasses.replace(planner, depends_on=(), prompt="-"), *planned), simulate=pipeline.simulate,
              max_plan_depth=pipeline.max_plan_depth)
     return {"tables": [_phase_data(p) for p in planned], "entries": [plan_entry(p) for p in planned]}
 
@@ -100,6 +100,21 @@ def planned_phase(spec: PipelineSpec, table: dict[str, Any], workspace: Path) ->
     """A planned phase, built alone from the table its planner's attempt sent back (``planned_record``)."""
     sdk = spec.data.get("pipeline", {}).get("sdk", SDKS[0])
     return parse_phase(f"phase {table.get('name')!r}", {"sdk": sdk, **table}, workspace, spec.simulate)
+
+
+def planned_pipeline(spec: PipelineSpec, phase: Phase) -> Pipeline:
+    """What a planned phase's attempt needs of its pipeline (the run's settings: a nested plan's depth)."""
+    settings = spec.data.get("pipeline", {})
+    # a stand-in of the phase: its prompt may read phases that are not in this one-phase pipeline
+    return Pipeline((Phase(phase.name, "-"),), simulate=spec.simulate,
+                    max_plan_depth=int(settings.get("max_plan_depth", 2)))
+
+
+def lean_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec a planned phase's attempt is sent: the pipeline's settings, none of its phases (1,000 planned
+    attempts each carrying the whole file overflowed the workflow's 50 MB history at phase 715)."""
+    data = spec.get("data", {})
+    return {**spec, "data": {"pipeline": data.get("pipeline", {}), "defaults": data.get("defaults", {})}}
 
 
 def spec_from_file(path: str | Path, *, simulate: bool = False) -> PipelineSpec:

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from .._schedule import PhasePlan, RunPlan, RunState, Skip, Start, resolve_dependencies
     from .._status import PhaseStatus
     from ._requests import AttemptRequest, PipelineRequest
-    from ._spec import attempt_feedback, backoff_s, should_retry
+    from ._spec import attempt_feedback, backoff_s, lean_spec, should_retry
 
 WORKFLOW = "claude-scope-pipeline"
 ACTIVITY = "claude-scope-phase-attempt"
@@ -59,6 +59,24 @@ def run_plan_of(plan: dict[str, Any], *, implicit_order: bool = True, reserve: b
     return RunPlan(tuple(PhasePlan(p["name"], deps[p["name"]], p.get("max_cost_usd"), p.get("approval") or "")
                          for p in plan["phases"]),
                    int(plan["max_parallel"]), bool(plan["fail_fast"]), plan.get("max_cost_usd"), reserve)
+
+
+#: a run with more phases than this (a big plan) answers its status query and result with each attempt's
+#: prompt and stderr cut to ``_CUT_TO`` characters, so they stay under Temporal's 2 MB payload limit
+_MANY_PHASES = 100
+_CUT_TO = 1000
+
+
+def _within_limits(phases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    if len(phases) <= _MANY_PHASES:
+        return phases
+
+    def cut(entry: dict[str, Any]) -> dict[str, Any]:
+        return {k: (v[:_CUT_TO] if k in ("prompt", "stderr_tail", "result_text") and isinstance(v, str) else v)
+                for k, v in entry.items()}
+
+    return {name: {**cut(record), "history": [cut(h) for h in record.get("history", [])]}
+            for name, record in phases.items()}
 
 
 def _summed_cost(history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -146,9 +164,9 @@ class PipelineWorkflow:
             self._state = "failed"
             raise ApplicationError(f"{type(errors[0]).__name__}: {errors[0]}", non_retryable=True)
         self._state = "succeeded" if all(r["status"] == "succeeded" for r in self._phases.values()) else "failed"
-        return {"run_id": self._run_id, "name": plan["name"], "plan": self._plan, "phases": self._phases,
-                "order": names, "cost_usd": self._spent(), "duration_s": workflow.time() - started,
-                "budget_exhausted": state.budget_exhausted}
+        return {"run_id": self._run_id, "name": plan["name"], "plan": self._plan,
+                "phases": _within_limits(self._phases), "order": names, "cost_usd": self._spent(),
+                "duration_s": workflow.time() - started, "budget_exhausted": state.budget_exhausted}
 
     def _join(self, planner: str, plan: dict[str, Any], state: RunState, specs: dict[str, dict[str, Any]],
               names: list[str]) -> None:
@@ -224,7 +242,8 @@ class PipelineWorkflow:
                 record: dict[str, Any] = await workflow.execute_activity(
                     ACTIVITY,
                     AttemptRequest(
-                        self._run_id, request.spec, name, attempt, heartbeat.total_seconds(), cap.left(), feedback,
+                        self._run_id, request.spec if "table" not in phase else lean_spec(request.spec), name,
+                        attempt, heartbeat.total_seconds(), cap.left(), feedback,
                         # the earlier phases its prompt reads (only those: an activity's input stays small)
                         {n: {k: self._phases[n].get(k) for k in _HANDED_ON} for n in phase.get("hands_on", ())},
                         phase_table=phase.get("table")),
@@ -272,5 +291,5 @@ class PipelineWorkflow:
     @workflow.query(name="status")
     def status(self) -> dict[str, Any]:
         return {"run_id": self._run_id, "name": self._plan.get("name", ""), "plan": self._plan, "state": self._state,
-                "phases": self._phases, "order": list(self._order),
+                "phases": _within_limits(self._phases), "order": list(self._order),
                 "cost_usd": self._spent()}
