@@ -119,11 +119,11 @@ def _temporal_address(parser: argparse.ArgumentParser, *, required: bool = True)
 
 def _journal_view(args: argparse.Namespace) -> int:
     """``status`` and ``runs`` from the journal: read-only, no SDK imported (see ``_journal_view``)."""
-    from pathlib import Path
+    import os
 
     from . import _journal_view as view
 
-    path = Path(args.journal) if args.journal else Path(args.project_dir).resolve() / ".claude-scope" / "runs.db"
+    path = args.journal or os.path.join(os.path.realpath(args.project_dir), ".claude-scope", "runs.db")
     try:
         with view.reading(path) as conn:
             if args.command == "runs":

@@ -10,23 +10,24 @@ terminal or process) and returns the run's exit code once it ends.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from pathlib import Path
 from typing import Any
 
-from ._cost import format_cost, sum_costs
-from ._owner import Owner
+from ._cost import format_cost
+
+# No pathlib or dataclasses here (nor, at import, ``_owner``): they are a third of the command's start-up.
 
 #: a run's exit code from its status, when no command journalled one (a run through the Python API)
 EXIT_CODES = {"succeeded": 0, "failed": 1, "crashed": 2, "interrupted": 130}
 
 
 @contextmanager
-def reading(path: Path) -> Iterator[sqlite3.Connection]:
-    if not path.exists():  # a builtin error: this module imports nothing of ours that would import an SDK
+def reading(path: str) -> Iterator[sqlite3.Connection]:
+    if not os.path.exists(path):  # a builtin error: this module imports nothing of ours that would import an SDK
         raise FileNotFoundError(f"no journal at {path} (nothing has run here)")
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)) as conn:
         conn.row_factory = sqlite3.Row
@@ -39,38 +40,37 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 def runs(conn: sqlite3.Connection, run_id: str | None = None, *, latest: bool = False) -> list[dict[str, Any]]:
     """Every run (or the one named, or the latest), newest first, with its pipeline's name, its cost and whether
-    it still runs (a run journalled running whose orchestrator died is ``interrupted``)."""
-    has = _columns(conn, "runs")
-    extra = ", exit_code" if "exit_code" in has else ""
+    it still runs (a run journalled running whose orchestrator died is ``interrupted``). The name and the sums
+    are SQLite's work (``json_extract``, ``GROUP BY``): a run's pipeline holds every prompt, and a journal of
+    months has tens of thousands of phases."""
+    extra = ", exit_code" if "exit_code" in _columns(conn, "runs") else ""
     where, args = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
-    rows = conn.execute("SELECT run_id, pipeline, status, started, ended, note, owner_host, owner_pid, owner_start"
-                        f"{extra} FROM runs {where} ORDER BY started DESC{' LIMIT 1' if latest else ''}",
-                        args).fetchall()
-    costs: dict[str, list[tuple[float | None, int]]] = {}
-    if run_id is None and not latest:
-        found = conn.execute("SELECT run_id, cost_usd, cost_lower_bound FROM phases")
-    else:  # one run: its phases only (the primary key's index), not every phase of every run
-        found = conn.execute("SELECT run_id, cost_usd, cost_lower_bound FROM phases WHERE run_id = ?",
-                             (rows[0]["run_id"] if rows else "",))
-    for row in found:
-        costs.setdefault(row["run_id"], []).append((row["cost_usd"], row["cost_lower_bound"] or 0))
+    rows = conn.execute("SELECT run_id, json_extract(pipeline, '$.name') AS name, status, started, ended, note, "
+                        f"owner_host, owner_pid, owner_start{extra} FROM runs {where} ORDER BY started DESC"
+                        f"{' LIMIT 1' if latest else ''}", args).fetchall()
+    one = run_id is not None or latest
+    costs = {r[0]: (r[1], bool(r[2]), bool(r[3])) for r in conn.execute(
+        "SELECT run_id, sum(cost_usd), max(coalesce(cost_lower_bound, 0)), count(*) > count(cost_usd) FROM phases "
+        + ("WHERE run_id = ? " if one else "") + "GROUP BY run_id", (rows[0]["run_id"],) if one and rows else
+        ("",) if one else ())}
     out = []
     for row in rows:
         run = {k: row[k] for k in ("run_id", "status", "started", "ended", "note")}
         run["exit_code"] = row["exit_code"] if extra else None
-        try:
-            run["pipeline"] = json.loads(row["pipeline"]).get("name", "")
-        except (TypeError, ValueError):
-            run["pipeline"] = ""
-        if run["status"] == "running" and row["owner_pid"] is not None and not Owner(
-                row["owner_host"], row["owner_pid"], row["owner_start"]).alive():
+        run["pipeline"] = row["name"] or ""
+        if run["status"] == "running" and row["owner_pid"] is not None and not _alive(row):
             run["status"] = "interrupted"
             run["note"] = f"its orchestrator (pid {row['owner_pid']} on {row['owner_host']}) died; resume it"
-        spent = costs.get(run["run_id"], [])
-        total, unknown = sum_costs(c for c, _ in spent if c is not None)
-        run["cost_usd"], run["cost_lower_bound"] = total, unknown or any(lb for _, lb in spent)
+        total, lower, _unknown = costs.get(run["run_id"], (None, False, False))
+        run["cost_usd"], run["cost_lower_bound"] = total, lower
         out.append(run)
     return out
+
+
+def _alive(row: sqlite3.Row) -> bool:
+    from ._owner import Owner  # only for a run journalled running: is its orchestrator still there?
+
+    return Owner(row["owner_host"], row["owner_pid"], row["owner_start"]).alive()
 
 
 def phases(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
@@ -151,7 +151,7 @@ def exit_code(run: dict[str, Any]) -> int:
     return int(code) if code is not None else EXIT_CODES.get(run["status"], 1)
 
 
-def follow(path: Path, run_id: str, say: Callable[[str], None], *, poll_s: float = 0.2,
+def follow(path: str, run_id: str, say: Callable[[str], None], *, poll_s: float = 0.2,
            sleep: Callable[[float], None] = time.sleep) -> int:
     """Print each phase change of ``run_id`` as the journal records it, until the run ends; its exit code."""
     seen: dict[str, tuple[Any, ...]] = {}
