@@ -95,3 +95,19 @@ async def until(predicate: Callable[[], object], seconds: float) -> None:
     with anyio.fail_after(seconds):
         while not predicate():  # noqa: ASYNC110 - the predicate reads other processes, which set no Event
             await anyio.sleep(0.02)
+
+
+def make_repo(path: Path) -> Path:
+    """A real git repository at ``path`` with one commit (a README) that ignores our state."""
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
+
+    path.mkdir(parents=True)
+    git("init", "-q", "-b", "main")
+    (path / "README.md").write_text("hello\n")
+    (path / ".gitignore").write_text(".claude-scope/\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
+    return path

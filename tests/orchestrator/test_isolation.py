@@ -20,7 +20,7 @@ import pytest
 from orchestrator import Journal, Orchestrator, PhaseKind, PipelineError, parse_pipeline
 from orchestrator._worktree import reap
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
-from tests.helpers import wait_for
+from tests.helpers import make_repo, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -33,14 +33,7 @@ def git(repo: Path, *args: str) -> str:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A real repository with one commit; worktrees go to a directory of the test's own."""
     monkeypatch.setenv("CLAUDE_SCOPE_WORKTREES", str(tmp_path / "worktrees"))
-    repo = tmp_path / "project"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "README.md").write_text("hello\n")
-    (repo / ".gitignore").write_text(".claude-scope/\n")
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
-    return repo
+    return make_repo(tmp_path / "project")
 
 
 def writes(path: str, content: str, *more: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 from orchestrator import Orchestrator, parse_pipeline
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
-from tests.helpers import until
+from tests.helpers import make_repo, until
 from tests.orchestrator.test_isolation import git, left_of_ours, writes
 from tests.temporal.conftest import Client, queue_name, temporal, worker
 from tests.temporal.test_both_engines import recorded
@@ -39,16 +39,6 @@ RACE: dict[str, Any] = {"phases": [
      "env": {}}]}
 
 
-def _repo(path: Path) -> Path:
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    (path / "README.md").write_text("hello\n")
-    (path / ".gitignore").write_text(".claude-scope/\n")
-    git(path, "add", "-A")
-    git(path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
-    return path
-
-
 def _pipeline(project: Path) -> dict[str, Any]:
     """The race pipeline; "clash" commits into the project's checkout while it runs (as a person would)."""
     data = json.loads(json.dumps(RACE))
@@ -61,7 +51,7 @@ async def test_a_race_on_both_engines(leak_guard: LeakGuard, temporal_server: te
                                       temporal_client: Client, standin_cli: Path, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLAUDE_SCOPE_WORKTREES", str(tmp_path / "worktrees"))
-    local_repo, remote_repo = _repo(tmp_path / "local"), _repo(tmp_path / "remote")
+    local_repo, remote_repo = make_repo(tmp_path / "local"), make_repo(tmp_path / "remote")
     with Orchestrator(local_repo / ".claude-scope" / "runs.db", project_dir=local_repo, cli_path=standin_cli) as orch:
         local = recorded(await orch.run(parse_pipeline(_pipeline(local_repo), project_dir=local_repo, simulate=True)))
     queue = queue_name(tmp_path)
@@ -93,7 +83,7 @@ async def test_a_worker_killed_mid_race_leaves_nothing_once_another_starts(
     the host ends and removes them before it runs anything, and Temporal's retry of the activity runs the race
     again, to a merge."""
     worktrees = tmp_path / "worktrees"
-    repo = _repo(tmp_path / "repo")
+    repo = make_repo(tmp_path / "repo")
     queue = queue_name(tmp_path)
     slow = writes("answer.md", "slow\n")
     slow["steps"].insert(0, {"sleep": 3})
