@@ -116,13 +116,33 @@ def render_status(run: dict[str, Any], rows: list[dict[str, Any]]) -> str:
              f"{duration(took)}  cost {format_cost(run['cost_usd'], run['cost_lower_bound'])} USD"]
     if run.get("note"):
         lines.append(f"  {run['note']}")
+    return "\n".join([*lines, *phase_table(rows)])
+
+
+def phase_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The phases as table lines (journal rows, or a Temporal run's phases in the same shape)."""
     width = max([5, *(len(r["name"]) for r in rows)])
-    lines.append(f"{'phase':<{width}}  {'status':<10} {'attempts':>8} {'time':>7} {'cost':>9}  kind / reason")
+    lines = [f"{'phase':<{width}}  {'status':<10} {'attempts':>8} {'time':>7} {'cost':>9}  kind / reason"]
     for row in rows:
         cost = format_cost(row["cost_usd"], bool(row.get("cost_lower_bound")))
         lines.append(f"{row['name']:<{width}}  {row['status']:<10} {row['attempts']:>8} "
                      f"{duration(row['duration_s']):>7} {cost:>9}  {_reason(row)}".rstrip())
-    return "\n".join(lines)
+    return lines
+
+
+def changes(seen: dict[str, tuple[Any, ...]], rows: list[dict[str, Any]]) -> list[str]:
+    """A line for each phase whose status or attempt changed since ``seen`` (updated)."""
+    lines = []
+    for row in rows:
+        state = (row["status"], row["attempts"])
+        if seen.get(row["name"]) != state:
+            seen[row["name"]] = state
+            cost = format_cost(row["cost_usd"], bool(row.get("cost_lower_bound")))
+            detail = (f"attempt {row['attempts']}" if row["status"] == "running"
+                      else f"{duration(row['duration_s'])}, {cost} USD  {_reason(row)}".rstrip()
+                      if row["status"] != "pending" else "")
+            lines.append(f"{time.strftime('%H:%M:%S')}  {row['name']}  {row['status']}  {detail}".rstrip())
+    return lines
 
 
 def status_json(rows: list[dict[str, Any]]) -> list[str]:
@@ -161,15 +181,8 @@ def follow(path: str, run_id: str, say: Callable[[str], None], *, poll_s: float 
             if run is None:
                 raise LookupError(f"no run {run_id!r} in {path}")
             rows = phases(conn, run_id)
-        for row in rows:
-            state = (row["status"], row["attempts"])
-            if seen.get(row["name"]) != state:
-                seen[row["name"]] = state
-                cost = format_cost(row["cost_usd"], bool(row.get("cost_lower_bound")))
-                detail = (f"attempt {row['attempts']}" if row["status"] == "running"
-                          else f"{duration(row['duration_s'])}, {cost} USD  {_reason(row)}".rstrip()
-                          if row["status"] not in ("pending",) else "")
-                say(f"{time.strftime('%H:%M:%S')}  {row['name']}  {row['status']}  {detail}".rstrip())
+        for line in changes(seen, rows):
+            say(line)
         if run["status"] != "running":
             say(f"run {run_id} {run['status']}" + (f": {run['note']}" if run.get("note") else ""))
             return exit_code(run)

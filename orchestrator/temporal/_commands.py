@@ -10,7 +10,6 @@ exit code into a wrong one.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -105,23 +104,50 @@ def cmd_submit(args: argparse.Namespace, print_report: Any) -> int:
     return _exit(0)
 
 
+#: a Temporal run's exit code from its state (as ``claude-scope run`` would have exited)
+_EXIT_OF = {"succeeded": 0, "failed": 1, "cancelled": 130, "terminated": 1, "timed_out": 1}
+
+
+def _rows(report: RunReport) -> list[dict[str, Any]]:
+    """The run's phases in the journal's row shape (what the status table and --json show)."""
+    return [{"name": o.name, "status": o.status.value, "attempts": o.attempts, "duration_s": o.duration_s,
+             "cost_usd": o.cost_usd, "cost_lower_bound": o.cost_lower_bound,
+             "kind": None if o.kind is None else o.kind.value, "message": o.message, "session_id": o.session_id,
+             "reserved_usd": None} for o in report.phases.values()]
+
+
 def cmd_status(args: argparse.Namespace, _print_report: Any) -> int:
-    async def main() -> tuple[str, RunReport]:
+    """``status --address``: the table (or ``--json``); ``--follow`` polls the workflow's status query and
+    prints each phase change, then exits with the run's code."""
+    from .. import _journal_view as view
+
+    async def main() -> int:
         runner = await TemporalRunner.connect(args.address, "", namespace=args.namespace)
-        return await runner.status(args.run_id)
+        if not getattr(args, "follow", False):
+            state, report = await runner.status(args.run_id)
+            rows = _rows(report)
+            if getattr(args, "json", False):
+                print("\n".join(view.status_json(rows)))
+            else:
+                print(f"run {report.run_id}  {state}  cost {report.cost_usd:.4f} USD")
+                print("\n".join(view.phase_table(rows)))
+            return 0
+        seen: dict[str, tuple[Any, ...]] = {}
+        while True:
+            state, report = await runner.status(args.run_id)
+            for line in view.changes(seen, _rows(report)):
+                print(line, flush=True)
+            if state != "running":
+                print(f"run {report.run_id} {state}", flush=True)
+                return _EXIT_OF.get(state, 1)
+            await anyio.sleep(0.5)
 
     try:
-        state, report = anyio.run(main)
+        code = anyio.run(main)
     except RunNotFoundError as exc:
         print(f"claude-scope: {exc}", file=sys.stderr)
         return _exit(2)
-    print(f"run {report.run_id}: {state}")
-    for outcome in report.phases.values():
-        print(json.dumps({"phase": outcome.name, "status": outcome.status.value, "attempts": outcome.attempts,
-                          "cost_usd": outcome.cost_usd, "duration_s": outcome.duration_s,
-                          "kind": None if outcome.kind is None else outcome.kind.value, "message": outcome.message,
-                          "session_id": outcome.session_id}))
-    return _exit(0)
+    return _exit(code)
 
 
 def cmd_report(args: argparse.Namespace, _print_report: Any) -> int:

@@ -288,20 +288,34 @@ async def test_the_commands(
                               "--wait", "--run-id", f"cli-{tmp_path.name}")
         assert code == 1 and "e2e            failed" in out and "[max_turns]" in out, out
         code, out = await cli("status", f"cli-{tmp_path.name}", "--address", address)
-        assert code == 0 and out.startswith(f"run cli-{tmp_path.name}: failed") and '"phase": "commit"' in out
+        assert code == 0 and out.startswith(f"run cli-{tmp_path.name}  failed") and "\ncommit " in out, out
+        code, out = await cli("status", f"cli-{tmp_path.name}", "--address", address, "--json")
+        assert code == 0 and '"phase": "commit"' in out and '"status": "skipped"' in out
+        code, out = await cli("status", f"cli-{tmp_path.name}", "--address", address, "--follow")
+        assert code == 1 and "e2e  failed" in out and out.rstrip().endswith(f"run cli-{tmp_path.name} failed")
         code, out = await cli("runs", "--address", address)
         assert code == 0 and f"cli-{tmp_path.name}" in out
         code, out = await cli("submit", str(hang), "--address", address, "--task-queue", queue, "--simulate",
                               "--run-id", f"hang-{tmp_path.name}")
         assert code == 0, out
         await until(lambda: bool(leak_guard.live_recorded()), 30)
-        code, out = await cli("report", f"hang-{tmp_path.name}", "--address", address, "--out",
-                              str(tmp_path / "hang.html"))
-        page = (tmp_path / "hang.html").read_text()
-        assert code == 0 and 'id="run-status"><span class="pill s-running">' in page, out
-        assert 'class="bar s-running"' in page  # the open attempt, drawn up to the page's making
-        code, out = await cli("cancel", f"hang-{tmp_path.name}", "--address", address)
-        assert code == 0 and not leak_guard.live_recorded(), out  # the tree is gone when cancel returns
+        followed: list[tuple[int, str]] = []
+
+        async def follow() -> None:  # from another process, live, until the run ends (cancelled below)
+            followed.append(await cli("status", f"hang-{tmp_path.name}", "--address", address, "--follow"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follow)
+            await anyio.sleep(1.0)
+            code, out = await cli("report", f"hang-{tmp_path.name}", "--address", address, "--out",
+                                  str(tmp_path / "hang.html"))
+            page = (tmp_path / "hang.html").read_text()
+            assert code == 0 and 'id="run-status"><span class="pill s-running">' in page, out
+            assert 'class="bar s-running"' in page  # the open attempt, drawn up to the page's making
+            code, out = await cli("cancel", f"hang-{tmp_path.name}", "--address", address)
+            assert code == 0 and not leak_guard.live_recorded(), out  # the tree is gone when cancel returns
+        [(code, out)] = followed
+        assert code == 130 and "long  running  attempt 1" in out and "long  cancelled" in out, out
         code, out = await cli("report", f"hang-{tmp_path.name}", "--address", address, "--out",
                               str(tmp_path / "hang.html"))
         page = (tmp_path / "hang.html").read_text()
