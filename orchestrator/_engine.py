@@ -23,7 +23,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
 from sdk_wrapper import end_query_tree, exception_leaves, get_logger, redact
-from sdk_wrapper.lowlevel import CapsError, check_caps
+from sdk_wrapper.lowlevel import CapsError, check_caps, post_json
 
 from . import _gates as gates
 from ._checks import CheckContext
@@ -228,7 +228,7 @@ class Orchestrator:
                                           name=f"phase {step.name}")
                         elif isinstance(step, Wait):
                             self._ask(ctx.run_id, step.name, "before")
-                            tg.start_soon(self._before_gate, step.name, ctx, state, outcomes, ended_send,
+                            tg.start_soon(self._before_gate, live, step.name, ctx, state, outcomes, ended_send,
                                           name=f"gate {step.name}")
                         else:
                             self._record(ctx.run_id, outcomes, PhaseOutcome(
@@ -273,9 +273,22 @@ class Orchestrator:
         self.log.warning("approval.waiting", phase=name, gate=gate, approve=f"claude-scope approve {run_id} {name}")
         self._notify(name, PhaseStatus.WAITING_APPROVAL, None)
 
-    async def _before_gate(self, name: str, ctx: RunContext, state: RunState, outcomes: dict[str, PhaseOutcome],
-                           ended: MemoryObjectSendStream[str]) -> None:
+    async def _tell_waiting(self, live: _Live, run_id: str, name: str, gate: str) -> None:
+        """POST to the pipeline's ``approval_webhook`` that ``name`` waits (bounded, shielded; a failure is
+        logged, the gate waits all the same)."""
+        hook = live.pipeline.approval_webhook
+        if hook is None:
+            return
+        body = {"type": "claude_scope.approval_waiting", "run_id": run_id, "phase": name, "gate": gate,
+                "message": gates.waiting_message(gate, run_id, name),
+                "approve": f"claude-scope approve {run_id} {name}", "reject": f"claude-scope reject {run_id} {name}"}
+        with anyio.CancelScope(shield=True):
+            await post_json(hook, body, log=self.log, what=f"approval webhook for {name}")
+
+    async def _before_gate(self, live: _Live, name: str, ctx: RunContext, state: RunState,
+                           outcomes: dict[str, PhaseOutcome], ended: MemoryObjectSendStream[str]) -> None:
         """Wait for a person at a ``before`` gate: approved, the rules start it; rejected, it fails."""
+        await self._tell_waiting(live, ctx.run_id, name, "before")
         decided = await gates.decision(lambda: self.journal.approval(ctx.run_id, name))
         self.log.info("approval.decided", phase=name, decision=decided["decision"], who=decided["who"])
         if gates.approved(decided):
@@ -297,6 +310,7 @@ class Orchestrator:
             self._ask(ctx.run_id, phase.name, "after")
             self.journal.phase_ended(ctx.run_id, gates.waiting_outcome(outcome, ctx.run_id))
             ended.send_nowait(phase.name)  # its slot is free while a person looks
+            await self._tell_waiting(live, ctx.run_id, phase.name, "after")
             decided = await gates.decision(lambda: self.journal.approval(ctx.run_id, phase.name))
             self.log.info("approval.decided", phase=phase.name, decision=decided["decision"], who=decided["who"])
             if gates.approved(decided):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
-from sdk_wrapper import ClaudeScopeError, FailureKind, QueryOutcome, RetryPolicy, sdk_of
+from sdk_wrapper import ClaudeScopeError, FailureKind, QueryOutcome, ResultWebhook, RetryPolicy, sdk_of
 
 from ._schedule import PhasePlan, RunPlan, expand_plan, resolve_dependencies
 from ._status import PhaseKind, PhaseStatus
@@ -205,6 +205,8 @@ class Pipeline:
     simulate: bool = False
     #: how deep plans may nest: a planned phase may plan again while its name has fewer ``/`` than this
     max_plan_depth: int = 2
+    #: POSTed to when a phase starts waiting for approval (``[pipeline] approval_webhook``)
+    approval_webhook: ResultWebhook | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "phases", tuple(self.phases))

@@ -2,6 +2,7 @@
 
     [pipeline]                      # all optional
     name = "v3"; max_parallel = 2; max_cost_usd = 5.0; fail_fast = false; max_plan_depth = 2
+    approval_webhook = { url = "https://...", headers = { Authorization = "ENV_VAR_NAME" } }
 
     [defaults]                      # optional: any phase key, applied to every phase that does not set it
 
@@ -45,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -53,7 +55,7 @@ from typing import Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
-from sdk_wrapper import FailureKind, RetryPolicy
+from sdk_wrapper import FailureKind, ResultWebhook, RetryPolicy
 from sdk_wrapper.lowlevel import agent_backend
 from sdk_wrapper.standin import SCENARIO_ENV
 
@@ -63,7 +65,7 @@ from ._template import TemplatePrompt, is_template
 
 _NUM = (int, float)
 _PIPELINE_KEYS: dict[str, Any] = {"name": str, "max_parallel": int, "max_cost_usd": _NUM, "fail_fast": bool,
-                                  "sdk": str, "max_plan_depth": int}
+                                  "sdk": str, "max_plan_depth": int, "approval_webhook": dict}
 PHASE_KEYS: dict[str, Any] = {
     "name": str, "prompt": str, "description": str, "depends_on": list, "timeout_s": _NUM,
     "idle_timeout_s": _NUM, "max_cost_usd": _NUM, "retry": dict, "model": str, "max_turns": int,
@@ -165,7 +167,8 @@ def parse_pipeline(data: Mapping[str, Any], *, project_dir: Path, simulate: bool
     return Pipeline(tuple(phases), max_parallel=settings.get("max_parallel", 1),
                     max_cost_usd=settings.get("max_cost_usd"), fail_fast=settings.get("fail_fast", False),
                     name=settings.get("name", "pipeline"), simulate=simulate,
-                    max_plan_depth=settings.get("max_plan_depth", 2))
+                    max_plan_depth=settings.get("max_plan_depth", 2),
+                    approval_webhook=_webhook(settings["approval_webhook"]) if "approval_webhook" in settings else None)
 
 
 def parse_phase(where: str, t: dict[str, Any], project_dir: Path, simulate: bool) -> Phase:
@@ -272,6 +275,30 @@ def _mcp_config(where: str, config: str | dict[str, Any], project_dir: Path) -> 
                                         f"write it as a reference, {key} = \"${{{key}}}\", and set {key} in the "
                                         "environment (an inline config is readable on the CLI's command line)")
     return dict(servers)
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _webhook(table: dict[str, Any]) -> ResultWebhook:
+    """``approval_webhook = { url = "https://...", headers = { Authorization = "ENV_NAME" }, timeout_s = 5 }``:
+    each header's value is the name of an environment variable, read now, so no secret is in the file."""
+    where = "[pipeline] approval_webhook"
+    check_keys(where, table, {"url": str, "headers": dict, "timeout_s": _NUM})
+    if "url" not in table:
+        raise PipelineError(f"{where}: missing required key 'url'")
+    headers = {}
+    for name, env in dict(table.get("headers", {})).items():
+        if not isinstance(env, str) or not _ENV_NAME.match(env):
+            raise PipelineError(f"{where}: header {name!r} must name an environment variable (its value is read "
+                                f"from there), got {env!r}")
+        if env not in os.environ:
+            raise PipelineError(f"{where}: header {name!r} names environment variable {env}, which is not set")
+        headers[str(name)] = os.environ[env]
+    try:
+        return ResultWebhook(table["url"], headers, float(table.get("timeout_s", 5.0)))
+    except ValueError as exc:
+        raise PipelineError(f"{where}: {exc}") from None
 
 
 def _retry(where: str, table: dict[str, Any] | None) -> tuple[RetryPolicy | None, bool]:

@@ -82,16 +82,23 @@ async def deliver(
 
 async def _post(webhook: ResultWebhook, outcome: QueryOutcome, log: Any,
                 tracker: ResourceTracker | None) -> WebhookDelivery:
+    return await post_json(webhook, payload(outcome, webhook.include_result_text), log=log, tracker=tracker,
+                           what=f"webhook for query {outcome.query_id}")
+
+
+async def post_json(webhook: ResultWebhook, body: dict[str, Any], *, log: Any,
+                    tracker: ResourceTracker | None = None, what: str = "webhook") -> WebhookDelivery:
+    """POST ``body`` (redacted) to ``webhook``, bounded by its ``timeout_s``, one client closed whatever
+    happens; never raises for HTTP problems (the delivery says what happened). The caller shields it."""
     started = time.monotonic()
     client = httpx.AsyncClient(timeout=webhook.timeout_s)
     if tracker is not None:
-        tracker.add(client, "httpx.AsyncClient", f"webhook for query {outcome.query_id}")
+        tracker.add(client, "httpx.AsyncClient", what)
     status: int | None = None
     error: str | None = None
     try:
         with anyio.move_on_after(webhook.timeout_s) as scope:
-            response = await client.post(webhook.url, json=payload(outcome, webhook.include_result_text),
-                                         headers=dict(webhook.headers))
+            response = await client.post(webhook.url, json=redact_data(body), headers=dict(webhook.headers))
             status = response.status_code
         if scope.cancelled_caught:
             error = f"no answer within timeout_s={webhook.timeout_s}"

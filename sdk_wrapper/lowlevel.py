@@ -4,6 +4,7 @@ but not what a caller of ``run_query`` needs.
 - ``agent_backend()`` / ``code_backend()``: each SDK's backend (its options class, its errors, how its
   command line is built); ``agent_backend()`` raises ImportError without the ``agent`` extra.
 - ``backend_for(options)``: the backend an options object belongs to, or None.
+- ``post_json(webhook, body, log=...)``: a bounded, redacted POST to a ``ResultWebhook`` (approval gates use it).
 - ``Caps`` (a memory and process-count cap for ``run_contained``), ``cap_support()`` (how each cap can be
   enforced on this host, for ``doctor``), ``check_caps`` (``CapsError`` unless they can).
 """
@@ -15,6 +16,7 @@ from ._caps import Caps, CapsError
 from ._caps import support as _support
 from ._cgroup import host_cgroup
 from ._options import check_caps
+from ._webhook import post_json
 
 
 def cap_support() -> dict[str, str]:
@@ -23,4 +25,5 @@ def cap_support() -> dict[str, str]:
     return _support(None if host is None else host.path)
 
 
-__all__ = ["Backend", "Caps", "CapsError", "agent_backend", "backend_for", "cap_support", "check_caps", "code_backend"]
+__all__ = ["Backend", "Caps", "CapsError", "agent_backend", "backend_for", "cap_support", "check_caps", "code_backend",
+           "post_json"]
