@@ -24,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from sdk_wrapper import QueryOutcome, end_query_tree, get_logger, redact
+from sdk_wrapper.lowlevel import post_json
 
 from .._engine import end_orphans
 from .._execute import PhaseRuntime, run_phase
@@ -34,7 +35,7 @@ from .._plan import plan_evidence, plan_failure
 from .._status import PhaseKind, PhaseStatus
 from ._requests import AttemptRequest
 from ._spec import PipelineSpec, outcome_from_record, outcome_record, planned_phase, planned_pipeline, planned_record
-from ._workflow import ACTIVITY, PHASE_FAILED
+from ._workflow import ACTIVITY, NOTIFY, PHASE_FAILED
 
 #: the activity error type for a pipeline the worker cannot build (a retry would fail the same way)
 BAD_PIPELINE = "claude-scope.bad-pipeline"
@@ -144,6 +145,19 @@ class PhaseActivities:
             raise ApplicationError(f"phase {name!r} {outcome.status.value}: {outcome.message}", record,
                                    type=PHASE_FAILED, non_retryable=True)
         return record
+
+    @activity.defn(name=NOTIFY)
+    async def notify(self, spec: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to the pipeline's approval webhook, its header values read from this worker's
+        environment; what the delivery did (a failure is reported, not raised: the gate waits anyway)."""
+        try:
+            hook = PipelineSpec.from_json(spec).pipeline(self.workspace).approval_webhook
+        except PipelineError as exc:
+            return {"delivered": False, "error": str(exc)}
+        if hook is None:
+            return {"delivered": False, "error": "no approval_webhook"}
+        delivery = await post_json(hook, body, log=self.log, what=f"approval webhook for {body.get('phase')}")
+        return {"delivered": delivery.delivered, "status": delivery.status_code, "error": delivery.error}
 
     async def _end_previous(self, details: Any) -> None:
         """A retry of an attempt whose worker died: end the tree it left, if it ran on this host. Trees of

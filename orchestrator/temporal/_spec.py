@@ -62,6 +62,7 @@ class PipelineSpec:
             "name": pipeline.name, "max_parallel": pipeline.max_parallel, "fail_fast": pipeline.fail_fast,
             "max_cost_usd": pipeline.max_cost_usd,
             "phases": [plan_entry(p) for p in pipeline.phases],
+            **({"approval_webhook": True} if pipeline.approval_webhook is not None else {}),
         }
 
     def to_json(self) -> dict[str, Any]:

@@ -33,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
 
 WORKFLOW = "claude-scope-pipeline"
 ACTIVITY = "claude-scope-phase-attempt"
+#: posts the pipeline's approval webhook from a worker (a workflow makes no HTTP calls itself)
+NOTIFY = "claude-scope-notify"
 #: the activity error type for a phase that failed in a way no retry will mend (details: its record)
 PHASE_FAILED = "claude-scope.phase-failed"
 #: the patch marking runs scheduled by the shared rules (``_schedule``), implicit order included
@@ -92,6 +94,7 @@ class PipelineWorkflow:
         self._run_id = ""
         self._state = "running"
         self._plan: dict[str, Any] = {}
+        self._spec: dict[str, Any] = {}
         self._order: list[str] = []
         #: the scheduling rules' state (gates change it from their tasks)
         self._rules = RunState(RunPlan(()))
@@ -104,6 +107,7 @@ class PipelineWorkflow:
     async def run(self, request: PipelineRequest) -> dict[str, Any]:
         plan = request.plan
         self._plan = plan
+        self._spec = request.spec
         self._run_id = request.run_id
         started = workflow.time()
         names = [p["name"] for p in plan["phases"]]
@@ -205,6 +209,14 @@ class PipelineWorkflow:
         self._phases[name] = {**record, "status": "waiting_approval", "gate": gate,
                               "message": waiting_message(gate, self._run_id, name),
                               "approvals": [*record.get("approvals", []), asked]}
+        if self._plan.get("approval_webhook"):
+            body = {"type": "claude_scope.approval_waiting", "run_id": self._run_id, "phase": name, "gate": gate,
+                    "message": waiting_message(gate, self._run_id, name),
+                    "approve": f"claude-scope approve {self._run_id} {name} --address ...",
+                    "reject": f"claude-scope reject {self._run_id} {name} --address ..."}
+            await workflow.execute_activity(NOTIFY, args=[self._spec, body],
+                                            start_to_close_timeout=timedelta(seconds=60),
+                                            retry_policy=TemporalRetryPolicy(maximum_attempts=3))
         await workflow.wait_condition(lambda: name in self._decisions)
         decided = {**self._decisions.pop(name), "decided": workflow.time()}
         asked.update(decided)

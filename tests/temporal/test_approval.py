@@ -34,6 +34,26 @@ async def _until_waiting(runner: temporal.TemporalRunner, run_id: str, phase: st
             await anyio.sleep(0.1)
 
 
+def _hook_server(posted: list[dict[str, Any]]) -> Any:
+    import http.server
+    import json
+    import threading
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            posted.append({**body, "auth": self.headers.get("Authorization", "")})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 async def _cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
     return await anyio.to_thread.run_sync(lambda: subprocess.run(
         [sys.executable, "-m", "orchestrator._cli", *args, "--address", address], capture_output=True, text=True,
@@ -41,9 +61,14 @@ async def _cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_gates_on_temporal(leak_guard: LeakGuard, temporal_server: temporal.DevServer,
-                                 temporal_client: Client, standin_cli: Path, tmp_path: Path) -> None:
+                                 temporal_client: Client, standin_cli: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     learns = {**writes("draft"), "when_prompt_contains": {"make it final": writes("final")}}
-    spec = temporal.spec_from_data({"pipeline": {"max_parallel": 1}, "phases": [
+    posted: list[dict[str, Any]] = []
+    server = _hook_server(posted)
+    monkeypatch.setenv("HOOK_TOKEN", "Bearer t0ken")
+    hook = {"url": f"http://127.0.0.1:{server.server_port}/", "headers": {"Authorization": "HOOK_TOKEN"}}
+    spec = temporal.spec_from_data({"pipeline": {"max_parallel": 1, "approval_webhook": hook}, "phases": [
         {"name": "build", "prompt": "x", "approval": "after", "scenario": learns},
         {"name": "docs", "prompt": "x", "scenario": "ok", "depends_on": []},
         {"name": "ship", "prompt": "x", "approval": "before", "scenario": "ok", "depends_on": ["build"]},
@@ -69,6 +94,11 @@ async def test_gates_on_temporal(leak_guard: LeakGuard, temporal_server: tempora
             await runner.decide(run_id, "ship", "rejected", who="t", retry=True)
         assert (await _cli(address, "reject", run_id, "ship", "--note", "not today")).returncode == 0
         report = await runner.wait(run_id)
+    server.shutdown()
+    server.server_close()
+    # a POST each time a phase started waiting: build twice (the retry), ship once; the token as the header
+    assert [(p["phase"], p["gate"], p["auth"]) for p in posted] == [
+        ("build", "after", "Bearer t0ken"), ("build", "after", "Bearer t0ken"), ("ship", "before", "Bearer t0ken")]
     phases = report.phases
     assert phases["build"].status is PhaseStatus.SUCCEEDED and phases["build"].attempts == 2
     assert "approved by" in phases["build"].message and "good" in phases["build"].message
