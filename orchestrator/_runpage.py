@@ -44,6 +44,7 @@ h3 { font-size: 16px; margin: 0 0 6px; display: flex; gap: 10px; align-items: ce
 .s-timed_out { background: var(--timeout); } .s-cancelled { background: var(--cancelled); }
 .s-running { background: var(--running); } .s-skipped { background: var(--skipped); }
 .s-pending { background: var(--pending); } .s-interrupted, .s-crashed, .s-lost { background: var(--lost); }
+.s-waiting_approval, .s-waiting { background: #8250df; }
 svg .bar.s-succeeded, svg .bar.s-ok { fill: var(--ok); } svg .bar.s-failed { fill: var(--bad); }
 svg .bar.s-timed_out { fill: var(--timeout); } svg .bar.s-cancelled { fill: var(--cancelled); }
 svg .bar.s-running { fill: var(--running); } svg .bar.s-lost { fill: var(--lost); }

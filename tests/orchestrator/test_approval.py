@@ -142,6 +142,11 @@ def test_a_waiting_run_stops_and_resumes_without_rerunning(leak_guard: LeakGuard
         assert stopped.returncode == 3, stopped.stdout + stopped.stderr
         assert "waiting for approval: build" in stopped.stdout
         assert "waiting" in cli(tmp_path, "runs").stdout
+        # the run page shows what it waits for, with the result and the evidence to review
+        assert cli(tmp_path, "report", "d1", "--out", "page.html").returncode == 0
+        page = (tmp_path / "page.html").read_text()
+        assert 'class="pill s-waiting_approval"' in page and "claude-scope approve d1 build" in page
+        assert "out.txt" in page  # its check's evidence
     assert cli(tmp_path, "approve", "d1", "build").returncode == 0
     twice = cli(tmp_path, "approve", "d1", "build")
     assert twice.returncode == 2 and "was approved by" in twice.stderr  # nothing changed
