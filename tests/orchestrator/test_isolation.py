@@ -253,7 +253,7 @@ _MERGING = textwrap.dedent("""
     from pathlib import Path
     from orchestrator import Orchestrator, parse_pipeline
     project, cli = Path(sys.argv[1]), sys.argv[2]
-    many = "python3 -c \\"[open(f'f{i}.txt', 'w').write(str(i)) for i in range(20000)]\\""
+    many = "python3 -c \\"[open(f'f{i}.txt', 'w').write(str(i)) for i in range(6000)]\\""
     data = {"phases": [{"name": "many", "prompt": "p", "isolation": "worktree",
                         "scenario": {"steps": [{"tool": {"name": "Bash", "input": {"command": many}}}]}}]}
     orch = Orchestrator(project / ".claude-scope" / "runs.db", project_dir=project, cli_path=cli)
@@ -265,7 +265,7 @@ _MERGING = textwrap.dedent("""
 def test_kill_9_in_the_middle_of_a_merge_is_undone_at_the_next_start(leak_guard: LeakGuard, standin_cli: Path,
                                                                       project: Path, tmp_path: Path,
                                                                       group: bool) -> None:
-    """A real merge of 20,000 new files, killed as soon as the merge is journalled: the orchestrator alone
+    """A real merge of 6,000 new files, killed as soon as the merge is journalled: the orchestrator alone
     (its git finishes writing the checkout, but HEAD never moves), or with its git (a stale ``index.lock``, a
     half-written checkout). The next start puts the checkout back as it was before the merge."""
     head = git(project, "rev-parse", "HEAD")
@@ -283,7 +283,7 @@ def test_kill_9_in_the_middle_of_a_merge_is_undone_at_the_next_start(leak_guard:
     wait_for(lambda: _no_git_in(project), 30)
     written = len(list(project.glob("f*.txt")))
     assert written > 0  # the merge had begun writing the checkout
-    assert (project / ".git" / "index.lock").exists() is (group and written < 20000)
+    assert (project / ".git" / "index.lock").exists() is (group and written < 6000)
     assert git(project, "rev-parse", "HEAD") == head  # the merge never finished: HEAD did not move
     with Journal(db) as journal:
         anyio.run(Orchestrator(journal, project_dir=project).end_orphans)
