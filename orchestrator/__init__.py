@@ -26,6 +26,7 @@ if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each i
         grep,
         pytest_passes,
     )
+    from ._context import RunContext
     from ._engine import Orchestrator
     from ._journal import (
         Journal,
@@ -42,7 +43,6 @@ if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each i
         PhaseOutcome,
         Pipeline,
         PipelineError,
-        RunContext,
         RunReport,
         Variant,
     )
@@ -71,7 +71,7 @@ _WHERE = {
     "Pipeline": "._model",
     "PipelineError": "._model",
     "RunBusyError": "._journal",
-    "RunContext": "._model",
+    "RunContext": "._context",
     "RunExistsError": "._journal",
     "RunNotFoundError": "._journal",
     "RunObserver": "._observe",

@@ -23,7 +23,7 @@ import anyio
 from sdk_wrapper import CommandOutcome, redact, run_contained
 from sdk_wrapper.lowlevel import Caps
 
-from ._model import RunContext
+from ._context import RunContext
 
 _OUTPUT_TAIL = 4000
 #: how much output ``expect_output`` is matched against

@@ -17,7 +17,6 @@ import shlex
 import signal
 import sys
 import tempfile
-import webbrowser
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +37,7 @@ from ._model import Pipeline, PipelineError, RunReport
 from ._observe import RunObserver
 from ._pipeline_file import load_pipeline, parse_pipeline, read_pipeline_data
 from ._progress import LiveTable
-from ._runpage import write_run_page
+from ._runpage import open_run_page
 from ._runview import RunView, run_view
 from ._signals import EXIT_ON, early
 from ._status import PhaseStatus
@@ -254,10 +253,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def show_run_page(view: RunView, out: str | Path, open_it: bool) -> int:
     """Write the page, say where, and open it in the default browser if asked."""
-    path = write_run_page(view, out)
-    print(f"run page: {path}")
-    if open_it:
-        webbrowser.open(path.resolve().as_uri())
+    print(f"run page: {open_run_page(view, out, open_it)}")
     return 0
 
 

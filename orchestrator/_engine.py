@@ -27,10 +27,11 @@ from sdk_wrapper.lowlevel import CapsError, check_caps, post_json
 
 from . import _gates as gates
 from ._checks import CheckContext
+from ._context import RunContext
 from ._execute import PhaseRuntime, phase_options, run_phase
 from ._feedback import told_after
 from ._journal import DEFAULT_PATH, Journal, RunBusyError, RunExistsError, RunNotFoundError
-from ._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunContext, RunReport
+from ._model import Phase, PhaseOutcome, Pipeline, PipelineError, RunReport
 from ._observe import Observers, RunObserver
 from ._owner import same_process
 from ._plan import plan_evidence, plan_failure, plan_phases, read_plan

@@ -24,10 +24,11 @@ from sdk_wrapper.lowlevel import Caps
 
 from ._attempt import Tried, conflicted
 from ._checks import CheckContext, CheckResult
+from ._context import RunContext
 from ._cost import PhaseCap, sum_costs
 from ._feedback import with_feedback
 from ._git import GitCommandError
-from ._model import Phase, PhaseOutcome, PipelineError, RunContext, Variant
+from ._model import Phase, PhaseOutcome, PipelineError, Variant
 from ._observe import RunObserver
 from ._private import open_append
 from ._race import run_race

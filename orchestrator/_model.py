@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import ClaudeScopeError, FailureKind, QueryOutcome, ResultWebhook, RetryPolicy, sdk_of
 
+from ._context import RunContext
 from ._schedule import PhasePlan, RunPlan, expand_plan, resolve_dependencies
 from ._status import PhaseKind, PhaseStatus
 
@@ -50,15 +50,6 @@ def _positive_or_none(what: str, value: object) -> None:
         return
     if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
         raise PipelineError(f"{what} must be a finite positive number (or unset), got {value!r}")
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What a callable prompt or check sees: the run, the project, and earlier phases' outcomes."""
-
-    run_id: str
-    project_dir: Path
-    outcomes: Mapping[str, PhaseOutcome]
 
 
 Prompt = str | Callable[[RunContext], str]

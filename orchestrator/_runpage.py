@@ -282,6 +282,16 @@ def write_run_page(view: RunView, path: str | Path) -> Path:
     return path
 
 
+def open_run_page(view: RunView, out: str | Path, open_it: bool) -> Path:
+    """Write the page (``write_run_page``) and open it in the default browser if asked; its path."""
+    path = write_run_page(view, out)
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+    return path
+
+
 def render_run_page(view: RunView) -> str:
     """The page of ``view``: a complete HTML document."""
     live = view.status == "running"

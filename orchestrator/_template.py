@@ -31,7 +31,8 @@ from sdk_wrapper import ClaudeScopeError
 from ._model import PipelineError
 
 if TYPE_CHECKING:
-    from ._model import PhaseOutcome, RunContext
+    from ._context import RunContext
+    from ._model import PhaseOutcome
 
 #: the most a handed-on value (a result text, a file) puts into a prompt, in characters
 MAX_HANDED_ON = 20_000

@@ -26,10 +26,11 @@ from temporalio.exceptions import ApplicationError
 from sdk_wrapper import QueryOutcome, end_query_tree, get_logger, redact
 from sdk_wrapper.lowlevel import post_json
 
+from .._context import RunContext
 from .._engine import end_orphans
 from .._execute import PhaseRuntime, run_phase
 from .._journal import Journal
-from .._model import PhaseOutcome, PipelineError, RunContext
+from .._model import PhaseOutcome, PipelineError
 from .._owner import same_process
 from .._plan import plan_evidence, plan_failure
 from .._status import PhaseKind, PhaseStatus

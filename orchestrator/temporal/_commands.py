@@ -23,9 +23,9 @@ from temporalio.client import Client
 from sdk_wrapper import StateError
 from sdk_wrapper.standin import install_standin
 
-from .._cli_commands import show_run_page
 from .._journal import DEFAULT_PATH, RunNotFoundError
 from .._model import PipelineError, RunReport
+from .._runpage import open_run_page
 from .._runview import RunView
 from ._client import TemporalRunner
 from ._server import DevServer, ServerError
@@ -164,7 +164,7 @@ def cmd_report(args: argparse.Namespace, _print_report: Any) -> int:
     except RunNotFoundError as exc:
         print(f"claude-scope: {exc}", file=sys.stderr)
         return _exit(2)
-    return _exit(show_run_page(view, args.out or f"{args.run_id}.html", args.open))
+    return _exit(_show_run_page(view, args.out or f"{args.run_id}.html", args.open))
 
 
 def cmd_runs(args: argparse.Namespace, _print_report: Any) -> int:
@@ -185,6 +185,11 @@ def cmd_cancel(args: argparse.Namespace, _print_report: Any) -> int:
     anyio.run(main)
     print(f"run {args.run_id} cancelled; its running phases' CLI trees were ended")
     return _exit(0)
+
+
+def _show_run_page(view: RunView, out: str | Path, open_it: bool) -> int:
+    print(f"run page: {open_run_page(view, out, open_it)}")
+    return 0
 
 
 def cmd_decide(args: argparse.Namespace, _print_report: Any) -> int:
