@@ -4,7 +4,11 @@ process (the median and the slowest of N), in a project with one finished run.
     python -m benchmarks.bench_cli [N]
 
 Goals (the design issue): under 150 ms for the commands that run no query (--help, status, runs, report,
-masked). --help parses with the standard library only; the others still import an SDK through the journal.
+masked), under 400 ms for Temporal ``status`` and ``cancel`` (``--temporal``: against a dev server and a
+worker, a run that hangs; ``cancel`` last). ``--help``, ``status`` and ``runs`` import no SDK; ``report`` and
+``masked`` still do, through the journal.
+
+    python -m benchmarks.bench_cli [N] [--temporal]
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import anyio
+
 COMMANDS = [["--help"], ["status"], ["runs"], ["masked"], ["report", "--out", "page.html"]]
 
 
@@ -28,7 +34,7 @@ def timed(argv: list[str], cwd: Path) -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 5
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
         (project / "p.toml").write_text('[[phases]]\nname = "a"\nprompt = "x"\nscenario = "ok"\n')
@@ -38,6 +44,37 @@ def main() -> None:
         for argv in COMMANDS:
             times = [timed(argv, project) for _ in range(n)]
             print(f"{' '.join(argv):<24} {statistics.median(times):>10.0f} {max(times):>8.0f}")
+    if "--temporal" in sys.argv:
+        anyio.run(temporal_commands, n)
+
+
+async def temporal_commands(n: int) -> None:
+    """``status --address`` N times against a running run, then ``cancel --address`` once (it ends the run)."""
+    from temporalio.client import Client
+
+    from orchestrator import temporal
+    from sdk_wrapper.testing import install_standin
+
+    with tempfile.TemporaryDirectory() as tmp, temporal.DevServer() as server:
+        project = Path(tmp)
+        cli = install_standin(project / "bin")
+        client = await Client.connect(server.address)
+        stop, ready = anyio.Event(), anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: temporal.run_worker(client, "bench-cli", workspace=project, cli_path=str(cli),
+                                                      stop=stop, ready=ready))
+            await ready.wait()
+            runner = temporal.TemporalRunner(client, "bench-cli")
+            spec = temporal.spec_from_data({"phases": [{"name": "a", "prompt": "x", "scenario": "hang"}]},
+                                           simulate=True)
+            run_id = await runner.submit(spec, run_id="bench-cli")
+            await anyio.sleep(1.0)
+            address = ["--address", server.address]
+            times = [await anyio.to_thread.run_sync(timed, ["status", run_id, *address], project) for _ in range(n)]
+            print(f"{'status --address':<24} {statistics.median(times):>10.0f} {max(times):>8.0f}")
+            took = await anyio.to_thread.run_sync(timed, ["cancel", run_id, *address], project)
+            print(f"{'cancel --address':<24} {took:>10.0f} {took:>8.0f}  (once: it ends the run)")
+            stop.set()
 
 
 if __name__ == "__main__":
