@@ -283,7 +283,7 @@ async def run_contained(
             with anyio.move_on_after(timeout_s) as waiting:
                 async with anyio.create_task_group() as watching:
                     if caps is not None:
-                        watching.start_soon(_until_capped, tree, watching.cancel_scope)
+                        watching.start_soon(_stop_when_capped, tree, watching.cancel_scope)
                     await process.wait()
                     watching.cancel_scope.cancel()
             timed_out = waiting.cancelled_caught
@@ -301,15 +301,21 @@ async def run_contained(
                           timed_out, time.monotonic() - started, cleanup, tree.caps_hit())
 
 
-async def _until_capped(tree: ContainedTree, scope: anyio.CancelScope, every_s: float = 0.1) -> None:
-    """Poll the tree's caps (the kernel offers no event for this that a task can wait on); at the first hit,
-    stop waiting for it (it is ended as at any other end)."""
+async def until_capped(hit: Callable[[], str], kill: Callable[[], None], every_s: float = 0.1) -> str:
+    """Poll a tree's caps (the kernel offers no event for this that a task can wait on); at the first hit,
+    SIGKILL the whole tree at once (``kill``: a fork bomb refills a tree that is ended politely) and return
+    the kernel's evidence. Used by the query pump and by ``run_contained``."""
     while True:
-        if tree.caps_hit():
-            tree.kill_capped()
-            scope.cancel()
-            return
+        found = hit()
+        if found:
+            kill()
+            return found
         await anyio.sleep(every_s)
+
+
+async def _stop_when_capped(tree: ContainedTree, scope: anyio.CancelScope) -> None:
+    await until_capped(tree.caps_hit, tree.kill_capped)
+    scope.cancel()  # stop waiting for it: it is ended as at any other end
 
 
 def _runnable(program: str, cwd: str | os.PathLike[str] | None, path: str | None) -> bool:

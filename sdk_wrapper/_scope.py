@@ -36,6 +36,7 @@ from claude_code_sdk import ClaudeCodeOptions, Message
 
 from ._backend import Backend, Channel
 from ._classify import QueryFacts, Stop, cli_cost, decide
+from ._contained import until_capped
 from ._errors import StateError
 from ._logging import get_logger
 from ._options import Checked, check_arguments, resolve_cli
@@ -155,6 +156,8 @@ class _Pump:
         self.outcome: QueryOutcome | None = None
         self.seen = _Seen()
         self.transport: QueryTransport | None = None
+        #: the query's tree is capped (``memory_mb``, ``max_pids``): watched while it runs, judged at the end
+        self._capped = limits.memory_mb is not None or limits.max_pids is not None
 
     async def run(self, send: MemoryObjectSendStream[Any] | None) -> None:
         """Drive the query to its outcome. ``send``: where messages go to the consumer (``QueryStream``);
@@ -198,7 +201,7 @@ class _Pump:
                     watch = _IdleWatch(limits.idle_timeout_s, limit)
                     if watch.idle is not None:
                         tg.start_soon(watch.run)
-                    if limits.memory_mb is not None or limits.max_pids is not None:
+                    if self._capped:
                         tg.start_soon(self._watch_caps, transport, limit)
                     await transport.connect()
                     if transport.pid is not None:
@@ -266,17 +269,11 @@ class _Pump:
             seen.session_id = sid if isinstance(sid, str) else seen.session_id
         return False
 
-    async def _watch_caps(self, transport: QueryTransport, limit: anyio.CancelScope, every_s: float = 0.1) -> None:
-        """Poll the tree's caps (the kernel offers no event a task can wait on); at the first hit, end the
-        query: its tree is ended as on any other way out, and the outcome is ``resource_limit``."""
-        while True:
-            hit = transport.caps_hit()
-            if hit:
-                self.seen.capped = hit
-                transport.kill_capped()  # at once: a fork bomb refills a tree that is ended politely
-                limit.cancel()
-                return
-            await anyio.sleep(every_s)
+    async def _watch_caps(self, transport: QueryTransport, limit: anyio.CancelScope) -> None:
+        """At the first cap hit, end the query (its tree already SIGKILLed by ``until_capped``): the outcome is
+        ``resource_limit``."""
+        self.seen.capped = await until_capped(transport.caps_hit, transport.kill_capped)
+        limit.cancel()
 
     def _count_repeat(self, name: str, tool_input: Any) -> None:
         """One more tool call: the same name and input as the last one counts up, any other starts over."""
@@ -301,9 +298,7 @@ class _Pump:
             limits=self.limits, cleanup=cleanup, side_effects=seen.side_effects,
             stderr_tail="" if transport is None else transport.stderr_tail(), stuck=seen.stuck,
             # read again now the tree is gone: a capped CLI often just exits non-zero, before the watch saw it
-            capped=seen.capped or ("" if transport is None or (self.limits.memory_mb is None
-                                                              and self.limits.max_pids is None)
-                                   else transport.caps_hit()),
+            capped=seen.capped or (transport.caps_hit() if transport is not None and self._capped else ""),
         ))
         if self.tracker is not None and transport is not None and transport.pid is not None \
                 and transport.pid not in cleanup.leftover_pids:
