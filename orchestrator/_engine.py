@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import threading
 import time
 import uuid
@@ -98,20 +99,19 @@ class Orchestrator:
         if not self.journal.run_exists(run_id):
             raise RunNotFoundError(f"no run {run_id!r} in {self.journal.path}")
         pipeline = self._with_plans(run_id, pipeline)
-        kept = {}
+        kept, awaiting = {}, {}
         for phase in pipeline.phases:
             recorded = self.journal.recorded_outcome(run_id, phase.name)
-            if recorded is not None and recorded.succeeded:
+            if recorded is None:
+                continue
+            if recorded.succeeded:
                 kept[phase.name] = recorded
+            elif recorded.status is PhaseStatus.WAITING_APPROVAL and phase.approval == "after":
+                # it ran and waits at its ``after`` gate: not run again, still waiting
+                request = self.journal.approval(run_id, phase.name)
+                if request is not None and request["gate"] == "after":
+                    awaiting[phase.name] = dataclasses.replace(recorded, status=PhaseStatus.SUCCEEDED)
         gone = await self._recheck(run_id, pipeline, kept) if recheck else {}
-        # phases that ran and wait at their ``after`` gate: not run again, still waiting
-        awaiting = {}
-        for phase in pipeline.phases:
-            request = self.journal.approval(run_id, phase.name) if phase.approval == "after" else None
-            recorded = self.journal.recorded_outcome(run_id, phase.name)
-            if request is not None and request["gate"] == "after" and recorded is not None \
-                    and recorded.status is PhaseStatus.WAITING_APPROVAL:
-                awaiting[phase.name] = dataclasses.replace(recorded, status=PhaseStatus.SUCCEEDED)
         return await self._execute(pipeline, run_id, kept, evidence_gone=gone, awaiting=awaiting,
                                    wait_for_approval=wait_for_approval)
 
@@ -215,7 +215,7 @@ class Orchestrator:
                         outcomes: dict[str, PhaseOutcome], earlier: dict[str, tuple[float | None, ...]]) -> None:
         """Do what the rules (``_schedule``) say until every phase has ended: each phase runs in a task
         of its own, and its end wakes this loop to ask the rules again."""
-        ended_send, ended_receive = anyio.create_memory_object_stream[str](1_000_000)
+        ended_send, ended_receive = anyio.create_memory_object_stream[str](math.inf)  # never blocks a phase's end
         with ended_send, ended_receive:
             async with anyio.create_task_group() as tg:
                 for name, outcome in live.awaiting.items():  # a resume: they ran, and still wait for a person
@@ -280,11 +280,9 @@ class Orchestrator:
         hook = live.pipeline.approval_webhook
         if hook is None:
             return
-        body = {"type": "claude_scope.approval_waiting", "run_id": run_id, "phase": name, "gate": gate,
-                "message": gates.waiting_message(gate, run_id, name),
-                "approve": f"claude-scope approve {run_id} {name}", "reject": f"claude-scope reject {run_id} {name}"}
         with anyio.CancelScope(shield=True):
-            await post_json(hook, body, log=self.log, what=f"approval webhook for {name}")
+            await post_json(hook, gates.waiting_body(run_id, name, gate), log=self.log,
+                            what=f"approval webhook for {name}")
 
     async def _before_gate(self, live: _Live, name: str, ctx: RunContext, state: RunState,
                            outcomes: dict[str, PhaseOutcome], ended: MemoryObjectSendStream[str]) -> None:
@@ -347,8 +345,8 @@ class Orchestrator:
         names = [p.name for p in planned]
         self.journal.plan_added(run_id, planner.name, data, names, _describe(expanded))
         live.pipeline = expanded
-        plan = expanded.run_plan()
-        state.expand(planner.name, tuple(p for p in plan.phases if p.name in set(names)))
+        joined = set(names)
+        state.expand(planner.name, tuple(p for p in expanded.run_plan().phases if p.name in joined))
         self.log.info("plan.joined", planner=planner.name, phases=len(names))
         return dataclasses.replace(outcome, checks=(*outcome.checks, plan_evidence(planner, names)))
 

@@ -210,11 +210,16 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
             return phase.retry.should_retry(tried.query)
         return phase.feedback  # a failed check: worth another attempt only if the agent is told what failed
 
-    if not cap.has_room():  # a resume of a phase whose earlier attempts spent its max_cost_usd
+    def ended(status: PhaseStatus, kind: FailureKind | PhaseKind, message: str, **more: Any) -> PhaseOutcome:
+        """The phase's outcome when it ends other than by its last attempt's result: it costs every attempt."""
         cost, lower_bound = sum_costs(costs)
-        return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=FailureKind.BUDGET_EXCEEDED, attempts=attempt,
-                            message=f"max_cost_usd={phase.max_cost_usd} was spent by its earlier attempts",
-                            duration_s=time.monotonic() - started, cost_usd=cost, cost_lower_bound=lower_bound)
+        return PhaseOutcome(phase.name, status, kind=kind, message=message, attempts=attempt,
+                            duration_s=time.monotonic() - started, cost_usd=cost, cost_lower_bound=lower_bound,
+                            **more)
+
+    if not cap.has_room():  # a resume of a phase whose earlier attempts spent its max_cost_usd
+        return ended(PhaseStatus.FAILED, FailureKind.BUDGET_EXCEEDED,
+                     f"max_cost_usd={phase.max_cost_usd} was spent by its earlier attempts")
     try:
         place = await Place.open(phase, rt, Path(options.cwd or rt.project_dir))
     except (PipelineError, GitCommandError) as exc:
@@ -223,24 +228,14 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
     try:
         tried = await (phase.retry.repeat(once, again) if phase.retry is not None else once())
     except GitCommandError as exc:
-        cost, lower_bound = sum_costs(costs)
-        return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=PhaseKind.ISOLATION_FAILED, attempts=attempt,
-                            message=str(exc), duration_s=time.monotonic() - started, cost_usd=cost,
-                            cost_lower_bound=lower_bound)
+        return ended(PhaseStatus.FAILED, PhaseKind.ISOLATION_FAILED, str(exc))
     except anyio.get_cancelled_exc_class():
-        cost, lower_bound = sum_costs(costs)
-        journal.phase_ended(run_id, PhaseOutcome(phase.name, PhaseStatus.CANCELLED, attempts=attempt,
-                                                 duration_s=time.monotonic() - started, cost_usd=cost,
-                                                 cost_lower_bound=lower_bound,
-                                                 kind=FailureKind.CANCELLED, message="run cancelled"))
+        journal.phase_ended(run_id, ended(PhaseStatus.CANCELLED, FailureKind.CANCELLED, "run cancelled"))
         raise
     finally:
         await place.close_all()
     if tried.log_error:
-        cost, lower_bound = sum_costs(costs)
-        return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=PhaseKind.MESSAGE_LOG_FAILED, attempts=attempt,
-                            message=tried.log_error, query=tried.query, duration_s=time.monotonic() - started,
-                            cost_usd=cost, cost_lower_bound=lower_bound)
+        return ended(PhaseStatus.FAILED, PhaseKind.MESSAGE_LOG_FAILED, tried.log_error, query=tried.query)
     return _phase_outcome(phase.name, tried.query, tried.checks, attempt, costs, time.monotonic() - started)
 
 

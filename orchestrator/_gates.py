@@ -44,6 +44,16 @@ def waiting_message(gate: str, run_id: str, name: str) -> str:
     return f"waits for approval {what}: claude-scope approve {run_id} {name} (or reject)"
 
 
+def waiting_body(run_id: str, name: str, gate: str, address: str = "") -> dict[str, Any]:
+    """What the pipeline's ``approval_webhook`` is told when ``name`` starts waiting (both engines; on
+    Temporal the approve/reject commands take ``--address``)."""
+    suffix = f" --address {address}" if address else ""
+    return {"type": "claude_scope.approval_waiting", "run_id": run_id, "phase": name, "gate": gate,
+            "message": waiting_message(gate, run_id, name),
+            "approve": f"claude-scope approve {run_id} {name}{suffix}",
+            "reject": f"claude-scope reject {run_id} {name}{suffix}"}
+
+
 def waiting_outcome(outcome: PhaseOutcome, run_id: str) -> PhaseOutcome:
     """What the journal shows of a phase waiting at its ``after`` gate: its result and evidence, waiting."""
     return dataclasses.replace(outcome, status=PhaseStatus.WAITING_APPROVAL,

@@ -90,3 +90,12 @@ async def open_repo(project_dir: Path) -> Repo:
     if code != 0:
         raise PipelineError(f'isolation = "worktree" needs a commit to start from; {top} has none yet')
     return repo
+
+
+async def repo_at(top: Path) -> Repo | None:
+    """The repository a journalled worktree, merge or branch of ours was in, or None when it is gone (the
+    directory removed, or no longer a repository): then nothing of ours is left in it to clean."""
+    try:
+        return await open_repo(top) if await anyio.Path(top).is_dir() else None
+    except PipelineError:
+        return None

@@ -49,8 +49,8 @@ def runs(conn: sqlite3.Connection, run_id: str | None = None, *, latest: bool = 
                         f"owner_host, owner_pid, owner_start{extra} FROM runs {where} ORDER BY started DESC"
                         f"{' LIMIT 1' if latest else ''}", args).fetchall()
     one = run_id is not None or latest
-    costs = {r[0]: (r[1], bool(r[2]), bool(r[3])) for r in conn.execute(
-        "SELECT run_id, sum(cost_usd), max(coalesce(cost_lower_bound, 0)), count(*) > count(cost_usd) FROM phases "
+    costs = {r[0]: (r[1], bool(r[2])) for r in conn.execute(
+        "SELECT run_id, sum(cost_usd), max(coalesce(cost_lower_bound, 0)) FROM phases "
         + ("WHERE run_id = ? " if one else "") + "GROUP BY run_id", (rows[0]["run_id"],) if one and rows else
         ("",) if one else ())}
     out = []
@@ -61,8 +61,7 @@ def runs(conn: sqlite3.Connection, run_id: str | None = None, *, latest: bool = 
         if run["status"] == "running" and row["owner_pid"] is not None and not _alive(row):
             run["status"] = "interrupted"
             run["note"] = f"its orchestrator (pid {row['owner_pid']} on {row['owner_host']}) died; resume it"
-        total, lower, _unknown = costs.get(run["run_id"], (None, False, False))
-        run["cost_usd"], run["cost_lower_bound"] = total, lower
+        run["cost_usd"], run["cost_lower_bound"] = costs.get(run["run_id"], (None, False))
         out.append(run)
     return out
 

@@ -24,7 +24,7 @@ import anyio
 
 from sdk_wrapper import ClaudeScopeError
 
-from ._git import GitCommandError, open_repo
+from ._git import GitCommandError, repo_at
 from ._journal import Journal
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -168,11 +168,7 @@ async def _remove_branches(journal: Journal, run_id: str) -> None:
     for state in journal.git_states(run_id):
         if state.kind != "kept_branch":
             continue
-        top = Path(state.data.get("top", ""))
-        try:
-            repo = await open_repo(top) if await anyio.Path(top).is_dir() else None
-        except ValueError:  # PipelineError: no longer a repository
-            repo = None
+        repo = await repo_at(Path(state.data.get("top", "")))
         if repo is not None:
             with contextlib.suppress(GitCommandError):  # a branch deleted by hand meanwhile
                 await repo.git("update-ref", "-d", f"refs/heads/{state.data['branch']}", ok=(0, 1))

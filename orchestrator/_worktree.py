@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import anyio
 
 from ._checks import CheckResult
-from ._git import GitCommandError, Repo, open_repo
+from ._git import GitCommandError, Repo, open_repo, repo_at
 from ._model import Pipeline, PipelineError
 from ._private import private_dir
 
@@ -307,9 +307,7 @@ async def reap(states: list[Any], done: Any, log: Any) -> list[str]:
     for state in sorted((s for s in states if s.kind != "kept_branch" and s.orphaned()),
                         key=lambda s: s.kind != "merge"):
         top = Path(state.data.get("top", ""))
-        repo = None
-        with contextlib.suppress(PipelineError):  # a repository deleted since: nothing left of ours in it
-            repo = await open_repo(top) if await anyio.Path(top).is_dir() else None
+        repo = await repo_at(top)
         if repo is not None:
             if state.kind == "merge":
                 if await undo_merge(repo, state.data):

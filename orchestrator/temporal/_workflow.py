@@ -24,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from .._cost import PhaseCap, sum_costs
     from .._gates import approved as gate_approved
-    from .._gates import rejection_feedback, waiting_message
+    from .._gates import rejection_feedback, waiting_body, waiting_message
     from .._gates import said as gate_said
     from .._schedule import PhasePlan, RunPlan, RunState, Skip, Start, resolve_dependencies
     from .._status import PhaseStatus
@@ -210,11 +210,7 @@ class PipelineWorkflow:
                               "message": waiting_message(gate, self._run_id, name),
                               "approvals": [*record.get("approvals", []), asked]}
         if self._plan.get("approval_webhook"):
-            body = {"type": "claude_scope.approval_waiting", "run_id": self._run_id, "phase": name, "gate": gate,
-                    "message": waiting_message(gate, self._run_id, name),
-                    "approve": f"claude-scope approve {self._run_id} {name} --address ...",
-                    "reject": f"claude-scope reject {self._run_id} {name} --address ..."}
-            await workflow.execute_activity(NOTIFY, args=[self._spec, body],
+            await workflow.execute_activity(NOTIFY, args=[self._spec, waiting_body(self._run_id, name, gate, "...")],
                                             start_to_close_timeout=timedelta(seconds=60),
                                             retry_policy=TemporalRetryPolicy(maximum_attempts=3))
         await workflow.wait_condition(lambda: name in self._decisions)
