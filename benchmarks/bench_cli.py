@@ -50,31 +50,20 @@ def main() -> None:
 
 async def temporal_commands(n: int) -> None:
     """``status --address`` N times against a running run, then ``cancel --address`` once (it ends the run)."""
-    from temporalio.client import Client
-
     from orchestrator import temporal
-    from sdk_wrapper.testing import install_standin
 
-    with tempfile.TemporaryDirectory() as tmp, temporal.DevServer() as server:
-        project = Path(tmp)
-        cli = install_standin(project / "bin")
-        client = await Client.connect(server.address)
-        stop, ready = anyio.Event(), anyio.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: temporal.run_worker(client, "bench-cli", workspace=project, cli_path=str(cli),
-                                                      stop=stop, ready=ready))
-            await ready.wait()
-            runner = temporal.TemporalRunner(client, "bench-cli")
-            spec = temporal.spec_from_data({"phases": [{"name": "a", "prompt": "x", "scenario": "hang"}]},
-                                           simulate=True)
-            run_id = await runner.submit(spec, run_id="bench-cli")
-            await anyio.sleep(1.0)
-            address = ["--address", server.address]
-            times = [await anyio.to_thread.run_sync(timed, ["status", run_id, *address], project) for _ in range(n)]
-            print(f"{'status --address':<24} {statistics.median(times):>10.0f} {max(times):>8.0f}")
-            took = await anyio.to_thread.run_sync(timed, ["cancel", run_id, *address], project)
-            print(f"{'cancel --address':<24} {took:>10.0f} {took:>8.0f}  (once: it ends the run)")
-            stop.set()
+    from ._temporal import dev_worker
+
+    async with dev_worker("bench-cli") as bench:
+        spec = temporal.spec_from_data({"phases": [{"name": "a", "prompt": "x", "scenario": "hang"}]}, simulate=True)
+        run_id = await bench.runner.submit(spec, run_id="bench-cli")
+        await anyio.sleep(1.0)
+        address = ["--address", bench.address]
+        times = [await anyio.to_thread.run_sync(timed, ["status", run_id, *address], bench.workspace)
+                 for _ in range(n)]
+        print(f"{'status --address':<24} {statistics.median(times):>10.0f} {max(times):>8.0f}")
+        took = await anyio.to_thread.run_sync(timed, ["cancel", run_id, *address], bench.workspace)
+        print(f"{'cancel --address':<24} {took:>10.0f} {took:>8.0f}  (once: it ends the run)")
 
 
 if __name__ == "__main__":

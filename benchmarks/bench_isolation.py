@@ -150,33 +150,24 @@ async def planner(count: int) -> None:
 
 
 async def temporal_planner(count: int) -> None:
-    from temporalio.client import Client
-
     from orchestrator import temporal
 
-    with tempfile.TemporaryDirectory() as tmp, temporal.DevServer() as server:
-        project = Path(tmp)
-        cli = install_standin(project / "bin")
-        client = await Client.connect(server.address)
-        stop, ready = anyio.Event(), anyio.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: temporal.run_worker(client, "bench", workspace=project, cli_path=str(cli),
-                                                      max_parallel=1, stop=stop, ready=ready))
-            await ready.wait()
-            runner = temporal.TemporalRunner(client, "bench")
-            started = time.perf_counter()
-            report = await runner.run(temporal.spec_from_data(_planner_pipeline(count), simulate=True), run_id="bp")
-            wall = time.perf_counter() - started
-            history = await client.get_workflow_handle("bp").fetch_history()
-            stop.set()
-        if not (report.ok and len(report.phases) == count + 1):
-            bad = [(o.name, o.status.value, o.message[:200]) for o in report.phases.values() if not o.succeeded]
-            raise SystemExit(f"the Temporal run did not succeed whole: {len(report.phases)} phases, {bad[:5]}")
-        durations = [o.duration_s for o in report.phases.values()]
-        size = sum(len(e.SerializeToString()) for e in history.events)
-        print(f"Temporal planner of {count} phases, one at a time: wall {wall:.1f} s, orchestration per phase "
-              f"{_overhead(wall, durations):.2f} ms besides the phase itself; history {len(history.events)} "
-              f"events, {size / 1e6:.2f} MB (limits: 51,200 events, 50 MB)")
+    from ._temporal import dev_worker
+
+    async with dev_worker("bench", max_parallel=1) as bench:
+        started = time.perf_counter()
+        report = await bench.runner.run(temporal.spec_from_data(_planner_pipeline(count), simulate=True),
+                                        run_id="bp")
+        wall = time.perf_counter() - started
+        history = await bench.client.get_workflow_handle("bp").fetch_history()
+    if not (report.ok and len(report.phases) == count + 1):
+        bad = [(o.name, o.status.value, o.message[:200]) for o in report.phases.values() if not o.succeeded]
+        raise SystemExit(f"the Temporal run did not succeed whole: {len(report.phases)} phases, {bad[:5]}")
+    durations = [o.duration_s for o in report.phases.values()]
+    size = sum(len(e.SerializeToString()) for e in history.events)
+    print(f"Temporal planner of {count} phases, one at a time: wall {wall:.1f} s, orchestration per phase "
+          f"{_overhead(wall, durations):.2f} ms besides the phase itself; history {len(history.events)} "
+          f"events, {size / 1e6:.2f} MB (limits: 51,200 events, 50 MB)")
 
 
 def main() -> None:

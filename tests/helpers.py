@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,30 @@ def make_repo(path: Path) -> Path:
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
     return path
+
+
+@contextmanager
+def hook_server(posted: list[dict[str, Any]]) -> Iterator[str]:
+    """A real HTTP server on loopback that records each POSTed JSON body (with its ``Authorization`` header as
+    ``auth``) in ``posted`` and answers 204; yields its URL. Shut down and closed on the way out."""
+    import http.server
+    import json
+    import threading
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            posted.append({**body, "auth": self.headers.get("Authorization", "")})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -17,7 +17,7 @@ import pytest
 
 from orchestrator import Journal
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
-from tests.helpers import wait_for
+from tests.helpers import hook_server, wait_for
 
 
 def writes(path: str, content: str) -> dict[str, Any]:
@@ -173,36 +173,18 @@ def test_bad_decisions_are_refused_and_change_nothing(leak_guard: LeakGuard, tmp
 def test_a_phase_that_starts_waiting_is_posted_to_the_approval_webhook(leak_guard: LeakGuard, tmp_path: Path) -> None:
     """The webhook's header value comes from the environment variable the file names (never the file); it is
     sent, and appears in no log or journal."""
-    import http.server
-    import threading
-
-    got: list[tuple[dict[str, Any], str]] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            got.append((body, self.headers.get("Authorization", "")))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        hook = {"url": f"http://127.0.0.1:{server.server_port}/hook", "headers": {"Authorization": "HOOK_TOKEN"}}
+    got: list[dict[str, Any]] = []
+    with hook_server(got) as url:
+        hook = {"url": url, "headers": {"Authorization": "HOOK_TOKEN"}}
         (tmp_path / "p.toml").write_text(pipeline(BUILD, approval_webhook=hook))
         missing = cli(tmp_path, "run", "p.toml", "--simulate", "--run-id", "h0")
         assert missing.returncode == 2 and "names environment variable HOOK_TOKEN, which is not set" in missing.stderr
         env = {**os.environ, "HOOK_TOKEN": "Bearer s3cret-hook-token"}
         done = subprocess.run([sys.executable, "-m", "orchestrator._cli", "run", "p.toml", "--simulate", "--run-id",
                                "h1", "--no-wait"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert done.returncode == 3, done.stdout + done.stderr
-    [(body, authorization)] = got
+    [body] = got
+    authorization = body["auth"]
     assert (body["type"], body["run_id"], body["phase"], body["gate"]) == (
         "claude_scope.approval_waiting", "h1", "build", "after")
     assert body["approve"] == "claude-scope approve h1 build" and authorization == "Bearer s3cret-hook-token"
