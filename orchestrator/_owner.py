@@ -29,11 +29,13 @@ class Owner:
 
 
 def same_process(pid: int, start: float) -> bool:
-    """Whether ``pid`` still names the process that started at ``start`` (psutil's create_time); a reused
-    pid has a later start."""
+    """Whether ``pid`` still names the process that started at ``start`` (psutil's create_time; a reused pid
+    has a later start) and that process still runs. A zombie has ended: a ``kill -9``ed orchestrator stays
+    one until PID 1 reaps it, which in a container may be never, and its run must be resumable meanwhile."""
     import psutil
 
     try:
-        return abs(psutil.Process(pid).create_time() - start) < 0.05
+        process = psutil.Process(pid)
+        return abs(process.create_time() - start) < 0.05 and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
