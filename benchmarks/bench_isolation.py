@@ -1,6 +1,6 @@
 """What isolated phases, races and planners cost, measured against the stand-in CLI and real git.
 
-    python -m benchmarks.bench_isolation [isolation|race|planner|temporal-planner|all] [N]
+    python -m benchmarks.bench_isolation [isolation|race|temporal-race|planner|temporal-planner|all] [N]
 
 - ``isolation``: per attempt on a repository of 10,000 files, our worktree's start (HEAD, a status of the
   checkout for uncommitted changes, ``git worktree add``) and a whole start-and-end, against ``git worktree
@@ -8,6 +8,9 @@
   file (commit and merge).
 - ``race``: a race of one quick variant and three that hang: from the decision to every loser's CLI tree
   gone (its query's cleanup, verified) and to their worktrees removed (the race's own evidence).
+  ``temporal-race``: the same race on a Temporal dev server, each variant an activity: from the workflow
+  task that decided to the one that saw every loser's activity cancelled (each ended its tree and removed
+  its worktree first), as the workflow's clock has it.
 - ``planner``: a planner that writes N phases (default 1,000), each one stand-in query, run one at a time:
   the orchestration's time per phase besides the phase itself (the run's wall time less the phases' own),
   and the journal's size after. ``temporal-planner``: the same on a Temporal dev server and worker.
@@ -102,15 +105,11 @@ async def race(rounds: int) -> None:
         repo = make_repo(Path(tmp) / "repo", 10)
         os.environ["CLAUDE_SCOPE_WORKTREES"] = str(Path(tmp) / "worktrees")
         cli = install_standin(Path(tmp) / "bin")
-        hang = {"steps": [{"text": "thinking"}, {"hang": True}]}
-        quick = {"steps": [{"sleep": 0.3}, {"tool": {"name": "Write", "input": {"file_path": "a.md", "content": "a"}}}]}
         trees, worktrees = [], []
         with Orchestrator(repo / ".claude-scope" / "runs.db", project_dir=repo, cli_path=cli) as orch:
             for n in range(rounds):
-                quick["steps"][1]["tool"]["input"]["content"] = f"a{n}"  # type: ignore[index]
-                data = {"phases": [{"name": "race", "prompt": "x", "isolation": "worktree", "variants": [
-                    {"scenario": quick}, {"scenario": hang}, {"scenario": hang}, {"scenario": hang}]}]}
-                report = await orch.run(parse_pipeline(data, project_dir=repo, simulate=True), run_id=f"r{n}")
+                report = await orch.run(parse_pipeline(_race_of_four(n), project_dir=repo, simulate=True),
+                                        run_id=f"r{n}")
                 evidence = next(c for c in report.phases["race"].checks if c.name == "race")
                 trees.append(evidence.details["trees_gone_ms"])
                 worktrees.append(evidence.details["worktrees_gone_ms"])
@@ -118,6 +117,42 @@ async def race(rounds: int) -> None:
         print(f"{'':34} {'median':>8} {'p95':>8} {'max':>8}")
         for label, values in (("every loser's CLI tree gone", trees), ("... and its worktree removed", worktrees)):
             print(f"{label:34} {statistics.median(values):>8.1f} {_p95(values):>8.1f} {max(values):>8.1f}")
+
+
+def _race_of_four(n: int) -> dict[str, Any]:
+    hang = {"steps": [{"text": "thinking"}, {"hang": True}]}
+    quick = {"steps": [{"sleep": 0.3}, {"tool": {"name": "Write", "input": {"file_path": "a.md", "content": f"a{n}"}}}]}
+    return {"phases": [{"name": "race", "prompt": "x", "isolation": "worktree", "variants": [
+        {"scenario": quick}, {"scenario": hang}, {"scenario": hang}, {"scenario": hang}]}]}
+
+
+async def temporal_race(rounds: int) -> None:
+    from orchestrator import temporal
+
+    from ._temporal import dev_worker
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["CLAUDE_SCOPE_WORKTREES"] = str(Path(tmp) / "worktrees")
+        async with dev_worker("bench-race", max_parallel=4) as bench:
+            (bench.workspace / ".gitignore").write_text("bin/\n.claude-scope/\n")
+            for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b",
+                                                                         "commit", "-q", "-m", "first"]):
+                _git(bench.workspace, *args)
+            gone, walls = [], []
+            for n in range(rounds):
+                started = time.perf_counter()
+                report = await bench.runner.run(temporal.spec_from_data(_race_of_four(n), simulate=True),
+                                                run_id=f"race-{n}")
+                walls.append((time.perf_counter() - started) * 1000)
+                assert report.ok, report.phases["race"].message
+                view = await bench.runner.view(f"race-{n}")
+                race = next(c for a in view.phases[0].attempts for c in a.checks if c["name"] == "race")
+                gone.append(race["details"]["losers_gone_ms"])
+    print(f"Temporal race of 4 (1 wins after 0.3 s, 3 hang; each variant an activity), {rounds} runs (ms)")
+    print(f"{'':46} {'median':>8} {'p95':>8} {'max':>8}")
+    for label, values in (("decision to every loser's activity cancelled", gone),
+                          ("the whole run, client side", walls)):
+        print(f"{label:46} {statistics.median(values):>8.1f} {_p95(values):>8.1f} {max(values):>8.1f}")
 
 
 def _planner_pipeline(count: int) -> dict[str, Any]:
@@ -177,6 +212,8 @@ def main() -> None:
         anyio.run(isolation, n or 10)
     if which in ("race", "all"):
         anyio.run(race, n or 20)
+    if which in ("temporal-race", "all"):
+        anyio.run(temporal_race, n or 20)
     if which in ("planner", "all"):
         anyio.run(planner, n or 1000)
     if which in ("temporal-planner", "all"):

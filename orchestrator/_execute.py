@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -110,6 +111,12 @@ class PhaseRuntime:
     #: what the first attempt here is told of the one before it (a resume, or a Temporal retry): see ``_feedback``
     feedback: str = ""
     observer: RunObserver = field(default_factory=RunObserver)
+    #: run this one variant of a race, as an attempt of its own (a Temporal race: each variant an activity,
+    #: the workflow the judge); its cap is the phase's ``max_cost_usd``, not the whole race's
+    variant: str = ""
+    #: an isolated attempt that passed is not merged here but handed over with its worktree, which stays
+    #: (journalled, so a dead owner's is still reaped) until whoever holds it merges or ends it
+    hold: Callable[[Worktree], None] | None = None
 
 
 def phase_options(phase: Phase | Variant, project_dir: Path) -> Any:
@@ -141,7 +148,11 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
     caps = None if phase.memory_mb is None and phase.max_pids is None else Caps(phase.memory_mb, phase.max_pids)
     attempt = rt.first_attempt
     costs = list(rt.earlier_costs)  # every attempt's, so that retries' spend is never dropped
-    cap = PhaseCap(rt.cap_usd if rt.cap_usd is not None else phase.reservation_usd)
+    cap = PhaseCap(rt.cap_usd if rt.cap_usd is not None
+                   else phase.max_cost_usd if rt.variant else phase.reservation_usd)
+    alone = next((v for v in phase.variants if v.name == rt.variant), None)  # the one variant run here
+    if rt.variant and alone is None:
+        raise PipelineError(f"phase {phase.name!r} has no variant {rt.variant!r}")
     feedback = rt.feedback  # what the next attempt is told (a resume's or a Temporal retry's first, from outside)
     journal, run_id, observer, name = rt.journal, rt.run_id, rt.observer, phase.name
 
@@ -190,13 +201,16 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
 
     async def once() -> Tried:
         nonlocal attempt, feedback
-        if phase.variants:
+        if phase.variants and alone is None:
             first, attempt = attempt + 1, attempt + len(phase.variants)
             tried = await run_race(phase, first, prompts, feedback, place, attempt_at, cap, journal, run_id)
         else:
             attempt += 1
-            tried = await attempt_at(attempt, with_feedback(prompt, feedback), place, None, cap.left())
-            if tried.passed and place.isolation is not None:
+            told = with_feedback(prompt if alone is None else prompts[alone.name], feedback)
+            tried = await attempt_at(attempt, told, place, alone, cap.left())
+            if tried.passed and place.isolation is not None and rt.hold is not None:
+                rt.hold(place.release())
+            elif tried.passed and place.isolation is not None:
                 tried = Tried(tried.query, (*tried.checks, await place.bring_back(attempt)))
                 journal.attempt_checked(run_id, name, attempt, [c.to_dict() for c in tried.checks])
         if phase.feedback and not tried.passed:
@@ -278,6 +292,12 @@ class Place:
         here = self.inside(self.cwd)
         await anyio.Path(here).mkdir(parents=True, exist_ok=True)  # a cwd git does not track (empty)
         return here
+
+    def release(self) -> Worktree:
+        """The current worktree, no longer this place's to end (``PhaseRuntime.hold``)."""
+        assert self.current is not None
+        current, self.current = self.current, None
+        return current
 
     async def bring_back(self, number: int) -> CheckResult:
         """An isolated attempt that passed: its merge into the checkout, as one more piece of evidence."""

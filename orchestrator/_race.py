@@ -22,6 +22,7 @@ from sdk_wrapper import exception_leaves
 from ._attempt import Tried
 from ._checks import CheckResult
 from ._cost import PhaseCap
+from ._fates import fate, lost_words, won_words
 from ._feedback import with_feedback
 from ._git import GitCommandError
 
@@ -81,8 +82,7 @@ async def run_race(phase: Phase, first: int, prompts: dict[str, str], feedback: 
     losers = [i for i in range(len(variants)) if i != winner]
     timing = {"trees_gone_ms": _after(decided, [ended[i] for i in losers if i in ended]),
               "worktrees_gone_ms": _after(decided, [gone[i] for i in losers if i in gone])}
-    race = CheckResult("race", True, f"variant {variants[winner].name!r} won; "
-                       + "; ".join(f"{n}: {f}" for n, f in fates.items() if n != variants[winner].name),
+    race = CheckResult("race", True, won_words(variants[winner].name, fates),
                        {"race": "won", "winner": variants[winner].name, "variants": fates, **timing})
     won = results[winner]
     tried = Tried(won.query, (*won.checks, merge, race))
@@ -95,17 +95,12 @@ def _after(start: float, times: list[float]) -> float | None:
 
 
 def _fate(tried: Tried | None, won: bool) -> str:
-    if won:
-        return "won"
-    if tried is None:
-        return "cancelled: another variant won (its cost is unknown)"
-    if tried.passed:
-        return "passed too, after the winner"
-    failure = tried.query.failure
-    if failure is not None:
-        return f"failed: {failure.kind.value}: {failure.message}"
-    failed = [c for c in tried.checks if not c.passed]
-    return "failed: " + ("; ".join(f"{c.name}: {c.evidence}" for c in failed) or "error result")
+    failure = None if tried is None else tried.query.failure
+    return fate(won=won, ran=tried is not None, passed=tried is not None and tried.passed,
+                query_ok=tried is not None and tried.query.ok,
+                kind=None if failure is None else failure.kind.value,
+                message="" if failure is None else failure.message,
+                checks=[] if tried is None else [c.to_dict() for c in tried.checks])
 
 
 def _all_failed(variants: tuple[Variant, ...], results: dict[int, Tried], fates: dict[str, str]) -> Tried:
@@ -115,7 +110,5 @@ def _all_failed(variants: tuple[Variant, ...], results: dict[int, Tried], fates:
     query = next((t.query for t in tried if not t.query.ok), tried[0].query)
     checks = [CheckResult(f"{variants[i].name}:{c.name}", c.passed, c.evidence, c.details)
               for i in sorted(results) for c in results[i].checks]
-    summary = "; ".join(f"{n}: {f}" for n, f in fates.items())
-    checks.append(CheckResult("race", False, f"all {len(variants)} variants failed: {summary}",
-                              {"race": "lost", "variants": fates}))
+    checks.append(CheckResult("race", False, lost_words(fates), {"race": "lost", "variants": fates}))
     return Tried(query, tuple(checks))

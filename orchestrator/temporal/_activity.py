@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +30,30 @@ from sdk_wrapper.lowlevel import post_json
 from .._context import RunContext
 from .._engine import end_orphans
 from .._execute import PhaseRuntime, run_phase
+from .._git import GitCommandError
 from .._journal import Journal
 from .._model import PhaseOutcome, PipelineError
 from .._owner import same_process
 from .._plan import plan_evidence, plan_failure
 from .._status import PhaseKind, PhaseStatus
-from ._requests import AttemptRequest
+from .._worktree import Isolation, Worktree
+from ._requests import AttemptRequest, RaceEnd
 from ._spec import PipelineSpec, outcome_from_record, outcome_record, planned_phase, planned_pipeline, planned_record
-from ._workflow import ACTIVITY, NOTIFY, PHASE_FAILED
+from ._workflow import ACTIVITY, NOTIFY, PHASE_FAILED, RACE_END, VARIANT
 
 #: the activity error type for a pipeline the worker cannot build (a retry would fail the same way)
 BAD_PIPELINE = "claude-scope.bad-pipeline"
 #: how often the running attempt heartbeats (the worker throttles what it sends; see _worker)
 HEARTBEAT_TICK_S = 0.1
+
+
+def worktree_data(wt: Worktree) -> dict[str, Any]:
+    """A held worktree as it travels through the workflow to ``race_end`` (JSON)."""
+    return {**dataclasses.asdict(wt), "path": str(wt.path)}
+
+
+def worktree_of(data: dict[str, Any]) -> Worktree:
+    return Worktree(**{**data, "path": Path(data["path"])})
 
 
 class _HostRecorder:
@@ -95,6 +107,55 @@ class PhaseActivities:
 
     @activity.defn(name=ACTIVITY)
     async def attempt(self, request: AttemptRequest) -> dict[str, Any]:
+        record = await self._attempt(request)
+        if record["status"] != PhaseStatus.SUCCEEDED.value and not record["retryable"]:
+            raise ApplicationError(f"phase {request.phase!r} {record['status']}: {record['message']}", record,
+                                   type=PHASE_FAILED, non_retryable=True)
+        return record
+
+    @activity.defn(name=VARIANT)
+    async def variant(self, request: AttemptRequest) -> dict[str, Any]:
+        """One variant of a race, alone: its record whatever it did (the workflow judges the race). One that
+        passed keeps its worktree, named in the record (``worktree``), for ``race_end`` to merge or remove."""
+        held: list[Worktree] = []
+        try:
+            record = await self._attempt(request, hold=held.append)
+        except BaseException:  # cancelled after it passed: nobody would end what it holds
+            with anyio.CancelScope(shield=True):
+                await self._end_held(request.run_id, request.phase, held)
+            raise
+        return {**record, "variant": request.variant, "worktree": worktree_data(held[0]) if held else None}
+
+    @activity.defn(name=RACE_END)
+    async def race_end(self, request: RaceEnd) -> dict[str, Any]:
+        """The end of a race the workflow decided: the winner's worktree merged into the checkout (as attempt
+        ``number``), then it and every other one still held removed. ``{"merge": its check, "error": why it
+        could not be merged}``; a winner whose worktree is gone (its worker died and the next reaped it) is
+        an error, never a merge of nothing."""
+        winner = None if request.winner is None else worktree_of(request.winner)
+        merge: dict[str, Any] | None = None
+        error = ""
+        try:
+            if winner is not None and not await anyio.Path(winner.path).is_dir():
+                error = f"the winner's worktree {winner.path} is gone before its merge (did its worker end?)"
+            elif winner is not None:
+                isolation = await Isolation.open(self.workspace, self.journal, request.run_id, request.phase)
+                merge = (await isolation.bring_back(winner, request.number)).to_dict()
+        except (GitCommandError, PipelineError) as exc:
+            error = str(exc)
+        finally:
+            await self._end_held(request.run_id, request.phase,
+                                 [*([winner] if winner is not None else []), *map(worktree_of, request.held)])
+        return {"merge": merge, "error": error}
+
+    async def _end_held(self, run_id: str, name: str, held: list[Worktree]) -> None:
+        if held:
+            isolation = await Isolation.open(self.workspace, self.journal, run_id, name)
+            for wt in held:
+                await isolation.end(wt)
+
+    async def _attempt(self, request: AttemptRequest, hold: Callable[[Worktree], None] | None = None
+                       ) -> dict[str, Any]:
         info = activity.info()
         await self._end_previous(info.heartbeat_details)
         run_id, name, attempt = request.run_id, request.phase, request.attempt
@@ -112,11 +173,13 @@ class PhaseActivities:
         # one attempt: the workflow applies the retry policy and hands this attempt its feedback
         phase = dataclasses.replace(found, retry=None, feedback=False)
         recorder = _HostRecorder(self.journal)
+        # a variant is attempt ``attempt`` itself; a race run as one activity (workflows started before
+        # variants were activities) numbers its variants apart (message logs)
+        first = attempt - 1 if request.variant else (attempt - 1) * max(1, len(phase.variants))
         # what the workflow gives this attempt of the phase's cap (absent from workflows started before caps)
-        # a race is one activity whose variants are attempts of their own: numbered apart (message logs)
-        runtime = PhaseRuntime(run_id, recorder, self.workspace, self.cli_path,
-                               first_attempt=(attempt - 1) * max(1, len(phase.variants)),
-                               cap_usd=request.max_cost_usd, feedback=redact(request.feedback))
+        runtime = PhaseRuntime(run_id, recorder, self.workspace, self.cli_path, first_attempt=first,
+                               cap_usd=request.max_cost_usd, feedback=redact(request.feedback),
+                               variant=request.variant, hold=hold)
 
         async def beat() -> None:
             while True:
@@ -142,9 +205,6 @@ class PhaseActivities:
                                 prompt=recorder.prompt)
         if plan is not None:
             record["plan"] = plan
-        if outcome.status is not PhaseStatus.SUCCEEDED and not record["retryable"]:
-            raise ApplicationError(f"phase {name!r} {outcome.status.value}: {outcome.message}", record,
-                                   type=PHASE_FAILED, non_retryable=True)
         return record
 
     @activity.defn(name=NOTIFY)

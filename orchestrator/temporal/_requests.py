@@ -44,3 +44,18 @@ class AttemptRequest:
     handed_on: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: a planned phase: its own table (its planner's attempt sent it back), as the spec does not have it
     phase_table: dict[str, Any] | None = None
+    #: a race's variant: this attempt runs that variant alone, and a pass keeps its worktree for ``RaceEnd``
+    variant: str = ""
+
+
+@dataclass(frozen=True)
+class RaceEnd:
+    """End a race on the worker's host: merge the winner's worktree (``winner``, as the variant's record
+    gave it; None when none won) as attempt ``number``, and remove it and every other worktree ``held``
+    (variants that passed after the winner)."""
+
+    run_id: str
+    phase: str
+    number: int
+    winner: dict[str, Any] | None = None
+    held: list[dict[str, Any]] = field(default_factory=list)

@@ -82,7 +82,9 @@ def plan_entry(p: Phase) -> dict[str, Any]:
             # the phases its prompt reads: the workflow hands their records to its attempts
             "hands_on": sorted(frozenset().union(
                 *(getattr(prompt, "phases_referenced", frozenset()) for prompt in p.prompts()))),
-            **({"approval": p.approval} if p.approval else {})}
+            **({"approval": p.approval} if p.approval else {}),
+            # a race: each variant is an activity of its own, the workflow its judge
+            **({"variants": [v.name for v in p.variants]} if p.variants else {})}
 
 
 def planned_record(pipeline: Pipeline, planner: Phase, workspace: Path) -> dict[str, Any]:

@@ -46,7 +46,8 @@ def build_worker(client: Client, task_queue: str, *, workspace: str | Path, jour
     """A worker for ``task_queue`` whose phases run in ``workspace``; ``journal`` is this host's."""
     activities = PhaseActivities(Path(workspace).resolve(), journal, cli_path)
     return Worker(
-        client, task_queue=task_queue, workflows=[PipelineWorkflow], activities=[activities.attempt, activities.notify],
+        client, task_queue=task_queue, workflows=[PipelineWorkflow],
+        activities=[activities.attempt, activities.variant, activities.race_end, activities.notify],
         workflow_runner=workflow_runner(),
         max_concurrent_activities=max_parallel,
         max_heartbeat_throttle_interval=timedelta(seconds=heartbeat_throttle_s),

@@ -23,16 +23,20 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from .._cost import PhaseCap, sum_costs
+    from .._fates import CANCELLED, fate, lost_words, won_words
     from .._gates import approved as gate_approved
     from .._gates import rejection_feedback, waiting_body, waiting_message
     from .._gates import said as gate_said
     from .._schedule import PhasePlan, RunPlan, RunState, Skip, Start, resolve_dependencies
     from .._status import PhaseStatus
-    from ._requests import AttemptRequest, PipelineRequest
+    from ._requests import AttemptRequest, PipelineRequest, RaceEnd
     from ._spec import attempt_feedback, backoff_s, lean_spec, should_retry
 
 WORKFLOW = "claude-scope-pipeline"
 ACTIVITY = "claude-scope-phase-attempt"
+#: one variant of a race (an attempt of its own), and the end of a race: the winner merged, worktrees removed
+VARIANT = "claude-scope-race-variant"
+RACE_END = "claude-scope-race-end"
 #: posts the pipeline's approval webhook from a worker (a workflow makes no HTTP calls itself)
 NOTIFY = "claude-scope-notify"
 #: the activity error type for a phase that failed in a way no retry will mend (details: its record)
@@ -41,6 +45,8 @@ PHASE_FAILED = "claude-scope.phase-failed"
 IMPLICIT_ORDER = "claude-scope-shared-rules"
 #: the patch marking runs whose run budget is a cap (phases reserve their cap before they start)
 RESERVATIONS = "claude-scope-budget-reservations"
+#: the patch marking runs whose races run each variant as an activity (before: the race as one activity)
+RACE_ACTIVITIES = "claude-scope-race-activities"
 #: what an attempt is handed of an earlier phase whose result its prompt reads
 _HANDED_ON = ("name", "status", "result_text", "cost_usd", "num_turns", "session_id")
 #: what an attempt's entry in a phase's ``history`` keeps of its record
@@ -87,6 +93,42 @@ def _summed_cost(history: list[dict[str, Any]]) -> dict[str, Any]:
     return {"cost_usd": cost, "cost_lower_bound": lower_bound or any(e.get("cost_lower_bound") for e in history)}
 
 
+def _fate(record: dict[str, Any] | None, won: bool) -> str:
+    got = record or {}
+    return fate(won=won, ran=record is not None, passed=got.get("status") == PhaseStatus.SUCCEEDED.value,
+                query_ok=bool(got.get("query_ok")), kind=got.get("kind"), message=str(got.get("message") or ""),
+                checks=got.get("checks") or ())
+
+
+def _race_record(variants: list[str], results: dict[int, dict[str, Any] | None], winner: int | None,
+                 fates: dict[str, str], end: dict[str, Any], gone_ms: float | None) -> dict[str, Any]:
+    """A race's phase record (as the local race's ``Tried`` becomes an outcome): the winner's, with its merge
+    and the race's evidence; or, when every variant failed, the first failed query's (else the first's),
+    with every variant's checks under its name."""
+    if winner is None:
+        ran = {i: r for i, r in sorted(results.items()) if r is not None}
+        chosen = dict(next((r for r in ran.values() if not r.get("query_ok")), next(iter(ran.values()))))
+        checks = [{**c, "name": f"{variants[i]}:{c['name']}"} for i, r in ran.items() for c in r.get("checks") or ()]
+        checks.append({"name": "race", "passed": False, "evidence": lost_words(fates),
+                       "details": {"race": "lost", "variants": fates}})
+        if chosen.get("query_ok"):
+            failed = [c for c in checks if not c["passed"]]
+            chosen.update(kind="validation_failed", message="; ".join(f"{c['name']}: {c['evidence']}" for c in failed))
+        return {**chosen, "status": "failed", "checks": checks, "worktree": None}
+    won = dict(results[winner] or {})
+    race = {"name": "race", "passed": True, "evidence": won_words(variants[winner], fates),
+            "details": {"race": "won", "winner": variants[winner], "variants": fates, "losers_gone_ms": gone_ms}}
+    merge = end.get("merge")
+    checks = [*won["checks"], *([merge] if merge else []), race]
+    record = {**won, "checks": checks, "worktree": None}
+    if end.get("error"):
+        return {**record, "status": "failed", "kind": "isolation_failed", "message": end["error"]}
+    if merge and not merge["passed"]:
+        kind = "merge_conflict" if merge.get("details", {}).get("merge") == "conflict" else "validation_failed"
+        return {**record, "status": "failed", "kind": kind, "message": f"merge: {merge['evidence']}"}
+    return record
+
+
 @workflow.defn(name=WORKFLOW)
 class PipelineWorkflow:
     def __init__(self) -> None:
@@ -102,6 +144,8 @@ class PipelineWorkflow:
         self._decisions: dict[str, dict[str, Any]] = {}
         #: a gate gave back its slot: the run loop asks the rules again
         self._wake = False
+        #: the run is being cancelled: an attempt that ended anyway starts no other
+        self._cancelling = False
 
     @workflow.run
     async def run(self, request: PipelineRequest) -> dict[str, Any]:
@@ -158,6 +202,7 @@ class PipelineWorkflow:
         except asyncio.CancelledError:
             # the run is cancelled: every running attempt is cancelled and waited for until it has ended its
             # CLI tree (WAIT_CANCELLATION_COMPLETED), so the workflow does not close first
+            self._cancelling = True
             for task in running.values():
                 task.cancel()
             await asyncio.gather(*running.values(), return_exceptions=True)
@@ -238,47 +283,18 @@ class PipelineWorkflow:
         name, retry = phase["name"], phase["retry"]
         cap = PhaseCap(cap_usd)  # what the attempts may spend together; each is given what is left
         feedback = ""  # what the next attempt is told of the one before, when the phase learns
-        heartbeat = timedelta(seconds=float(request.heartbeat_timeout_s))
         attempt = 0
         history: list[dict[str, Any]] = []  # each attempt as the workflow timed it (the run page's timeline)
+        # a race's variants are activities of their own (runs started before ran a race as one activity)
+        race = bool(phase.get("variants")) and workflow.patched(RACE_ACTIVITIES)
         while True:
+            if self._cancelling:  # an attempt that ended as the run was cancelled: no other starts
+                raise asyncio.CancelledError()
             attempt += 1
-            history.append({"number": attempt, "started": workflow.time(), "ended": None})
-            self._phases[name] = {**self._phases[name], "status": "running", "attempts": attempt,
-                                  "history": list(history), "reserved_usd": cap_usd}
-            try:
-                record: dict[str, Any] = await workflow.execute_activity(
-                    ACTIVITY,
-                    AttemptRequest(
-                        self._run_id, request.spec if "table" not in phase else lean_spec(request.spec), name,
-                        attempt, heartbeat.total_seconds(), cap.left(), feedback,
-                        # the earlier phases its prompt reads (only those: an activity's input stays small)
-                        {n: {k: self._phases[n].get(k) for k in _HANDED_ON} for n in phase.get("hands_on", ())},
-                        phase_table=phase.get("table")),
-                    # the phase's own timeout is enforced by the wrapper inside; this only bounds a lost one
-                    start_to_close_timeout=timedelta(seconds=float(phase["timeout_s"] or 86400) * 2 + 60),
-                    heartbeat_timeout=heartbeat,
-                    retry_policy=TemporalRetryPolicy(initial_interval=timedelta(seconds=1),
-                                                     maximum_interval=timedelta(seconds=10),
-                                                     non_retryable_error_types=[PHASE_FAILED]),
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                )
-            except ActivityError as exc:
-                cause = exc.cause
-                if is_cancelled_exception(exc) or isinstance(cause, CancelledError):
-                    history[-1].update(ended=workflow.time(), kind="cancelled", message="run cancelled")
-                    self._phases[name] = {**self._phases[name], "status": "cancelled", "kind": "cancelled",
-                                          "message": "run cancelled", "history": list(history),
-                                          **_summed_cost(history)}
-                    raise
-                if isinstance(cause, ApplicationError) and cause.type == PHASE_FAILED and cause.details:
-                    record = dict(cause.details[0])
-                else:  # our activity failed in a way it does not report itself: say so, with its type
-                    record = _skipped(name, f"the attempt failed: {type(cause).__name__}: {cause}", "unexpected")
-                    record.update(status="failed", attempts=attempt)
-            record["attempts"] = max(attempt, int(record.get("attempts") or 0))  # a race's variants count each
-            cap.charge(record.get("cost_usd"), cap.left())
-            history[-1].update({k: record.get(k) for k in _ATTEMPT_FACTS}, ended=workflow.time())
+            if race:
+                record = await self._race(request, phase, attempt, cap, feedback, history)
+            else:
+                record = await self._one(request, phase, attempt, cap, feedback, history, cap_usd)
             record["history"] = list(history)
             record.update(_summed_cost(history), reserved_usd=cap_usd)  # every attempt's spend, and its cap
             if record["status"] == "succeeded" and phase.get("approval") == "after":
@@ -295,6 +311,157 @@ class PipelineWorkflow:
             feedback = attempt_feedback(retry, record, attempt)
             self._phases[name] = {**record, "status": "running"}
             await asyncio.sleep(backoff_s(retry, attempt, workflow.random().random()))  # a durable timer
+
+    def _request(self, request: PipelineRequest, phase: dict[str, Any], number: int, allowed: float | None,
+                 feedback: str, variant: str = "") -> AttemptRequest:
+        return AttemptRequest(
+            self._run_id, request.spec if "table" not in phase else lean_spec(request.spec), phase["name"],
+            number, float(request.heartbeat_timeout_s), allowed, feedback,
+            # the earlier phases its prompt reads (only those: an activity's input stays small)
+            {n: {k: self._phases[n].get(k) for k in _HANDED_ON} for n in phase.get("hands_on", ())},
+            phase_table=phase.get("table"), variant=variant)
+
+    def _attempt_options(self, request: PipelineRequest, phase: dict[str, Any]) -> dict[str, Any]:
+        return {
+            # the phase's own timeout is enforced by the wrapper inside; this only bounds a lost one
+            "start_to_close_timeout": timedelta(seconds=float(phase["timeout_s"] or 86400) * 2 + 60),
+            "heartbeat_timeout": timedelta(seconds=float(request.heartbeat_timeout_s)),
+            "retry_policy": TemporalRetryPolicy(initial_interval=timedelta(seconds=1),
+                                                maximum_interval=timedelta(seconds=10),
+                                                non_retryable_error_types=[PHASE_FAILED]),
+            "cancellation_type": workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        }
+
+    async def _one(self, request: PipelineRequest, phase: dict[str, Any], attempt: int, cap: PhaseCap,
+                   feedback: str, history: list[dict[str, Any]], cap_usd: float | None) -> dict[str, Any]:
+        """One attempt as one activity (a race too, in workflows started before its variants were activities)."""
+        name = phase["name"]
+        history.append({"number": attempt, "started": workflow.time(), "ended": None})
+        self._phases[name] = {**self._phases[name], "status": "running", "attempts": attempt,
+                              "history": list(history), "reserved_usd": cap_usd}
+        try:
+            record: dict[str, Any] = await workflow.execute_activity(
+                ACTIVITY, self._request(request, phase, attempt, cap.left(), feedback),
+                **self._attempt_options(request, phase))
+        except ActivityError as exc:
+            cause = exc.cause
+            if is_cancelled_exception(exc) or isinstance(cause, CancelledError):
+                history[-1].update(ended=workflow.time(), kind="cancelled", message="run cancelled")
+                self._phases[name] = {**self._phases[name], "status": "cancelled", "kind": "cancelled",
+                                      "message": "run cancelled", "history": list(history), **_summed_cost(history)}
+                raise
+            if isinstance(cause, ApplicationError) and cause.type == PHASE_FAILED and cause.details:
+                record = dict(cause.details[0])
+            else:  # our activity failed in a way it does not report itself: say so, with its type
+                record = _skipped(name, f"the attempt failed: {type(cause).__name__}: {cause}", "unexpected")
+                record.update(status="failed", attempts=attempt)
+        record["attempts"] = max(attempt, int(record.get("attempts") or 0))  # a race's variants count each
+        cap.charge(record.get("cost_usd"), cap.left())
+        history[-1].update({k: record.get(k) for k in _ATTEMPT_FACTS}, ended=workflow.time())
+        return record
+
+    async def _race(self, request: PipelineRequest, phase: dict[str, Any], round_: int, cap: PhaseCap,
+                    feedback: str, history: list[dict[str, Any]]) -> dict[str, Any]:
+        """One round of a race: each variant an activity (attempts ``first``...), the first to pass (its CLI
+        result and checks) wins, ties by declared order; the others' activities are cancelled and waited for
+        (each ends its CLI tree and removes its worktree on the worker), then ``RACE_END`` merges the winner
+        on the same host. Each variant is an attempt of its own in ``history``, charged its cost, or all it
+        was given when that is unknown (a cancelled one)."""
+        name, variants = phase["name"], list(phase["variants"])
+        first, started = (round_ - 1) * len(variants) + 1, workflow.time()
+        left = cap.left()
+        each = None if left is None else left / len(variants)  # the run budget reserved every variant's cap
+        entries = [{"number": first + i, "variant": v, "started": started, "ended": None}
+                   for i, v in enumerate(variants)]
+        history.extend(entries)
+        self._phases[name] = {**self._phases[name], "status": "running", "attempts": first + len(variants) - 1,
+                              "history": list(history)}
+        tasks = [asyncio.create_task(self._variant(request, phase, first + i, v, each, feedback))
+                 for i, v in enumerate(variants)]
+        results: dict[int, dict[str, Any] | None] = {}  # None: cancelled, its cost unknown
+
+        def settle(i: int, record: dict[str, Any] | None) -> None:
+            results[i] = record
+            cap.charge(None if record is None else record.get("cost_usd"), each)
+            facts = ({"kind": "cancelled", "message": CANCELLED, "cost_usd": None, "cost_lower_bound": True}
+                     if record is None else {k: record.get(k) for k in _ATTEMPT_FACTS})
+            entries[i].update(facts, ended=workflow.time())
+
+        def passed(i: int) -> bool:
+            record = results.get(i)
+            return record is not None and record["status"] == PhaseStatus.SUCCEEDED.value
+
+        try:
+            winner = None
+            while winner is None and len(results) < len(tasks):
+                await workflow.wait_condition(lambda: any(t.done() for i, t in enumerate(tasks) if i not in results))
+                for i, task in enumerate(tasks):
+                    if i not in results and task.done():
+                        settle(i, task.result())
+                winner = next((i for i in sorted(results) if passed(i)), None)
+            decided = workflow.time()
+            losers = [i for i in range(len(tasks)) if i not in results]
+            for i in losers:
+                tasks[i].cancel()
+            for i, ended in zip(losers, await asyncio.gather(*(tasks[i] for i in losers), return_exceptions=True),
+                                strict=True):
+                settle(i, ended if isinstance(ended, dict) else None)
+            gone_ms = round((workflow.time() - decided) * 1000, 2) if losers else None
+            held = [r["worktree"] for i, r in results.items() if i != winner and r and r.get("worktree")]
+            end = await self._race_end(name, first + (winner or 0),
+                                       None if winner is None else results[winner], held)
+        except asyncio.CancelledError:
+            # the run is cancelled: so is each variant's activity (each ends its tree and worktree on the
+            # worker); worktrees of variants that had passed are removed there before the workflow closes
+            for task in tasks:
+                task.cancel()
+            ended_all = await asyncio.gather(*tasks, return_exceptions=True)
+            held = [r["worktree"] for r in [*results.values(), *ended_all] if isinstance(r, dict) and r.get("worktree")]
+            if held:
+                await self._race_end(name, 0, None, held)
+            for entry in entries:
+                if entry["ended"] is None:
+                    entry.update(ended=workflow.time(), kind="cancelled", message="run cancelled")
+            self._phases[name] = {**self._phases[name], "status": "cancelled", "kind": "cancelled",
+                                  "message": "run cancelled", "history": list(history), **_summed_cost(history)}
+            raise
+        fates = {variants[i]: _fate(results[i], i == winner) for i in range(len(variants))}
+        record = _race_record(variants, results, winner, fates, end, gone_ms)
+        if winner is not None:  # the winning attempt carries its merge and the race's evidence (as the journal's)
+            entries[winner]["checks"] = record["checks"]
+        return {**record, "attempts": first + len(variants) - 1, "duration_s": workflow.time() - started}
+
+    async def _variant(self, request: PipelineRequest, phase: dict[str, Any], number: int, variant: str,
+                       allowed: float | None, feedback: str) -> dict[str, Any] | None:
+        """One variant's activity: its record, or None when it was cancelled (another won, or the run ended)."""
+        try:
+            record: dict[str, Any] = await workflow.execute_activity(
+                VARIANT, self._request(request, phase, number, allowed, feedback, variant),
+                **self._attempt_options(request, phase))
+            return record
+        except ActivityError as exc:
+            cause = exc.cause
+            if is_cancelled_exception(exc) or isinstance(cause, CancelledError):
+                return None
+            failed = _skipped(phase["name"], f"variant {variant!r} failed: {type(cause).__name__}: {cause}",
+                              "unexpected")
+            return {**failed, "status": "failed", "attempts": 1, "variant": variant, "worktree": None}
+
+    async def _race_end(self, name: str, number: int, winner: dict[str, Any] | None,
+                        held: list[dict[str, Any]]) -> dict[str, Any]:
+        """Merge the winner and remove every worktree held, on the worker's host (the phase's queue)."""
+        if winner is None and not held:
+            return {"merge": None, "error": ""}
+        try:
+            ended: dict[str, Any] = await workflow.execute_activity(
+                RACE_END, RaceEnd(self._run_id, name, number, None if winner is None else winner["worktree"], held),
+                start_to_close_timeout=timedelta(minutes=30),
+                retry_policy=TemporalRetryPolicy(maximum_attempts=3),
+                # not cancelled half-way: a merge ends done or undone, the worktrees removed, then the run closes
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+            return ended
+        except ActivityError as exc:
+            return {"merge": None, "error": f"the race's end failed on the worker: {exc.cause}"}
 
     @workflow.query(name="status")
     def status(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from orchestrator import Journal
-from orchestrator.temporal._requests import AttemptRequest
+from orchestrator.temporal._requests import AttemptRequest, RaceEnd
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 from tests.helpers import until
@@ -88,3 +88,34 @@ async def test_a_retry_ends_the_tree_its_dead_predecessor_left(leak_guard: LeakG
     finally:
         survivor.kill()
         survivor.wait()
+
+
+async def test_a_variant_that_passed_holds_its_worktree_until_the_race_ends(
+        leak_guard: LeakGuard, standin_cli: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A race's variant activity that passes keeps its worktree (journalled, named in its record) and merges
+    nothing; ``race_end`` merges the winner and removes every worktree held; a winner whose worktree is gone
+    (its worker died and the next reaped it) is an error, not a merge of nothing."""
+    from tests.helpers import make_repo
+    from tests.orchestrator.test_isolation import git, left_of_ours, writes
+
+    monkeypatch.setenv("CLAUDE_SCOPE_WORKTREES", str(tmp_path / "worktrees"))
+    repo = make_repo(tmp_path / "repo")
+    phase = {"name": "solve", "prompt": "x", "isolation": "worktree",
+             "checks": [{"type": "file_exists", "path": "answer.md"}],
+             "variants": [{"name": "a", "scenario": writes("answer.md", "a\n")},
+                          {"name": "b", "scenario": writes("answer.md", "b\n")}]}
+    env = ActivityEnvironment()
+    with Journal(tmp_path / "host.db") as journal:
+        activities = temporal.PhaseActivities(repo, journal, str(standin_cli))
+        a, b = [await env.run(activities.variant, dataclasses.replace(request(phase, n), variant=v))
+                for n, v in ((1, "a"), (2, "b"))]
+        assert (a["status"], a["attempts"], b["attempts"]) == ("succeeded", 1, 2)
+        assert [c["name"] for c in a["checks"]] == ["file_exists:answer.md"]  # no merge: the workflow decides
+        assert len(left_of_ours(repo, tmp_path)[0]) == 2 and not (repo / "answer.md").exists()
+        assert {s.key for s in journal.git_states()} == {a["worktree"]["key"], b["worktree"]["key"]}
+        end = await env.run(activities.race_end, RaceEnd("r", "solve", 1, a["worktree"], [b["worktree"]]))
+        assert end["error"] == "" and end["merge"]["passed"] and (repo / "answer.md").read_text() == "a\n"
+        assert left_of_ours(repo, tmp_path) == ([], [], []) and journal.git_states() == []
+        assert git(repo, "status", "--porcelain") == ""
+        gone = await env.run(activities.race_end, RaceEnd("r", "solve", 1, b["worktree"], []))
+        assert gone["merge"] is None and "is gone before its merge" in gone["error"]

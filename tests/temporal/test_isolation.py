@@ -59,7 +59,15 @@ async def test_a_race_on_both_engines(leak_guard: LeakGuard, temporal_server: te
         runner = temporal.TemporalRunner(temporal_client, queue)
         report = await runner.run(temporal.spec_from_data(_pipeline(remote_repo), simulate=True), run_id=queue)
         view = {p.name: p for p in (await runner.view(queue)).phases}
+        events = (await temporal_client.get_workflow_handle(queue).fetch_history()).events
     assert recorded(report) == local
+    # each variant an activity of its own; the loser still running ("slow" hangs) cancelled as an activity
+    # and waited for; the merge an activity of its own on the same queue
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in events
+                 if e.HasField("activity_task_scheduled_event_attributes")]
+    assert scheduled.count("claude-scope-race-variant") == 3 and scheduled.count("claude-scope-race-end") == 1
+    assert [e.HasField("activity_task_cancel_requested_event_attributes") for e in events].count(True) == 1
+    assert [e.HasField("activity_task_canceled_event_attributes") for e in events].count(True) == 1
     statuses = [(p[0], p[1], p[2], p[3], p[6]) for p in local["phases"]]
     assert statuses == [("solve", "succeeded", None, 3, True), ("polish", "succeeded", None, 1, False),
                         ("clash", "failed", "merge_conflict", 1, False)]
@@ -67,7 +75,7 @@ async def test_a_race_on_both_engines(leak_guard: LeakGuard, temporal_server: te
         assert (repo / "answer.md").read_text() == (repo / "polished.md").read_text() == "quick\n"
         assert (repo / "README.md").read_text() == "theirs\n"  # the conflict left the checkout as it was
         assert git(repo, "status", "--porcelain") == ""
-    race = next(c for c in view["solve"].attempts[0].checks if c["name"] == "race")
+    race = next(c for a in view["solve"].attempts for c in a.checks if c["name"] == "race")
     assert race["details"]["winner"] == "quick"
     assert not [pid for pid, role in leak_guard.recorded_pids() if role == "cli" and process_alive(pid)]
     for repo in (local_repo, remote_repo):
@@ -116,3 +124,29 @@ async def test_a_worker_killed_mid_race_leaves_nothing_once_another_starts(
     assert report.ok, report.phases
     assert (repo / "answer.md").read_text() == "slow\n" and git(repo, "status", "--porcelain") == ""
     assert left_of_ours(repo, tmp_path) == ([], [], [])
+
+
+async def test_cancelling_the_run_mid_race_cancels_every_variant(
+        leak_guard: LeakGuard, temporal_server: temporal.DevServer, temporal_client: Client, standin_cli: Path,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancel the workflow while two variants hang: both activities are cancelled and waited for, so the run
+    closes cancelled with no CLI, worktree or branch of ours left, each variant an attempt of unknown cost."""
+    monkeypatch.setenv("CLAUDE_SCOPE_WORKTREES", str(tmp_path / "worktrees"))
+    repo = make_repo(tmp_path / "repo")
+    hang = {"steps": [{"text": "thinking"}, {"hang": True}]}
+    spec = temporal.spec_from_data({"phases": [{"name": "solve", "prompt": "x", "isolation": "worktree",
+                                                "variants": [{"scenario": hang}, {"scenario": hang}]}]},
+                                   simulate=True)
+    queue = queue_name(tmp_path)
+    async with worker(temporal_client, queue, repo, standin_cli):
+        runner = temporal.TemporalRunner(temporal_client, queue)
+        run_id = await runner.submit(spec, run_id=queue)
+        await until(lambda: len(leak_guard.live_recorded()) >= 2, 30)
+        await runner.cancel(run_id)
+        view = await runner.view(run_id)
+    assert view.status == "cancelled"
+    (phase,) = view.phases
+    assert phase.status == "cancelled" and [a.kind for a in phase.attempts] == ["cancelled", "cancelled"]
+    assert phase.cost_usd is None or phase.cost_lower_bound
+    assert not leak_guard.live_recorded()
+    assert left_of_ours(repo, tmp_path) == ([], [], []) and git(repo, "status", "--porcelain") == ""

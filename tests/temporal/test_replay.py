@@ -6,7 +6,8 @@ would make a running workflow take another path on an upgraded worker fails here
 run budget as a cap. ``v0`` of a pipeline without ``depends_on`` whose first phase failed still ran its
 second phase: the replay must take that path (the ``IMPLICIT_ORDER`` patch), while a new run skips it as
 the local orchestrator does. ``v1`` ran two uncapped phases at once under a run budget; ``v2`` runs each
-alone (the ``RESERVATIONS`` patch)."""
+alone (the ``RESERVATIONS`` patch). ``v3-race`` ran a race as one activity; ``v4-race`` runs each variant as
+an activity and the merge as another (the ``RACE_ACTIVITIES`` patch)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,17 @@ def test_the_histories_show_the_old_and_the_new_rule() -> None:
     assert sorted(scheduled_phases(by_name["v1-dag"])) == sorted(scheduled_phases(by_name["v0-dag"]))
     assert sorted(scheduled_phases(by_name["v2-dag"])) == sorted(scheduled_phases(by_name["v0-dag"]))
     assert (most_at_once(by_name["v1-dag"]), most_at_once(by_name["v2-dag"])) == (2, 1)
+
+
+def activity_types(text: str) -> list[str]:
+    return [e["activityTaskScheduledEventAttributes"]["activityType"]["name"] for e in json.loads(text)["events"]
+            if "activityTaskScheduledEventAttributes" in e]
+
+
+def test_the_race_histories_show_one_activity_then_one_per_variant() -> None:
+    by_name = {p.stem: p.read_text() for p in HISTORIES}
+    assert activity_types(by_name["v3-race"]) == ["claude-scope-phase-attempt"]
+    assert activity_types(by_name["v4-race"]) == ["claude-scope-race-variant"] * 3 + ["claude-scope-race-end"]
 
 
 def test_inputs_of_the_older_shape_decode_into_the_dataclasses() -> None:
