@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._status import ENDED, PhaseKind, PhaseStatus
 
@@ -154,6 +155,26 @@ class RunState:
     def done(self) -> bool:
         """Every phase has ended (succeeded, failed, timed out, cancelled or skipped)."""
         return all(p.status.ended for p in self.phases.values())
+
+    def to_data(self) -> dict[str, Any]:
+        """The state as plain JSON data: a Temporal workflow carries it across continue-as-new."""
+        plan = self.plan
+        return {"plan": {"phases": [[p.name, list(p.depends_on), p.max_cost_usd, p.approval] for p in plan.phases],
+                         "max_parallel": plan.max_parallel, "fail_fast": plan.fail_fast,
+                         "max_cost_usd": plan.max_cost_usd, "reserve": plan.reserve},
+                "phases": {n: [p.status.value, p.cost_usd, p.reserved_usd] for n, p in self.phases.items()},
+                "stop_reason": self.stop_reason, "budget_exhausted": self.budget_exhausted,
+                "approved": sorted(self.approved)}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> RunState:
+        """The state ``to_data`` wrote."""
+        plan = data["plan"]
+        return cls(RunPlan(tuple(PhasePlan(n, tuple(d), c, a) for n, d, c, a in plan["phases"]),
+                           int(plan["max_parallel"]), bool(plan["fail_fast"]), plan["max_cost_usd"],
+                           bool(plan["reserve"])),
+                   {n: PhaseState(PhaseStatus(s), float(c), float(r)) for n, (s, c, r) in data["phases"].items()},
+                   str(data["stop_reason"]), bool(data["budget_exhausted"]), set(data["approved"]))
 
     def ended(self, name: str, status: PhaseStatus, cost_usd: float | None, lower_bound: bool = False) -> None:
         """A started phase ended with ``status``; its attempts cost ``cost_usd`` (all of them, a resume's

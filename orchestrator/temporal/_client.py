@@ -35,10 +35,13 @@ from ._workflow import WORKFLOW
 class TemporalRunner:
     """Pipelines on a Temporal server: ``await TemporalRunner.connect("127.0.0.1:7233", "my-checkout")``."""
 
-    def __init__(self, client: Client, task_queue: str, *, heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_S) -> None:
+    def __init__(self, client: Client, task_queue: str, *, heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_S,
+                 roll_after_events: int = 0) -> None:
         self.client = client
         self.task_queue = task_queue
         self.heartbeat_timeout_s = heartbeat_timeout_s
+        #: a run continues as new once its history has this many events (0: when the server suggests it)
+        self.roll_after_events = roll_after_events
 
     @classmethod
     async def connect(cls, address: str, task_queue: str, *, namespace: str = "default",
@@ -49,7 +52,8 @@ class TemporalRunner:
     async def submit(self, spec: PipelineSpec, run_id: str | None = None) -> str:
         """Start the pipeline; return its run id (the workflow id). Raises for a run id already used."""
         run_id = run_id or new_run_id()
-        request = PipelineRequest(run_id, spec.to_json(), spec.plan(), self.heartbeat_timeout_s)
+        request = PipelineRequest(run_id, spec.to_json(), spec.plan(), self.heartbeat_timeout_s,
+                                  self.roll_after_events)
         await self.client.start_workflow(WORKFLOW, request, id=run_id, task_queue=self.task_queue,
                                          execution_timeout=timedelta(days=30))
         return run_id

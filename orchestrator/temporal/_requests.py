@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_HEARTBEAT_S = 10.0
+#: at most this many phases in a Temporal run (a plan that would pass it is invalid): each phase's record is
+#: about 1 KB of the result, of the status query and of the state carried across continue-as-new, each
+#: under Temporal's 2 MB payload limit (1,000 phases: a 1.2 MB result)
+MAX_RUN_PHASES = 1500
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,12 @@ class PipelineRequest:
     spec: dict[str, Any]
     plan: dict[str, Any]
     heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_S
+    #: continue as new once the history has this many events (0: when the server suggests it)
+    roll_after_events: int = 0
+    #: where the run before stood, when this run continued it as new (the workflow's ``_carry``)
+    carried: dict[str, Any] | None = None
+    #: a plan that would make the run more phases than this fails its planner (``plan_invalid``)
+    max_run_phases: int = MAX_RUN_PHASES
 
 
 @dataclass(frozen=True)

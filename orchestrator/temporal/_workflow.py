@@ -14,6 +14,7 @@ cancelled.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from .._gates import said as gate_said
     from .._schedule import PhasePlan, RunPlan, RunState, Skip, Start, resolve_dependencies
     from .._status import PhaseStatus
-    from ._requests import AttemptRequest, PipelineRequest, RaceEnd
+    from ._requests import MAX_RUN_PHASES, AttemptRequest, PipelineRequest, RaceEnd
     from ._spec import attempt_feedback, backoff_s, lean_spec, should_retry
 
 WORKFLOW = "claude-scope-pipeline"
@@ -47,6 +48,8 @@ IMPLICIT_ORDER = "claude-scope-shared-rules"
 RESERVATIONS = "claude-scope-budget-reservations"
 #: the patch marking runs whose races run each variant as an activity (before: the race as one activity)
 RACE_ACTIVITIES = "claude-scope-race-activities"
+#: the patch marking runs that continue as new when their history grows long (see ``_roll_due``)
+ROLLS = "claude-scope-continue-as-new"
 #: what an attempt is handed of an earlier phase whose result its prompt reads
 _HANDED_ON = ("name", "status", "result_text", "cost_usd", "num_turns", "session_id")
 #: what an attempt's entry in a phase's ``history`` keeps of its record
@@ -69,21 +72,27 @@ def run_plan_of(plan: dict[str, Any], *, implicit_order: bool = True, reserve: b
                    int(plan["max_parallel"]), bool(plan["fail_fast"]), plan.get("max_cost_usd"), reserve)
 
 
-#: a run with more phases than this (a big plan) answers its status query and result with each attempt's
-#: prompt and stderr cut to ``_CUT_TO`` characters, so they stay under Temporal's 2 MB payload limit
+#: a run with more phases than this (a big plan) answers its status query and result (and carries across
+#: continue-as-new) each phase's record without the attempt facts its ``history`` repeats, and each text
+#: (prompt, stderr, result) cut to what its share of ``_TEXT_BUDGET`` allows, so that they stay under
+#: Temporal's 2 MB payload limit
 _MANY_PHASES = 100
-_CUT_TO = 1000
-
-
+_TEXT_BUDGET = 300_000
+#: what a phase's record repeats of its last attempt's entry in ``history`` (the run page reads the entry)
+_REPEATED = ("prompt", "stderr_tail", "cleanup", "message_log", "host", "query_id", "message_count")
 def _within_limits(phases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     if len(phases) <= _MANY_PHASES:
         return phases
+    keep = max(100, min(1000, _TEXT_BUDGET // len(phases)))
 
     def cut(entry: dict[str, Any]) -> dict[str, Any]:
-        return {k: (v[:_CUT_TO] if k in ("prompt", "stderr_tail", "result_text") and isinstance(v, str) else v)
+        return {k: (v[:keep] if k in ("prompt", "stderr_tail", "result_text") and isinstance(v, str) else v)
                 for k, v in entry.items()}
 
-    return {name: {**cut(record), "history": [cut(h) for h in record.get("history", [])]}
+    def lean(record: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in record.items() if k not in _REPEATED} if record.get("history") else record
+
+    return {name: {**cut(lean(record)), "history": [cut(h) for h in record.get("history", [])]}
             for name, record in phases.items()}
 
 
@@ -146,27 +155,39 @@ class PipelineWorkflow:
         self._wake = False
         #: the run is being cancelled: an attempt that ended anyway starts no other
         self._cancelling = False
+        #: how many runs before this one the run continued from (continue-as-new)
+        self._rolls = 0
+        self._max_phases = MAX_RUN_PHASES
 
     @workflow.run
     async def run(self, request: PipelineRequest) -> dict[str, Any]:
-        plan = request.plan
-        self._plan = plan
         self._spec = request.spec
         self._run_id = request.run_id
-        started = workflow.time()
-        names = [p["name"] for p in plan["phases"]]
-        self._order = names
-        specs = {p["name"]: p for p in plan["phases"]}
-        self._phases = {n: _skipped(n, "not started yet") | {"status": "pending", "message": ""} for n in names}
-        # Runs started before the rules were shared took each phase's declared dependencies only, so a
-        # pipeline without depends_on ran every phase whatever the one before did; their histories replay so.
-        state = self._rules = RunState.new(run_plan_of(plan, implicit_order=workflow.patched(IMPLICIT_ORDER),
-                                                       reserve=workflow.patched(RESERVATIONS)))
+        carried = request.carried
+        if carried is None:
+            plan, started = request.plan, workflow.time()
+            names = [p["name"] for p in plan["phases"]]
+            specs = {p["name"]: p for p in plan["phases"]}
+            self._phases = {n: _skipped(n, "not started yet") | {"status": "pending", "message": ""} for n in names}
+            # Runs started before the rules were shared took each phase's declared dependencies only, so a
+            # pipeline without depends_on ran every phase whatever the one before did; their histories replay so.
+            state = RunState.new(run_plan_of(plan, implicit_order=workflow.patched(IMPLICIT_ORDER),
+                                             reserve=workflow.patched(RESERVATIONS)))
+        else:  # continued as new (see _roll): where the run before stood, planned phases' tables included
+            plan, started, names = carried["plan"], float(carried["started"]), list(carried["order"])
+            specs = {p["name"]: p | ({"table": carried["tables"][p["name"]]} if p["name"] in carried["tables"]
+                                     else {}) for p in plan["phases"]}
+            self._phases, self._rolls = dict(carried["phases"]), int(carried["rolls"])
+            state = RunState.from_data(carried["rules"])
+        self._plan, self._order, self._rules = plan, names, state
+        self._max_phases = request.max_run_phases
+        rolls = workflow.patched(ROLLS)  # runs started before this never continue as new
         running: dict[str, asyncio.Task[dict[str, Any]]] = {}
         errors: list[BaseException] = []
         try:
             while True:
-                for step in state.drain():
+                rolling = rolls and self._roll_due(request)
+                for step in [] if rolling else state.drain():
                     if isinstance(step, Start):
                         running[step.name] = asyncio.create_task(
                             self._attempts(request, specs[step.name], step.cap_usd))
@@ -177,6 +198,8 @@ class PipelineWorkflow:
                         running[step.name] = asyncio.create_task(self._before_gate(step.name))
                 if state.done:
                     break
+                if rolling and not running:  # every phase started has ended: the next run takes over
+                    workflow.continue_as_new(self._carry(request, specs, started))
                 await workflow.wait_condition(lambda: self._wake or any(t.done() for t in running.values()))
                 self._wake = False  # an after gate gave back its slot: the rules may start another phase
                 for name in [n for n, t in running.items() if t.done()]:
@@ -215,7 +238,26 @@ class PipelineWorkflow:
         self._state = "succeeded" if all(r["status"] == "succeeded" for r in self._phases.values()) else "failed"
         return {"run_id": self._run_id, "name": plan["name"], "plan": self._plan,
                 "phases": _within_limits(self._phases), "order": names, "cost_usd": self._spent(),
-                "duration_s": workflow.time() - started, "budget_exhausted": state.budget_exhausted}
+                "duration_s": workflow.time() - started, "budget_exhausted": state.budget_exhausted,
+                **({"rolls": self._rolls} if self._rolls else {})}
+
+    def _roll_due(self, request: PipelineRequest) -> bool:
+        """Time to continue as new: the server suggests it (its history grows long: a big plan), or the run
+        has more events than ``roll_after_events``; never while a phase waits for a person (its signal goes
+        to this run; the roll waits until the decision is taken)."""
+        if self._rules.waiting:
+            return False
+        info = workflow.info()
+        after = int(request.roll_after_events)
+        return (after > 0 and info.get_current_history_length() >= after) or info.is_continue_as_new_suggested()
+
+    def _carry(self, request: PipelineRequest, specs: dict[str, dict[str, Any]], started: float) -> PipelineRequest:
+        """What the next run starts from: every phase's record (cut as the result is, for a big run), the
+        plan with its expansions and the planned phases' tables, the rules' state; the same run id."""
+        return dataclasses.replace(request, carried={
+            "phases": _within_limits(self._phases), "order": list(self._order), "plan": self._plan,
+            "tables": {n: spec["table"] for n, spec in specs.items() if "table" in spec},
+            "rules": self._rules.to_data(), "started": started, "rolls": self._rolls + 1})
 
     def _join(self, planner: str, plan: dict[str, Any], state: RunState, specs: dict[str, dict[str, Any]],
               names: list[str]) -> None:
@@ -223,9 +265,13 @@ class PipelineWorkflow:
         here, against the whole run): scheduled by the rules, each attempt given its phase's own table."""
         entries, tables = plan["entries"], plan["tables"]
         clash = sorted({e["name"] for e in entries} & set(specs))
-        if clash:
-            self._phases[planner].update(status="failed", kind="plan_invalid",
-                                         message=f"planned phases {clash} are already in the run")
+        most = self._max_phases
+        if clash or len(specs) + len(entries) > most:
+            why = (f"planned phases {clash} are already in the run" if clash else
+                   f"the plan would make the run {len(specs) + len(entries)} phases; a run on Temporal has at most "
+                   f"{most} (every phase's record travels in its result and status, each under "
+                   "Temporal's 2 MB payload limit): split the work into runs")
+            self._phases[planner].update(status="failed", kind="plan_invalid", message=why)
             return
         state.expand(planner, tuple(PhasePlan(e["name"], tuple(e["depends_on"]), e.get("max_cost_usd"),
                                               e.get("approval") or "") for e in entries))
@@ -467,4 +513,4 @@ class PipelineWorkflow:
     def status(self) -> dict[str, Any]:
         return {"run_id": self._run_id, "name": self._plan.get("name", ""), "plan": self._plan, "state": self._state,
                 "phases": _within_limits(self._phases), "order": list(self._order),
-                "cost_usd": self._spent()}
+                "cost_usd": self._spent(), **({"rolls": self._rolls} if self._rolls else {})}
