@@ -13,7 +13,7 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from xml.etree import ElementTree
@@ -24,6 +24,9 @@ from sdk_wrapper import CommandOutcome, redact, run_contained
 from sdk_wrapper.lowlevel import Caps
 
 from ._context import RunContext
+from ._evidence import CheckResult
+
+__all__ = ["CheckResult"]  # re-exported: it lives in _evidence (a light module), it is used with the checks
 
 _OUTPUT_TAIL = 4000
 #: how much output ``expect_output`` is matched against
@@ -31,16 +34,6 @@ _EXPECT_TAIL = 64 * 1024
 #: a grep check does not read files larger than this
 _GREP_MAX_BYTES = 5 * 1024 * 1024
 
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    passed: bool
-    evidence: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "evidence": self.evidence, "details": self.details}
 
 
 class Check(Protocol):

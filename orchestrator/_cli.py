@@ -152,11 +152,22 @@ def _journal_view(args: argparse.Namespace) -> int:
         return 141
 
 
+#: commands that only read the journal, and those that only read or signal a Temporal run (``--address``)
+_READS_ALONE = frozenset({"report", "masked"})
+_READS_AT_TEMPORAL = frozenset({"status", "runs", "report", "cancel", "approve", "reject"})
+
+
 def main(argv: list[str] | None = None) -> int:
     _signals.install()  # before anything slow: a signal during start-up ends as an interruption
     args = _parser().parse_args(argv)
-    if args.command in ("status", "runs") and not getattr(args, "address", None):
+    address = getattr(args, "address", None)
+    if args.command in ("status", "runs") and not address:
         return _journal_view(args)
+    if args.command in _READS_ALONE if not address else args.command in _READS_AT_TEMPORAL:
+        # what only reads a run (or signals a Temporal one): no SDK, no logging set-up (see _cli_read)
+        reads = importlib.import_module("orchestrator._cli_read")
+        done: int = reads.dispatch(args)
+        return done
     commands = importlib.import_module("orchestrator._cli_commands")
     code: int = commands.dispatch(args)
     return code

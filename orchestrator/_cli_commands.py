@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib.util
-import json
 import logging
 import os
 import shlex
@@ -26,19 +25,18 @@ import structlog
 
 from sdk_wrapper import exception_leaves, redact, redact_event
 from sdk_wrapper.standin import install_standin
-from sdk_wrapper.v3 import read_masked
 
 from . import _gates as gates
+from ._cli_read import cmd_masked, cmd_report, temporal
+from ._cli_read import journal_path as _journal_path
 from ._cost import format_cost
 from ._doctor import diagnose, render, render_json
 from ._engine import Orchestrator, new_run_id
-from ._journal import DEFAULT_PATH, Journal, JournalError, JournalFullError, RunNotFoundError
+from ._journal import Journal, JournalError, JournalFullError, RunNotFoundError
 from ._model import Pipeline, PipelineError, RunReport
 from ._observe import RunObserver
 from ._pipeline_file import load_pipeline, parse_pipeline, read_pipeline_data
 from ._progress import LiveTable
-from ._runpage import open_run_page
-from ._runview import RunView, run_view
 from ._signals import EXIT_ON, early
 from ._status import PhaseStatus
 
@@ -64,10 +62,6 @@ def print_report(report: RunReport, where: str) -> None:
     if report.orphans_ended:
         print(f"ended CLI processes left by an earlier, killed run: {list(report.orphans_ended)}")
     print(where)
-
-
-def _journal_path(args: argparse.Namespace) -> Path:
-    return Path(args.journal) if args.journal else Path(args.project_dir).resolve() / DEFAULT_PATH
 
 
 def _orchestrator(args: argparse.Namespace, pipeline: Pipeline | None) -> Orchestrator:
@@ -239,24 +233,6 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    with Journal(_journal_path(args)) as journal:
-        runs = journal.runs()
-        if not runs:
-            print("no runs recorded")
-            return 2
-        run_id = args.run_id or runs[0]["run_id"]
-        view = run_view(journal, run_id)
-        default = journal.path.parent / "reports" / f"{run_id}.html"
-    return show_run_page(view, args.out or default, args.open)
-
-
-def show_run_page(view: RunView, out: str | Path, open_it: bool) -> int:
-    """Write the page, say where, and open it in the default browser if asked."""
-    print(f"run page: {open_run_page(view, out, open_it)}")
-    return 0
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     project = Path(args.project_dir) if args.project_dir != "." else Path(tempfile.mkdtemp(prefix="claude-scope-demo-"))
     print(f"claude-scope demo: the 11-phase V3 pipeline ({EXAMPLE.name}), offline against the stand-in CLI,\n"
@@ -309,15 +285,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 1 if args.check and (changed or left) else 0
 
 
-def cmd_masked(args: argparse.Namespace) -> int:
-    path = _journal_path(args)
-    rows = read_masked(path)
-    for row in rows:
-        print(json.dumps(row))
-    print(f"{len(rows)} thing(s) the real V3 would have hidden or lost (shadow mode, {path})", file=sys.stderr)
-    return 0
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
     diagnosis = anyio.run(diagnose)
     print(render_json(diagnosis) if args.json else render(diagnosis))
@@ -325,16 +292,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 _TEMPORAL_ONLY = {"server", "worker", "submit", "cancel"}
-
-
-def _temporal(args: argparse.Namespace) -> int:
-    try:
-        from orchestrator.temporal._commands import COMMANDS
-    except ImportError as exc:  # temporalio is the `temporal` extra: nothing imports it without it
-        print(f"claude-scope {args.command} needs the temporal extra: pip install 'claude-scope[temporal]' ({exc})",
-              file=sys.stderr)
-        return 2
-    return COMMANDS[args.command](args, print_report)
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -352,7 +309,7 @@ def dispatch(args: argparse.Namespace) -> int:
                 "migrate": cmd_migrate, "masked": cmd_masked, "doctor": cmd_doctor, "report": cmd_report}
     try:
         if args.command in _TEMPORAL_ONLY or getattr(args, "address", None):
-            return _temporal(args)
+            return temporal(args, print_report)
         return commands[args.command](args)
     except BrokenPipeError:  # `claude-scope status | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -22,10 +22,10 @@ from sdk_wrapper import ClaudeScopeError, QueryOutcome, redact
 
 from ._model import PhaseOutcome, parse_kind
 from ._owner import Owner
-from ._private import private_dir, private_file
+from ._private import DEFAULT_JOURNAL, private_dir, private_file
 from ._status import PhaseStatus
 
-DEFAULT_PATH = Path(".claude-scope") / "runs.db"
+DEFAULT_PATH = DEFAULT_JOURNAL
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL,

@@ -13,18 +13,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from claude_code_sdk import ClaudeCodeOptions
-
-from sdk_wrapper import ClaudeScopeError, FailureKind, QueryOutcome, ResultWebhook, RetryPolicy, sdk_of
+from sdk_wrapper import ClaudeScopeError, FailureKind
 
 from ._context import RunContext
 from ._schedule import PhasePlan, RunPlan, expand_plan, resolve_dependencies
 from ._status import PhaseKind, PhaseStatus
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: reading a journal (status, report) imports no SDK, httpx or tenacity
     from claude_agent_sdk import ClaudeAgentOptions
+    from claude_code_sdk import ClaudeCodeOptions
+
+    from sdk_wrapper import QueryOutcome, ResultWebhook, RetryPolicy
 
     from ._checks import Check, CheckResult
+
+
+def _sdk_of(options: object) -> str | None:
+    from sdk_wrapper import sdk_of  # the SDK backends' registry (importlib.metadata): only for phases with options
+
+    return sdk_of(options)
 
 
 class PipelineError(ClaudeScopeError, ValueError):
@@ -114,7 +121,7 @@ class Phase:
             raise PipelineError(f"phase {self.name!r}: prompt must be a string or a callable")
         if isinstance(self.prompt, str) and not self.prompt.strip():
             raise PipelineError(f"phase {self.name!r}: prompt is empty")
-        if self.options is not None and sdk_of(self.options) is None:
+        if self.options is not None and _sdk_of(self.options) is None:
             raise PipelineError(f"phase {self.name!r}: options must be ClaudeCodeOptions or ClaudeAgentOptions")
         for key in ("timeout_s", "idle_timeout_s", "max_cost_usd"):
             _positive_or_none(f"phase {self.name!r}: {key}", getattr(self, key))
@@ -150,7 +157,7 @@ class Phase:
         for variant in self.variants:
             if not isinstance(variant.name, str) or not variant.name or names.count(variant.name) > 1:
                 raise PipelineError(f"phase {self.name!r}: variant names must be unique, non-empty strings: {names}")
-            if variant.options is not None and sdk_of(variant.options) is None:
+            if variant.options is not None and _sdk_of(variant.options) is None:
                 raise PipelineError(f"phase {self.name!r}: variant {variant.name!r}: options must be "
                                     "ClaudeCodeOptions or ClaudeAgentOptions")
 

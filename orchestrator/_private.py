@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import IO
 
 SHARE_ENV = "CLAUDE_SCOPE_SHARE"
+#: the journal's place in a project (``Journal``'s default; kept here, where reading commands find it cheaply)
+DEFAULT_JOURNAL = Path(".claude-scope") / "runs.db"
 
 
 def modes() -> tuple[int, int]:

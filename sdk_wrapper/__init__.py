@@ -22,41 +22,104 @@ flattens exception groups. The layout: ``_backend`` (the SDK interface) with ``_
 
 from __future__ import annotations
 
-from ._backend import sdk_of
-from ._cgroup import CpuUsage
-from ._classify import leaves as exception_leaves
-from ._contained import CommandOutcome, run_contained
-from ._errors import (
-    ArgumentTypeError,
-    ClaudeScopeError,
-    CLIPathError,
-    InvalidOutputError,
-    LineTooLongError,
-    SDKReaderError,
-    StateError,
-    UsageError,
-)
-from ._host import HostContainment, cgroup_move_ms, host_containment
-from ._logging import get_logger
-from ._outcome import (
-    Attempt,
-    CleanupReport,
-    Containment,
-    Failure,
-    FailureKind,
-    QueryLimits,
-    QueryOutcome,
-    SpawnedCLI,
-    WebhookDelivery,
-)
-from ._preflight import Preflight, preflight
-from ._proctree import end_query_tree
-from ._redact import redact, redact_data, redact_event
-from ._retry import RetryPolicy
-from ._run import run_query
-from ._scope import QueryStream, open_query
-from ._tracker import OpenResource, ResourceTracker
-from ._webhook import ResultWebhook
+import importlib
+import typing
+
+if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
+    from ._backend import sdk_of
+    from ._cgroup import CpuUsage
+    from ._classify import leaves as exception_leaves
+    from ._contained import CommandOutcome, run_contained
+    from ._errors import (
+        ArgumentTypeError,
+        ClaudeScopeError,
+        CLIPathError,
+        InvalidOutputError,
+        LineTooLongError,
+        SDKReaderError,
+        StateError,
+        UsageError,
+    )
+    from ._host import HostContainment, cgroup_move_ms, host_containment
+    from ._logging import get_logger
+    from ._outcome import (
+        Attempt,
+        CleanupReport,
+        Containment,
+        Failure,
+        FailureKind,
+        QueryLimits,
+        QueryOutcome,
+        SpawnedCLI,
+        WebhookDelivery,
+    )
+    from ._preflight import Preflight, preflight
+    from ._proctree import end_query_tree
+    from ._redact import redact, redact_data, redact_event
+    from ._retry import RetryPolicy
+    from ._run import run_query
+    from ._scope import QueryStream, open_query
+    from ._tracker import OpenResource, ResourceTracker
+    from ._webhook import ResultWebhook
+
+#: where each public name lives (module, name there): importing the package imports none of them, so code
+#: that needs ``redact`` or an error class (the command line's status, report and Temporal commands) does
+#: not pay for an SDK, httpx or tenacity; ``sdk_wrapper.X`` imports X's module the first time it is used
+_WHERE = {
+    "ArgumentTypeError": ("._errors", "ArgumentTypeError"),
+    "Attempt": ("._outcome", "Attempt"),
+    "CLIPathError": ("._errors", "CLIPathError"),
+    "ClaudeScopeError": ("._errors", "ClaudeScopeError"),
+    "CleanupReport": ("._outcome", "CleanupReport"),
+    "CommandOutcome": ("._contained", "CommandOutcome"),
+    "Containment": ("._outcome", "Containment"),
+    "CpuUsage": ("._cgroup", "CpuUsage"),
+    "Failure": ("._outcome", "Failure"),
+    "FailureKind": ("._outcome", "FailureKind"),
+    "HostContainment": ("._host", "HostContainment"),
+    "InvalidOutputError": ("._errors", "InvalidOutputError"),
+    "LineTooLongError": ("._errors", "LineTooLongError"),
+    "OpenResource": ("._tracker", "OpenResource"),
+    "Preflight": ("._preflight", "Preflight"),
+    "QueryLimits": ("._outcome", "QueryLimits"),
+    "QueryOutcome": ("._outcome", "QueryOutcome"),
+    "QueryStream": ("._scope", "QueryStream"),
+    "ResourceTracker": ("._tracker", "ResourceTracker"),
+    "ResultWebhook": ("._webhook", "ResultWebhook"),
+    "RetryPolicy": ("._retry", "RetryPolicy"),
+    "SDKReaderError": ("._errors", "SDKReaderError"),
+    "SpawnedCLI": ("._outcome", "SpawnedCLI"),
+    "StateError": ("._errors", "StateError"),
+    "UsageError": ("._errors", "UsageError"),
+    "WebhookDelivery": ("._outcome", "WebhookDelivery"),
+    "cgroup_move_ms": ("._host", "cgroup_move_ms"),
+    "end_query_tree": ("._proctree", "end_query_tree"),
+    "exception_leaves": ("._classify", "leaves"),
+    "get_logger": ("._logging", "get_logger"),
+    "host_containment": ("._host", "host_containment"),
+    "open_query": ("._scope", "open_query"),
+    "preflight": ("._preflight", "preflight"),
+    "redact": ("._redact", "redact"),
+    "redact_data": ("._redact", "redact_data"),
+    "redact_event": ("._redact", "redact_event"),
+    "run_contained": ("._contained", "run_contained"),
+    "run_query": ("._run", "run_query"),
+    "sdk_of": ("._backend", "sdk_of"),
+}
+
+
+def __getattr__(name: str) -> object:
+    found = _WHERE.get(name)
+    if found is None:
+        raise AttributeError(f"module 'sdk_wrapper' has no attribute {name!r}")
+    value = getattr(importlib.import_module(found[0], __name__), found[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ArgumentTypeError",

@@ -7,23 +7,46 @@ but not what a caller of ``run_query`` needs.
 - ``post_json(webhook, body, log=...)``: a bounded, redacted POST to a ``ResultWebhook`` (approval gates use it).
 - ``Caps`` (a memory and process-count cap for ``run_contained``), ``cap_support()`` (how each cap can be
   enforced on this host, for ``doctor``), ``check_caps`` (``CapsError`` unless they can).
+- ``read_masked(journal_path)``: what shadow mode recorded the real V3 would have hidden (``claude-scope
+  masked``; also ``sdk_wrapper.v3.read_masked``, which imports the SDK).
+
+Each name is imported when first used, so a command that needs one (``masked``) pays for no other.
 """
 
 from __future__ import annotations
 
-from ._backend import Backend, agent_backend, backend_for, code_backend
-from ._caps import Caps, CapsError
-from ._caps import support as _support
-from ._cgroup import host_cgroup
-from ._options import check_caps
-from ._webhook import post_json
+import importlib
+import typing
+
+if typing.TYPE_CHECKING:
+    from ._backend import Backend, agent_backend, backend_for, code_backend
+    from ._caps import Caps, CapsError
+    from ._options import check_caps
+    from ._shadow import read_masked
+    from ._webhook import post_json
+
+_WHERE = {"Backend": "._backend", "agent_backend": "._backend", "backend_for": "._backend",
+          "code_backend": "._backend", "Caps": "._caps", "CapsError": "._caps", "check_caps": "._options",
+          "read_masked": "._shadow", "post_json": "._webhook"}
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sdk_wrapper.lowlevel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, "sdk_wrapper"), name)
+    globals()[name] = value
+    return value
 
 
 def cap_support() -> dict[str, str]:
     """How each cap (``memory``, ``pids``) can be enforced on this host: where, or why not."""
+    from ._caps import support
+    from ._cgroup import host_cgroup
+
     host = host_cgroup().host
-    return _support(None if host is None else host.path)
+    return support(None if host is None else host.path)
 
 
 __all__ = ["Backend", "Caps", "CapsError", "agent_backend", "backend_for", "cap_support", "check_caps", "code_backend",
-           "post_json"]
+           "post_json", "read_masked"]

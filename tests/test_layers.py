@@ -25,6 +25,7 @@ def _imported(path: str) -> set[str]:
 def test_no_two_way_imports() -> None:
     assert "_model" not in _imported("orchestrator/_checks.py")  # RunContext lives in _context
     assert "_cli_commands" not in _imported("orchestrator/temporal/_commands.py")
+    assert "_cli_read" not in _imported("orchestrator/temporal/_commands.py")
     assert "_checks" not in _imported("orchestrator/_context.py")
 
 
@@ -34,3 +35,19 @@ def test_status_and_runs_import_no_sdk() -> None:
             "'sdk_wrapper', 'psutil', 'mcp')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_reading_commands_import_no_sdk(tmp_path: Path) -> None:
+    """``report`` and ``masked`` on a journal with a run, and the Temporal reading commands' modules: no SDK,
+    no httpx, tenacity or jinja2 (what made them take a second: ``python -m benchmarks.bench_cli``)."""
+    (tmp_path / "p.toml").write_text('[[phases]]\nname = "a"\nprompt = "x"\nscenario = "ok"\n')
+    subprocess.run([sys.executable, "-m", "orchestrator._cli", "--project-dir", str(tmp_path), "run",
+                    str(tmp_path / "p.toml"), "--simulate"], capture_output=True, check=True)
+    code = ("import sys; from orchestrator._cli import main; d = sys.argv[1]; "
+            "codes = [main(['--project-dir', d, 'report', '--out', d + '/page.html']), main(['--project-dir', d, "
+            "'masked'])]; import orchestrator.temporal._commands; "
+            "print(codes, sorted({m.split('.')[0] for m in sys.modules} & {'claude_code_sdk', 'claude_agent_sdk', "
+            "'mcp', 'httpx', 'tenacity', 'jinja2'}))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[0, 0] []", done.stdout
+    assert "<html" in (tmp_path / "page.html").read_text()[:200].lower()

@@ -12,14 +12,40 @@ the query streams. Workers: ``run_worker`` / ``claude-scope worker``. Importing 
 
 from __future__ import annotations
 
-from .._engine import end_orphans
-from .._journal import RunNotFoundError
-from ._activity import PhaseActivities
-from ._client import TemporalRunner
-from ._server import DevServer, ServerError, temporal_binary
-from ._spec import PipelineSpec, spec_from_data, spec_from_file, spec_from_pipeline
-from ._worker import build_worker, run_worker
-from ._workflow import PipelineWorkflow
+import importlib
+import typing
+
+if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
+    from .._engine import end_orphans
+    from .._journal import RunNotFoundError
+    from ._activity import PhaseActivities
+    from ._client import TemporalRunner
+    from ._server import DevServer, ServerError, temporal_binary
+    from ._spec import PipelineSpec, spec_from_data, spec_from_file, spec_from_pipeline
+    from ._worker import build_worker, run_worker
+    from ._workflow import PipelineWorkflow
+
+#: where each public name lives: ``claude-scope status --address`` needs the client alone, not the worker,
+#: the activities or an SDK
+_WHERE = {"end_orphans": "orchestrator._engine", "RunNotFoundError": "orchestrator._journal",
+          "PhaseActivities": "._activity", "TemporalRunner": "._client", "DevServer": "._server",
+          "ServerError": "._server", "temporal_binary": "._server", "PipelineSpec": "._spec",
+          "spec_from_data": "._spec", "spec_from_file": "._spec", "spec_from_pipeline": "._spec",
+          "build_worker": "._worker", "run_worker": "._worker", "PipelineWorkflow": "._workflow"}
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator.temporal' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DevServer",

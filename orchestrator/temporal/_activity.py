@@ -37,8 +37,9 @@ from .._owner import same_process
 from .._plan import plan_evidence, plan_failure
 from .._status import PhaseKind, PhaseStatus
 from .._worktree import Isolation, Worktree
+from ._records import outcome_from_record, outcome_record
 from ._requests import AttemptRequest, RaceEnd
-from ._spec import PipelineSpec, outcome_from_record, outcome_record, planned_phase, planned_pipeline, planned_record
+from ._spec import PipelineSpec, planned_phase, planned_pipeline, planned_record
 from ._workflow import ACTIVITY, NOTIFY, PHASE_FAILED, RACE_END, VARIANT
 
 #: the activity error type for a pipeline the worker cannot build (a retry would fail the same way)

@@ -9,8 +9,9 @@ running phases have ended their CLI trees.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import (
     Client,
@@ -23,13 +24,14 @@ from temporalio.service import RPCError
 
 from sdk_wrapper import StateError, redact
 
-from .._engine import new_run_id
 from .._journal import RunNotFoundError
 from .._model import RunReport
 from .._runview import RunView
-from ._requests import DEFAULT_HEARTBEAT_S, PipelineRequest
-from ._spec import PipelineSpec, report_from_record, run_view_from_record
-from ._workflow import WORKFLOW
+
+if TYPE_CHECKING:
+    from ._spec import PipelineSpec
+from ._records import report_from_record, run_view_from_record
+from ._requests import DEFAULT_HEARTBEAT_S, WORKFLOW, PipelineRequest
 
 
 class TemporalRunner:
@@ -51,6 +53,8 @@ class TemporalRunner:
 
     async def submit(self, spec: PipelineSpec, run_id: str | None = None) -> str:
         """Start the pipeline; return its run id (the workflow id). Raises for a run id already used."""
+        from .._engine import new_run_id  # the orchestrator's run ids (it imports the SDK: only to submit)
+
         run_id = run_id or new_run_id()
         request = PipelineRequest(run_id, spec.to_json(), spec.plan(), self.heartbeat_timeout_s,
                                   self.roll_after_events)
@@ -114,10 +118,13 @@ class TemporalRunner:
         await self._handle(run_id).signal("decide", {"phase": phase, "decision": decision, "who": who,
                                                     "note": redact(note)[:4000], "retry": retry})
 
-    async def cancel(self, run_id: str) -> None:
-        """Cancel the run and wait until it has closed (its phases' trees ended)."""
+    async def cancel(self, run_id: str, sent: Callable[[], None] | None = None) -> None:
+        """Cancel the run and wait until it has closed (its phases' trees ended); ``sent()`` is called once
+        the server has the request."""
         handle = self._handle(run_id)
         await handle.cancel()
+        if sent is not None:
+            sent()
         with contextlib.suppress(WorkflowFailureError):  # closed as cancelled: what was asked
             await handle.result()
 

@@ -1,6 +1,6 @@
 """``claude-scope server | worker | submit | cancel`` and ``status/runs/report --address``: the Temporal commands.
 
-Loaded by ``orchestrator._cli_commands`` only when one of them is used (it needs the ``temporal`` extra). Processes
+Loaded by ``orchestrator._cli_read`` only when one of them is used (it needs the ``temporal`` extra). Processes
 that used the Temporal client end with ``os._exit`` after flushing their output: at interpreter exit
 temporalio's runtime can crash the process (measured: "Fatal Python error: PyGILState_Release" in 2 of 10
 worker exits, exit 139 in 1 of 4 client exits, both after all work was done), which would turn a correct
@@ -21,16 +21,15 @@ import anyio
 from temporalio.client import Client
 
 from sdk_wrapper import StateError
-from sdk_wrapper.standin import install_standin
 
 from .._journal import DEFAULT_PATH, RunNotFoundError
 from .._model import PipelineError, RunReport
 from .._runpage import open_run_page
 from .._runview import RunView
 from ._client import TemporalRunner
-from ._server import DevServer, ServerError
-from ._spec import spec_from_file
-from ._worker import run_worker
+
+# The reading commands (status, report, runs, cancel, approve/reject) import the client alone; the server,
+# the worker and submit import what they need when they run.
 
 
 def _exit(code: int) -> int:
@@ -40,6 +39,8 @@ def _exit(code: int) -> int:
 
 
 def cmd_server(args: argparse.Namespace, _print_report: Any) -> int:
+    from ._server import DevServer, ServerError
+
     try:
         server = DevServer(port=args.port, ui=not args.headless, db=args.db).start()
     except ServerError as exc:
@@ -60,6 +61,10 @@ def cmd_server(args: argparse.Namespace, _print_report: Any) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, _print_report: Any) -> int:
+    from sdk_wrapper.standin import install_standin
+
+    from ._worker import run_worker
+
     workspace = Path(args.workspace or args.project_dir).resolve()
     journal = Path(args.journal) if args.journal else workspace / DEFAULT_PATH
     cli_path = str(install_standin(journal.parent / "standin-bin")) if args.simulate else None
@@ -85,6 +90,8 @@ def cmd_worker(args: argparse.Namespace, _print_report: Any) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, print_report: Any) -> int:
+    from ._spec import spec_from_file
+
     try:
         spec = spec_from_file(args.pipeline, simulate=args.simulate)
     except PipelineError as exc:
@@ -164,7 +171,8 @@ def cmd_report(args: argparse.Namespace, _print_report: Any) -> int:
     except RunNotFoundError as exc:
         print(f"claude-scope: {exc}", file=sys.stderr)
         return _exit(2)
-    return _exit(_show_run_page(view, args.out or f"{args.run_id}.html", args.open))
+    print(f"run page: {open_run_page(view, args.out or f'{args.run_id}.html', args.open)}")
+    return _exit(0)
 
 
 def cmd_runs(args: argparse.Namespace, _print_report: Any) -> int:
@@ -180,16 +188,12 @@ def cmd_runs(args: argparse.Namespace, _print_report: Any) -> int:
 def cmd_cancel(args: argparse.Namespace, _print_report: Any) -> int:
     async def main() -> None:
         runner = await TemporalRunner.connect(args.address, "", namespace=args.namespace)
-        await runner.cancel(args.run_id)
+        await runner.cancel(args.run_id, sent=lambda: print(
+            f"run {args.run_id}: cancel sent; waiting until its running phases' CLI trees are ended", flush=True))
 
     anyio.run(main)
     print(f"run {args.run_id} cancelled; its running phases' CLI trees were ended")
     return _exit(0)
-
-
-def _show_run_page(view: RunView, out: str | Path, open_it: bool) -> int:
-    print(f"run page: {open_run_page(view, out, open_it)}")
-    return 0
 
 
 def cmd_decide(args: argparse.Namespace, _print_report: Any) -> int:

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_HEARTBEAT_S = 10.0
+#: the workflow's type name (the client starts it by name, without importing the workflow's code)
+WORKFLOW = "claude-scope-pipeline"
 #: at most this many phases in a Temporal run (a plan that would pass it is invalid): each phase's record is
-#: about 1 KB of the result, of the status query and of the state carried across continue-as-new, each
-#: under Temporal's 2 MB payload limit (1,000 phases: a 1.2 MB result)
-MAX_RUN_PHASES = 1500
+#: about 1.1 KB of the result, of the status query and of the state carried across continue-as-new, plus
+#: its texts (cut to share 100,000 characters each), each payload under Temporal's 2 MB limit (measured:
+#: 1,001 phases, a 1.21 MB result; 1,500, 1.81 MB, too close)
+MAX_RUN_PHASES = 1100
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ with workflow.unsafe.imports_passed_through():
     from .._gates import said as gate_said
     from .._schedule import PhasePlan, RunPlan, RunState, Skip, Start, resolve_dependencies
     from .._status import PhaseStatus
-    from ._requests import MAX_RUN_PHASES, AttemptRequest, PipelineRequest, RaceEnd
-    from ._spec import attempt_feedback, backoff_s, lean_spec, should_retry
+    from ._records import attempt_feedback, backoff_s, should_retry
+    from ._requests import MAX_RUN_PHASES, WORKFLOW, AttemptRequest, PipelineRequest, RaceEnd
+    from ._spec import lean_spec
 
-WORKFLOW = "claude-scope-pipeline"
 ACTIVITY = "claude-scope-phase-attempt"
 #: one variant of a race (an attempt of its own), and the end of a race: the winner merged, worktrees removed
 VARIANT = "claude-scope-race-variant"
@@ -77,13 +77,13 @@ def run_plan_of(plan: dict[str, Any], *, implicit_order: bool = True, reserve: b
 #: (prompt, stderr, result) cut to what its share of ``_TEXT_BUDGET`` allows, so that they stay under
 #: Temporal's 2 MB payload limit
 _MANY_PHASES = 100
-_TEXT_BUDGET = 300_000
+_TEXT_BUDGET = 100_000
 #: what a phase's record repeats of its last attempt's entry in ``history`` (the run page reads the entry)
 _REPEATED = ("prompt", "stderr_tail", "cleanup", "message_log", "host", "query_id", "message_count")
 def _within_limits(phases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     if len(phases) <= _MANY_PHASES:
         return phases
-    keep = max(100, min(1000, _TEXT_BUDGET // len(phases)))
+    keep = max(50, min(1000, _TEXT_BUDGET // len(phases)))
 
     def cut(entry: dict[str, Any]) -> dict[str, Any]:
         return {k: (v[:keep] if k in ("prompt", "stderr_tail", "result_text") and isinstance(v, str) else v)

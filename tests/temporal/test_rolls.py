@@ -73,8 +73,7 @@ async def test_a_plan_past_the_run_limit_fails_its_planner(
         tmp_path: Path) -> None:
     """A run's records travel in its result and status (2 MB each at most): a plan that would make the run
     more phases than ``max_run_phases`` fails its planner as ``plan_invalid``, saying why, not the workflow."""
-    from orchestrator.temporal._requests import PipelineRequest
-    from orchestrator.temporal._workflow import WORKFLOW
+    from orchestrator.temporal._requests import WORKFLOW, PipelineRequest
 
     spec = temporal.spec_from_data(PIPELINES["planner"], simulate=True)
     queue = queue_name(tmp_path)

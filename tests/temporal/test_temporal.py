@@ -257,7 +257,7 @@ def test_what_cannot_travel_is_refused(tmp_path: Path) -> None:
 
 
 def test_backoff_and_retry_decisions_match_the_policy() -> None:
-    from orchestrator.temporal._spec import backoff_s, should_retry
+    from orchestrator.temporal._records import backoff_s, should_retry
 
     retry = {"attempts": 3, "initial_wait_s": 1.0, "max_wait_s": 5.0, "jitter_s": 1.0, "after_side_effects": False}
     failed = {"status": "failed", "kind": "rate_limited", "retryable": True, "side_effects": False}
