@@ -236,9 +236,8 @@ async def run_phase(phase: Phase, ctx: RunContext, rt: PhaseRuntime) -> PhaseOut
                      f"max_cost_usd={phase.max_cost_usd} was spent by its earlier attempts")
     try:
         place = await Place.open(phase, rt, Path(options.cwd or rt.project_dir))
-    except (PipelineError, GitCommandError) as exc:
-        return PhaseOutcome(phase.name, PhaseStatus.FAILED, kind=PhaseKind.ISOLATION_FAILED, attempts=attempt,
-                            message=str(exc), duration_s=time.monotonic() - started)
+    except (PipelineError, GitCommandError) as exc:  # no worktree: the phase fails, costing what it cost before
+        return ended(PhaseStatus.FAILED, PhaseKind.ISOLATION_FAILED, str(exc))
     try:
         tried = await (phase.retry.repeat(once, again) if phase.retry is not None else once())
     except GitCommandError as exc:

@@ -312,3 +312,18 @@ def _no_git_in(project: Path) -> bool:
         if proc.info["name"] == "git" and proc.info["cwd"] == str(project):
             return False
     return True
+
+
+async def test_a_phase_whose_worktree_cannot_be_made_costs_what_it_cost_before(tmp_path: Path) -> None:
+    """A resumed isolated phase (two earlier attempts, one of unknown cost) in a project that is no longer a git
+    repository: ``isolation_failed``, charged what its earlier attempts cost (a lower bound), never 0."""
+    from orchestrator import Journal, Phase, PhaseKind, RunContext
+    from orchestrator._execute import PhaseRuntime, run_phase
+
+    project = tmp_path / "not-a-repo"
+    project.mkdir()
+    with Journal(tmp_path / "runs.db") as journal:
+        runtime = PhaseRuntime("r", journal, project, first_attempt=2, earlier_costs=(0.5, None))
+        outcome = await run_phase(Phase("p", "x", isolation="worktree"), RunContext("r", project, {}), runtime)
+    assert (outcome.kind, outcome.attempts, outcome.cost_usd, outcome.cost_lower_bound) == (
+        PhaseKind.ISOLATION_FAILED, 2, 0.5, True)
