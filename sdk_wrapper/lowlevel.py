@@ -18,6 +18,9 @@ from __future__ import annotations
 import importlib
 import typing
 
+from ._caps import support as _support  # standard library only, as is _cgroup
+from ._cgroup import host_cgroup
+
 if typing.TYPE_CHECKING:
     from ._backend import Backend, agent_backend, backend_for, code_backend
     from ._caps import Caps, CapsError
@@ -41,11 +44,8 @@ def __getattr__(name: str) -> object:
 
 def cap_support() -> dict[str, str]:
     """How each cap (``memory``, ``pids``) can be enforced on this host: where, or why not."""
-    from ._caps import support
-    from ._cgroup import host_cgroup
-
     host = host_cgroup().host
-    return support(None if host is None else host.path)
+    return _support(None if host is None else host.path)
 
 
 __all__ = ["Backend", "Caps", "CapsError", "agent_backend", "backend_for", "cap_support", "check_caps", "code_backend",

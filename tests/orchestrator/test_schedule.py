@@ -124,7 +124,7 @@ def test_the_rules_import_nothing_but_the_standard_library_and_the_status_enums(
                 for node in ast.walk(ast.parse(source.read_text()))
                 if isinstance(node, ast.Import | ast.ImportFrom)
                 for alias in node.names}
-    assert imported <= {"__future__", "collections.abc", "dataclasses", "_status"}, imported
+    assert imported <= {"__future__", "collections.abc", "dataclasses", "typing", "_status"}, imported
 
 
 def test_a_plan_joins_after_its_planner_and_holds_back_its_dependants() -> None:
