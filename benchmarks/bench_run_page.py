@@ -16,8 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestrator._runpage import render_run_page
-from orchestrator._runview import AttemptView, CleanupView, PhaseView, RunView, read_transcript
+from orchestrator._runpage import AttemptView, CleanupView, PhaseView, RunView, read_transcript, render_run_page
 
 
 def _peak_mb() -> float:

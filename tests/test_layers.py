@@ -24,13 +24,13 @@ def _imported(path: str) -> set[str]:
 
 def test_no_two_way_imports() -> None:
     assert "_model" not in _imported("orchestrator/_checks.py")  # RunContext lives in _context
-    assert "_cli_commands" not in _imported("orchestrator/temporal/_commands.py")
-    assert "_cli_read" not in _imported("orchestrator/temporal/_commands.py")
+    assert "_run" not in _imported("orchestrator/_cli/_temporal.py")  # the Temporal family does not reach back
+    assert "_read" not in _imported("orchestrator/_cli/_temporal.py")
     assert "_checks" not in _imported("orchestrator/_context.py")
 
 
 def test_status_and_runs_import_no_sdk() -> None:
-    code = ("import sys; import orchestrator._journal_view, orchestrator._cli; "
+    code = ("import sys; import orchestrator._cli._runs, orchestrator._cli; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('claude_code_sdk', 'claude_agent_sdk', "
             "'sdk_wrapper', 'psutil', 'mcp')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -45,7 +45,7 @@ def test_reading_commands_import_no_sdk(tmp_path: Path) -> None:
                     str(tmp_path / "p.toml"), "--simulate"], capture_output=True, check=True)
     code = ("import sys; from orchestrator._cli import main; d = sys.argv[1]; "
             "codes = [main(['--project-dir', d, 'report', '--out', d + '/page.html']), main(['--project-dir', d, "
-            "'masked'])]; import orchestrator.temporal._commands; "
+            "'masked'])]; import orchestrator._cli._temporal; "
             "print(codes, sorted({m.split('.')[0] for m in sys.modules} & {'claude_code_sdk', 'claude_agent_sdk', "
             "'mcp', 'httpx', 'tenacity', 'jinja2'}))")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)

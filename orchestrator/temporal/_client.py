@@ -26,7 +26,7 @@ from sdk_wrapper import StateError, redact
 
 from .._journal import RunNotFoundError
 from .._model import RunReport
-from .._runview import RunView
+from .._runpage import RunView
 
 if TYPE_CHECKING:
     from ._spec import PipelineSpec

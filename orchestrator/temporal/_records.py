@@ -21,7 +21,7 @@ from .._evidence import CheckResult
 from .._feedback import told_after
 from .._journal import RESULT_KEPT, STDERR_KEPT
 from .._model import PhaseOutcome, RunReport, parse_kind
-from .._runview import AttemptView, CleanupView, PhaseView, RunView, Transcript, read_transcript
+from .._runpage import AttemptView, CleanupView, PhaseView, RunView, Transcript, read_transcript
 from .._status import PhaseKind, PhaseStatus
 
 #: how much of an attempt's prompt its record in history keeps (the host's journal keeps more)

@@ -28,8 +28,7 @@ from orchestrator import (
     file_exists,
     glob_matches,
 )
-from orchestrator._runpage import render_run_page
-from orchestrator._runview import run_view
+from orchestrator._runpage import render_run_page, run_view
 from sdk_wrapper import FailureKind, RetryPolicy
 from sdk_wrapper.testing import process_alive, scenario_env
 from sdk_wrapper.testing.pytest_plugin import LeakGuard

@@ -13,8 +13,7 @@ import pytest
 
 from orchestrator import Orchestrator, Phase, PhaseKind, PhaseStatus, PipelineError, parse_pipeline
 from orchestrator._feedback import HEADER, MAX_BLOCK, feedback_block
-from orchestrator._runpage import render_run_page
-from orchestrator._runview import run_view
+from orchestrator._runpage import render_run_page, run_view
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 
 pytestmark = pytest.mark.anyio

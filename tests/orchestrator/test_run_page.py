@@ -24,7 +24,7 @@ import pytest
 
 from orchestrator import Journal, Pipeline
 from orchestrator._runpage import render_run_page, write_run_page
-from orchestrator._runview import (
+from orchestrator._runpage._view import (
     HEAD_CHARS,
     HEAD_ITEMS,
     TAIL_CHARS,

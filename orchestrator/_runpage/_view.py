@@ -19,7 +19,7 @@ from typing import Any
 
 from sdk_wrapper import redact
 
-from ._journal import Journal, RunNotFoundError
+from .._journal import Journal, RunNotFoundError
 
 #: an attempt's transcript shows its first and last items; the ones between are counted, not shown
 HEAD_ITEMS = 200

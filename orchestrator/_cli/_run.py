@@ -26,21 +26,21 @@ import structlog
 from sdk_wrapper import exception_leaves, redact, redact_event
 from sdk_wrapper.standin import install_standin
 
-from . import _gates as gates
-from ._cli_read import cmd_masked, cmd_report, temporal
-from ._cli_read import journal_path as _journal_path
-from ._cost import format_cost
-from ._doctor import diagnose, render, render_json
-from ._engine import Orchestrator, new_run_id
-from ._journal import Journal, JournalError, JournalFullError, RunNotFoundError
-from ._model import Pipeline, PipelineError, RunReport
-from ._observe import RunObserver
-from ._pipeline_file import load_pipeline, parse_pipeline, read_pipeline_data
-from ._progress import LiveTable
-from ._signals import EXIT_ON, early
-from ._status import PhaseStatus
+from .. import _gates as gates
+from .._cost import format_cost
+from .._doctor import diagnose, render, render_json
+from .._engine import Orchestrator, new_run_id
+from .._journal import Journal, JournalError, JournalFullError, RunNotFoundError
+from .._model import Pipeline, PipelineError, RunReport
+from .._observe import RunObserver
+from .._pipeline_file import load_pipeline, parse_pipeline, read_pipeline_data
+from .._progress import LiveTable
+from .._signals import EXIT_ON, early
+from .._status import PhaseStatus
+from ._read import cmd_masked, cmd_report, temporal
+from ._read import journal_path as _journal_path
 
-EXAMPLE = Path(__file__).with_name("examples") / "v3_pipeline.toml"
+EXAMPLE = Path(__file__).parents[1] / "examples" / "v3_pipeline.toml"
 
 
 def print_report(report: RunReport, where: str) -> None:
@@ -77,7 +77,7 @@ def _orchestrator(args: argparse.Namespace, pipeline: Pipeline | None) -> Orches
 def _tracing() -> RunObserver:
     """The OpenTelemetry observer, set up from the OTEL_* variables; its spans are flushed at exit."""
     try:
-        from .tracing import configure  # the otel extra: nothing imports OpenTelemetry without --otel
+        from ..tracing import configure  # the otel extra: nothing imports OpenTelemetry without --otel
 
         tracing, provider = configure()  # imports the chosen exporter
     except ImportError as exc:
@@ -188,7 +188,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from ._prune import PruneError, parse_age, prune, vacuum
+    from .._prune import PruneError, parse_age, prune, vacuum
 
     try:
         with Journal(_journal_path(args)) as journal:

@@ -6,9 +6,11 @@ phases waiting for approval (--no-wait; resume it once they are decided), 130 / 
 SIGTERM interrupted a run (resume it).
 """
 
-# This module is the entry point: it parses the command line with the standard library only and imports a
-# command's code (and with it an SDK) only once a command is to run, so --help and argument errors answer
-# at once. A test holds --help to importing no SDK.
+# This package is the command line, one module per command family: _run (run, resume, demo, approve /
+# reject, prune, migrate, doctor), _read (report, masked), _runs (status and runs from the journal),
+# _temporal (the Temporal commands). This module is the entry point: it parses the command line with the
+# standard library only and imports a command's code (and with it an SDK) only once a command is to run,
+# so --help and argument errors answer at once. A test holds --help to importing no SDK.
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import argparse
 import importlib
 import sys
 
-from . import _signals
+from .. import _signals
 
 _OTEL_HELP = ("OpenTelemetry spans of the run, phases, attempts and queries (the otel extra; exporter from "
               "OTEL_TRACES_EXPORTER: otlp (default, OTEL_EXPORTER_OTLP_ENDPOINT) or console)")
@@ -117,11 +119,11 @@ def _temporal_address(parser: argparse.ArgumentParser, *, required: bool = True)
     parser.add_argument("--namespace", default="default")
 
 
-def _journal_view(args: argparse.Namespace) -> int:
-    """``status`` and ``runs`` from the journal: read-only, no SDK imported (see ``_journal_view``)."""
+def _from_journal(args: argparse.Namespace) -> int:
+    """``status`` and ``runs`` from the journal: read-only, no SDK imported (see ``_runs``)."""
     import os
 
-    from . import _journal_view as view
+    from . import _runs as view
 
     path = args.journal or os.path.join(os.path.realpath(args.project_dir), ".claude-scope", "runs.db")
     try:
@@ -162,16 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     address = getattr(args, "address", None)
     if args.command in ("status", "runs") and not address:
-        return _journal_view(args)
+        return _from_journal(args)
     if args.command in _READS_ALONE if not address else args.command in _READS_AT_TEMPORAL:
-        # what only reads a run (or signals a Temporal one): no SDK, no logging set-up (see _cli_read)
-        reads = importlib.import_module("orchestrator._cli_read")
+        # what only reads a run (or signals a Temporal one): no SDK, no logging set-up (see _read)
+        reads = importlib.import_module("orchestrator._cli._read")
         done: int = reads.dispatch(args)
         return done
-    commands = importlib.import_module("orchestrator._cli_commands")
+    commands = importlib.import_module("orchestrator._cli._run")
     code: int = commands.dispatch(args)
     return code
 
-
-if __name__ == "__main__":
-    sys.exit(main())

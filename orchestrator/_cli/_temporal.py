@@ -1,6 +1,6 @@
 """``claude-scope server | worker | submit | cancel`` and ``status/runs/report --address``: the Temporal commands.
 
-Loaded by ``orchestrator._cli_read`` only when one of them is used (it needs the ``temporal`` extra). Processes
+Loaded by ``_read`` only when one of them is used (it needs the ``temporal`` extra). Processes
 that used the Temporal client end with ``os._exit`` after flushing their output: at interpreter exit
 temporalio's runtime can crash the process (measured: "Fatal Python error: PyGILState_Release" in 2 of 10
 worker exits, exit 139 in 1 of 4 client exits, both after all work was done), which would turn a correct
@@ -24,9 +24,8 @@ from sdk_wrapper import StateError
 
 from .._journal import DEFAULT_PATH, RunNotFoundError
 from .._model import PipelineError, RunReport
-from .._runpage import open_run_page
-from .._runview import RunView
-from ._client import TemporalRunner
+from .._runpage import RunView, open_run_page
+from ..temporal._client import TemporalRunner
 
 # The reading commands (status, report, runs, cancel, approve/reject) import the client alone; the server,
 # the worker and submit import what they need when they run.
@@ -39,7 +38,7 @@ def _exit(code: int) -> int:
 
 
 def cmd_server(args: argparse.Namespace, _print_report: Any) -> int:
-    from ._server import DevServer, ServerError
+    from ..temporal._server import DevServer, ServerError
 
     try:
         server = DevServer(port=args.port, ui=not args.headless, db=args.db).start()
@@ -63,7 +62,7 @@ def cmd_server(args: argparse.Namespace, _print_report: Any) -> int:
 def cmd_worker(args: argparse.Namespace, _print_report: Any) -> int:
     from sdk_wrapper.standin import install_standin
 
-    from ._worker import run_worker
+    from ..temporal._worker import run_worker
 
     workspace = Path(args.workspace or args.project_dir).resolve()
     journal = Path(args.journal) if args.journal else workspace / DEFAULT_PATH
@@ -90,7 +89,7 @@ def cmd_worker(args: argparse.Namespace, _print_report: Any) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, print_report: Any) -> int:
-    from ._spec import spec_from_file
+    from ..temporal._spec import spec_from_file
 
     try:
         spec = spec_from_file(args.pipeline, simulate=args.simulate)
@@ -126,7 +125,7 @@ def _rows(report: RunReport) -> list[dict[str, Any]]:
 def cmd_status(args: argparse.Namespace, _print_report: Any) -> int:
     """``status --address``: the table (or ``--json``); ``--follow`` polls the workflow's status query and
     prints each phase change, then exits with the run's code."""
-    from .. import _journal_view as view
+    from . import _runs as view
 
     async def main() -> int:
         runner = await TemporalRunner.connect(args.address, "", namespace=args.namespace)

@@ -1,7 +1,7 @@
 """A run's page: one self-contained HTML file (inline CSS and SVG, no script, no network), readable from a
 ``file://`` URL, for a finished, failed, running or interrupted run.
 
-It draws a ``RunView`` (``_runview``): a timeline of attempts on a time axis (one row per phase, so phases
+It draws a ``RunView`` (``_view``): a timeline of attempts on a time axis (one row per phase, so phases
 that ran in parallel are bars side by side in time), a phase table, then per phase its failure, check
 evidence, each attempt's CLI-tree cleanup, stderr tail and collapsible transcript. Every text is escaped
 here; secrets were redacted when the view was built.
@@ -16,10 +16,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from ._cost import format_cost
-from ._feedback import HEADER
-from ._private import open_append, private_dir
-from ._runview import AttemptView, CleanupView, Item, PhaseView, RunView, Transcript
+from .._cost import format_cost
+from .._feedback import HEADER
+from .._private import open_append, private_dir
+from ._view import AttemptView, CleanupView, Item, PhaseView, RunView, Transcript
 
 _LABEL_W, _PLOT_X, _PLOT_W, _ROW_H, _TOP = 150, 160, 820, 26, 34
 _NOT_OK = ("failed", "timed_out", "cancelled")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
 
-from ._cost import format_cost
+from .._cost import format_cost
 
 # No pathlib or dataclasses here (nor, at import, ``_owner``): they are a third of the command's start-up.
 
@@ -67,7 +67,7 @@ def runs(conn: sqlite3.Connection, run_id: str | None = None, *, latest: bool = 
 
 
 def _alive(row: sqlite3.Row) -> bool:
-    from ._owner import Owner  # only for a run journalled running: is its orchestrator still there?
+    from .._owner import Owner  # only for a run journalled running: is its orchestrator still there?
 
     return Owner(row["owner_host"], row["owner_pid"], row["owner_start"]).alive()
 

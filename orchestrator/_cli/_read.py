@@ -3,7 +3,7 @@ hidden), and the Temporal commands that run no phase (``status``, ``runs``, ``re
 ``approve`` / ``reject`` with ``--address``).
 
 None of them runs a query, so none imports an SDK, httpx or tenacity (nor logging set-up): ``_cli.main``
-calls them without ``_cli_commands``, and they answer in about the time Python and SQLite (or the Temporal
+calls them without ``_run``, and they answer in about the time Python and SQLite (or the Temporal
 client) take to start. ``benchmarks/bench_cli`` measures them; a test holds them to importing no SDK.
 """
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sdk_wrapper import ClaudeScopeError
 
-from ._private import DEFAULT_JOURNAL
+from .._private import DEFAULT_JOURNAL
 
 if TYPE_CHECKING:
     pass
@@ -27,9 +27,8 @@ def journal_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ._journal import Journal
-    from ._runpage import open_run_page
-    from ._runview import run_view
+    from .._journal import Journal
+    from .._runpage import open_run_page, run_view
 
     with Journal(journal_path(args)) as journal:
         runs = journal.runs()
@@ -59,7 +58,7 @@ def cmd_masked(args: argparse.Namespace) -> int:
 def temporal(args: argparse.Namespace, print_report: object = None) -> int:
     """A Temporal command (the ``temporal`` extra), or exit 2 saying how to install it."""
     try:
-        from orchestrator.temporal._commands import COMMANDS
+        from ._temporal import COMMANDS
     except ImportError as exc:  # temporalio is the `temporal` extra: nothing imports it without it
         print(f"claude-scope {args.command} needs the temporal extra: pip install 'claude-scope[temporal]' ({exc})",
               file=sys.stderr)
