@@ -7,7 +7,7 @@ Run by ``bench_wrapper`` (its ``--one`` for the contestant ``v3``) with the side
 the real V3 by the migration tests) on ``PYTHONPATH``. It imports neither ``sdk_wrapper`` nor the 0.0.25
 SDK, so it runs beside them; it prints one JSON line with ``bench_wrapper``'s keys, plus ``fabricated``:
 how many queries V3 reported as a success it made up (its fixed result text), which on 0.0.10 happens
-whenever one stdout read holds more than one line (``../shared/v3-real-behaviour.md``).
+whenever one stdout read holds more than one line (``migration/MIGRATION.md``).
 """
 
 from __future__ import annotations

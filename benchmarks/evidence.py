@@ -292,7 +292,7 @@ def write_report(results: dict[str, Any], quick: bool) -> Path:
         "grace of 0.5 s, the V3 drop-in with the default 3 s (V3 code passes no limits), then SIGKILL.",
         "",
         "*The V3 pattern* is our model of V3's wrapper (checked against the real V3 code on every scenario of",
-        "`../shared/v3-real-behaviour.md`, `tests/migration`) on the SDK V3 ran on, claude-code-sdk 0.0.10, in a",
+        "`migration/MIGRATION.md`, `tests/migration`) on the SDK V3 ran on, claude-code-sdk 0.0.10, in a",
         "venv of its own (`benchmarks/bench_v3_sdk.py`). 0.0.10 parses stdout reads, not lines, and the stand-in",
         "writes its messages back to back, so two lines often share a read: V3 then reports a success it made up",
         "and the real messages stop (a cell's \"N made up\"; its messages/s counts only what it delivered). The",

@@ -1,7 +1,7 @@
 """Shadow mode for the V3 migration: what the real V3 would have hidden or lost, recorded for a report.
 
 The model is V3's real behaviour on its real SDK (claude-code-sdk 0.0.10), as measured by running the
-public V3 code (``../shared/v3-real-behaviour.md``) and as its code reads:
+public V3 code (``migration/MIGRATION.md``, "What V3 really did") and as its code reads:
 
 - **fabricated_success**: 0.0.10 parses each stdout *read*, not each line, so a read that is not exactly
   one whole JSON line (two lines in one read, a line over 64 KiB, malformed JSON) raises its

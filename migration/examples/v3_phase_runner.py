@@ -1,6 +1,6 @@
 """A phase runner written the way the real V3 orchestrator is written (kept in V3's style on purpose: it is
 the example that migrates by changing its import lines; see ../MIGRATION.md). Our own code, in the shape
-of the consumer patterns listed in ../../shared/v3-real-behaviour.md:
+of the consumer patterns V3's own code used (migration/MIGRATION.md):
 
 - the import ladder: V4's names first, then V3 (absolute), then V2, then the raw SDK;
 - ``anyio.run`` per phase; ``async for`` over ``query_v3``; the status decided from dict fields:

@@ -72,7 +72,7 @@ def run_runner(runner: Path, scenario: str | dict[str, Any], work: Path, guard: 
 
 SLOW = 0.05  # between messages, so that each is its own stdout read (as from a CLI that thinks)
 #: scenario -> (its stand-in scenario, what the real V3 did on claude-code-sdk 0.0.10
-#: (../shared/v3-real-behaviour.md), what ours does, the shadow verdict that must record V3's behaviour)
+#: (migration/MIGRATION.md, "What V3 really did"), what ours does, the shadow verdict that must record V3's behaviour)
 V3_TABLE: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any], str | None]] = {
     "two lines in one read": ({"steps": [{"burst": {"count": 5}}]},
                               {"status": "completed", "cost_usd": 0.0}, {"status": "completed", "cost_usd": 0.0123},

@@ -1,4 +1,4 @@
-"""Acceptance: every row of ../shared/sdk-failure-matrix.md, through run_query and open_query.
+"""Acceptance: every row of the failure matrix (docs/failures.md), through run_query and open_query.
 
 Each test runs the real claude-code-sdk, and again the real claude-agent-sdk (``ClaudeAgentOptions``),
 against the stand-in CLI under ``leak_guard``: no process of the tree survives, descriptors return to

@@ -1,4 +1,4 @@
-"""TEST MODEL of V3's wrapper (ours, written from ../shared/v3-contract.md and v3-real-behaviour.md), to run
+"""TEST MODEL of V3's wrapper (ours, written from V3's contract and what V3 really did: migration/MIGRATION.md), to run
 V3's behaviour side by side with the drop-in. It runs where the real one ran: on claude-code-sdk 0.0.10
 (the tests start it in the side venv that scripts/test makes, ``CLAUDE_SCOPE_V3_PYTHON``).
 
