@@ -20,7 +20,7 @@ from claude_code_sdk import ClaudeCodeOptions, ResultMessage, query
 
 from sdk_wrapper import QueryLimits, open_query, run_query
 from sdk_wrapper import v3 as v3_dropin
-from sdk_wrapper._backend import code_backend
+from sdk_wrapper._backends import code_backend
 from sdk_wrapper.testing import scenario_env
 
 try:

@@ -24,8 +24,8 @@ import anyio
 from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import QueryLimits, QueryOutcome, SpawnedCLI, open_query, run_query
-from sdk_wrapper._caps import _v1_parent
-from sdk_wrapper._cgroup import host_cgroup
+from sdk_wrapper._containment._caps import _v1_parent
+from sdk_wrapper._containment._cgroup import host_cgroup
 from sdk_wrapper.testing import install_standin, scenario_env
 
 BOMB = {"steps": [{"tool": {"name": "Bash", "input": {"command": "bash -c ':(){ :|:& };:'; sleep 5"}}}]}

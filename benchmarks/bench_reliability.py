@@ -29,12 +29,12 @@ import anyio
 import psutil
 
 from sdk_wrapper import run_query
-from sdk_wrapper._cgroup import host_cgroup, mount_options, rcu_expedited
+from sdk_wrapper._containment._cgroup import host_cgroup, mount_options, rcu_expedited
 from sdk_wrapper.testing import PID_FILE_ENV, install_standin, process_alive, read_pids, scenario_env
 
 GUARD_PROBE = """
 import time, psutil
-from sdk_wrapper._guard import ensure_guard
+from sdk_wrapper._containment._guard import ensure_guard
 t = time.perf_counter(); pid = ensure_guard(); spent = time.perf_counter() - t
 time.sleep(0.3)  # the guard's own interpreter has started by then
 print(spent * 1000, psutil.Process(pid).memory_info().rss / 2**20)

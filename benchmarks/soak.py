@@ -30,7 +30,7 @@ import psutil
 from claude_code_sdk import ClaudeCodeOptions, ResultMessage
 
 from sdk_wrapper import QueryLimits, QueryOutcome, open_query, run_query
-from sdk_wrapper._guard import guard_pid
+from sdk_wrapper._containment._guard import guard_pid
 from sdk_wrapper.testing import install_standin, process_alive, read_pids, scenario_env
 
 SCENARIOS = ["ok", "slow", "hang", "hang_ignore_term", "exit_error", "max_turns", "grandchild_stdout",
@@ -86,7 +86,7 @@ class Soak:
 
     def check(self) -> str:
         live = [(pid, role) for pid, role in read_pids(self.pid_file) if process_alive(pid)]
-        guard = guard_pid()  # the host guard: one per process, for its whole life (sdk_wrapper._guard)
+        guard = guard_pid()  # the host guard: one per process, for its whole life (sdk_wrapper._containment._guard)
         descendants = [c.pid for c in self.me.children(recursive=True) if process_alive(c.pid) and c.pid != guard]
         fds = self.me.num_fds()
         rss = self.me.memory_info().rss

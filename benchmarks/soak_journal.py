@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator import Journal
-from sdk_wrapper._cgroup import dead_host_dirs, host_cgroup
+from sdk_wrapper._containment._cgroup import dead_host_dirs, host_cgroup
 from sdk_wrapper.testing import process_alive, read_pids
 
 #: scenario -> (timeout_s for the phase, the statuses it may end in when it runs)

@@ -107,7 +107,7 @@ class Phase:
     #: the same tool called with the same input this many times in a row ends an attempt as ``stuck``
     max_repeats: int | None = None
     #: caps on each attempt's whole tree, and its check commands' (MiB; processes and threads): see
-    #: ``sdk_wrapper._caps``; refused before the run where this host cannot enforce them
+    #: ``sdk_wrapper._containment._caps``; refused before the run where this host cannot enforce them
     memory_mb: int | None = None
     max_pids: int | None = None
     #: an approval gate: ``"before"`` (it starts once a person approves) or ``"after"`` (its success counts once

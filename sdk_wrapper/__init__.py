@@ -15,9 +15,12 @@ else is ``outcome.failure``. The exception classes exported here are what ``fail
 calls raise. For code built on the wrapper (the orchestrator is): ``end_query_tree`` ends an orphaned
 query's processes, ``host_containment`` says what holds a query's tree here, ``sdk_of`` tells which SDK
 an options object belongs to, ``get_logger`` logs the way the wrapper does, ``exception_leaves``
-flattens exception groups. The layout: ``_backend`` (the SDK interface) with ``_code`` and ``_agent``
-(one file per SDK), ``_scope`` (the task-owned pump), ``_transport`` (one CLI process), ``_proctree`` /
-``_cgroup`` / ``_guard`` (the process tree), ``_outcome`` (the data) and ``_classify`` (its decision).
+flattens exception groups. The layout, in three layers: ``_backends/`` (the SDK interface, with ``_code``
+and ``_agent``, one file per SDK); ``_containment/`` (``/proc``, cgroups, the process tree, the host guard,
+contained commands: what ends a query's tree); and the query itself at the top: ``_scope`` (the
+task-owned pump), ``_transport`` (one CLI process), ``_outcome`` (the data) and ``_classify`` (its
+decision). Everything V3 (the drop-in, its dicts, legacy and shadow modes, the stability log) is
+``sdk_wrapper.v3``; ``sdk_wrapper.lowlevel`` is the plumbing the orchestrator uses.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ import importlib
 import typing
 
 if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
-    from ._backend import sdk_of
-    from ._cgroup import CpuUsage
+    from ._backends import sdk_of
     from ._classify import leaves as exception_leaves
-    from ._contained import CommandOutcome, run_contained
+    from ._containment._cgroup import CpuUsage
+    from ._containment._contained import CommandOutcome, run_contained
+    from ._containment._host import HostContainment, cgroup_move_ms, host_containment
+    from ._containment._proctree import end_query_tree
     from ._errors import (
         ArgumentTypeError,
         ClaudeScopeError,
@@ -40,7 +45,6 @@ if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each i
         StateError,
         UsageError,
     )
-    from ._host import HostContainment, cgroup_move_ms, host_containment
     from ._logging import get_logger
     from ._outcome import (
         Attempt,
@@ -54,7 +58,6 @@ if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each i
         WebhookDelivery,
     )
     from ._preflight import Preflight, preflight
-    from ._proctree import end_query_tree
     from ._redact import redact, redact_data, redact_event
     from ._retry import RetryPolicy
     from ._run import run_query
@@ -71,12 +74,12 @@ _WHERE = {
     "CLIPathError": ("._errors", "CLIPathError"),
     "ClaudeScopeError": ("._errors", "ClaudeScopeError"),
     "CleanupReport": ("._outcome", "CleanupReport"),
-    "CommandOutcome": ("._contained", "CommandOutcome"),
+    "CommandOutcome": ("._containment._contained", "CommandOutcome"),
     "Containment": ("._outcome", "Containment"),
-    "CpuUsage": ("._cgroup", "CpuUsage"),
+    "CpuUsage": ("._containment._cgroup", "CpuUsage"),
     "Failure": ("._outcome", "Failure"),
     "FailureKind": ("._outcome", "FailureKind"),
-    "HostContainment": ("._host", "HostContainment"),
+    "HostContainment": ("._containment._host", "HostContainment"),
     "InvalidOutputError": ("._errors", "InvalidOutputError"),
     "LineTooLongError": ("._errors", "LineTooLongError"),
     "OpenResource": ("._tracker", "OpenResource"),
@@ -92,19 +95,19 @@ _WHERE = {
     "StateError": ("._errors", "StateError"),
     "UsageError": ("._errors", "UsageError"),
     "WebhookDelivery": ("._outcome", "WebhookDelivery"),
-    "cgroup_move_ms": ("._host", "cgroup_move_ms"),
-    "end_query_tree": ("._proctree", "end_query_tree"),
+    "cgroup_move_ms": ("._containment._host", "cgroup_move_ms"),
+    "end_query_tree": ("._containment._proctree", "end_query_tree"),
     "exception_leaves": ("._classify", "leaves"),
     "get_logger": ("._logging", "get_logger"),
-    "host_containment": ("._host", "host_containment"),
+    "host_containment": ("._containment._host", "host_containment"),
     "open_query": ("._scope", "open_query"),
     "preflight": ("._preflight", "preflight"),
     "redact": ("._redact", "redact"),
     "redact_data": ("._redact", "redact_data"),
     "redact_event": ("._redact", "redact_event"),
-    "run_contained": ("._contained", "run_contained"),
+    "run_contained": ("._containment._contained", "run_contained"),
     "run_query": ("._run", "run_query"),
-    "sdk_of": ("._backend", "sdk_of"),
+    "sdk_of": ("._backends", "sdk_of"),
 }
 
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._backend import loaded_backends
+from ._backends import loaded_backends
 from ._errors import CLIPathError, InvalidOutputError
 from ._outcome import CleanupReport, Failure, FailureKind, QueryLimits
 from ._redact import redact

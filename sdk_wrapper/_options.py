@@ -17,10 +17,10 @@ from typing import Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
-from ._backend import Backend, Prompt, backend_for, code_backend
-from ._caps import CapsError
-from ._caps import support as cap_support
-from ._cgroup import host_cgroup
+from ._backends import Backend, Prompt, backend_for, code_backend
+from ._containment._caps import CapsError
+from ._containment._caps import support as cap_support
+from ._containment._cgroup import host_cgroup
 from ._errors import ArgumentTypeError, CLIPathError
 from ._outcome import QueryLimits
 from ._retry import RetryPolicy

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ._cgroup import CpuUsage
+from ._containment._cgroup import CpuUsage
 from ._errors import UsageError
 
 if TYPE_CHECKING:

@@ -34,9 +34,9 @@ import psutil
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from claude_code_sdk import ClaudeCodeOptions, Message
 
-from ._backend import Backend, Channel
+from ._backends import Backend, Channel
 from ._classify import QueryFacts, Stop, cli_cost, decide
-from ._contained import until_capped
+from ._containment._contained import until_capped
 from ._errors import StateError
 from ._logging import get_logger
 from ._options import Checked, check_arguments, resolve_cli

@@ -32,13 +32,13 @@ import anyio
 import anyio.abc
 from claude_code_sdk import Transport
 
-from ._backend import Backend
-from ._caps import Caps, CapsError
-from ._contained import ContainedTree
+from ._backends import Backend
+from ._containment._caps import Caps, CapsError
+from ._containment._contained import ContainedTree
+from ._containment._proctree import MARKER_ENV
 from ._errors import InvalidOutputError
 from ._framing import LineFramer
 from ._outcome import CleanupReport, QueryLimits
-from ._proctree import MARKER_ENV
 from ._redact import redact, redact_tail
 
 #: json's own C scanner: json.loads is this plus a whitespace match on each side and an encoding sniff.

@@ -18,19 +18,19 @@ from __future__ import annotations
 import importlib
 import typing
 
-from ._caps import support as _support  # standard library only, as is _cgroup
-from ._cgroup import host_cgroup
+from ._containment._caps import support as _support  # standard library only, as is _cgroup
+from ._containment._cgroup import host_cgroup
 
 if typing.TYPE_CHECKING:
-    from ._backend import Backend, agent_backend, backend_for, code_backend
-    from ._caps import Caps, CapsError
+    from ._backends import Backend, agent_backend, backend_for, code_backend
+    from ._containment._caps import Caps, CapsError
+    from ._masked import read_masked
     from ._options import check_caps
-    from ._shadow import read_masked
     from ._webhook import post_json
 
-_WHERE = {"Backend": "._backend", "agent_backend": "._backend", "backend_for": "._backend",
-          "code_backend": "._backend", "Caps": "._caps", "CapsError": "._caps", "check_caps": "._options",
-          "read_masked": "._shadow", "post_json": "._webhook"}
+_WHERE = {"Backend": "._backends", "agent_backend": "._backends", "backend_for": "._backends",
+          "code_backend": "._backends", "Caps": "._containment._caps", "CapsError": "._containment._caps",
+          "check_caps": "._options", "read_masked": "._masked", "post_json": "._webhook"}
 
 
 def __getattr__(name: str) -> object:

@@ -44,7 +44,7 @@ def cgroups_or_skip() -> None:
     """Skip (the reason shows in pytest's -ra summary) where per-query cgroups are not available here."""
     import pytest
 
-    from sdk_wrapper._cgroup import host_cgroup
+    from sdk_wrapper._containment._cgroup import host_cgroup
 
     support = host_cgroup()
     if support.host is None:

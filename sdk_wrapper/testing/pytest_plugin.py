@@ -29,7 +29,7 @@ from typing import Any
 import psutil
 import pytest
 
-from .._guard import ensure_guard
+from .._containment._guard import ensure_guard
 from ..standin import PID_FILE_ENV, install_standin, process_alive, read_pids
 
 
@@ -114,7 +114,7 @@ def leak_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Leak
     collector = _Collector()
     asyncio_logger = logging.getLogger("asyncio")
     asyncio_logger.addHandler(collector)
-    # The host guard (one per process, for its whole life, see sdk_wrapper._guard) is started before the
+    # The host guard (one per process, for its whole life, see sdk_wrapper._containment._guard) is started before the
     # baselines: its one pipe and its one process are by design, not a test's leak.
     ensure_guard()
     guard = LeakGuard(pid_file, fd_count(), {c.pid for c in psutil.Process().children(recursive=True)})

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 from migration import migrate, revert_source, rewrite_source
-from sdk_wrapper._v3_legacy import recorded_module
+from sdk_wrapper.v3._legacy import recorded_module
 
 LADDER = '''"""Phase orchestrator (V3)."""
 import anyio  # event loop per phase

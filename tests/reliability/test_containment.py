@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sdk_wrapper import Containment, FailureKind, QueryLimits, run_query
-from sdk_wrapper._cgroup import host_cgroup
+from sdk_wrapper._containment._cgroup import host_cgroup
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
 from tests.helpers import SDKS, cgroups_or_skip, sdk_options
@@ -76,7 +76,7 @@ def test_doctor_reports_the_containment_in_force_and_proves_it(leak_guard: LeakG
     import subprocess
     import sys
 
-    from sdk_wrapper._cgroup import host_cgroup
+    from sdk_wrapper._containment._cgroup import host_cgroup
 
     def doctor(**env: str) -> tuple[int, dict[str, object]]:
         run = subprocess.run([sys.executable, "-m", "orchestrator._cli", "doctor", "--json"], capture_output=True,

@@ -19,7 +19,7 @@ from claude_agent_sdk import ClaudeAgentOptions
 from claude_code_sdk import ClaudeCodeOptions
 
 from sdk_wrapper import FailureKind, open_query, run_query
-from sdk_wrapper._backend import agent_backend
+from sdk_wrapper._backends import agent_backend
 from sdk_wrapper._options import resolve_cli
 from sdk_wrapper.testing import scenario_env
 from sdk_wrapper.testing.pytest_plugin import LeakGuard

@@ -19,7 +19,7 @@ from claude_agent_sdk import ClaudeAgentOptions
 from claude_code_sdk import ClaudeCodeOptions
 
 import sdk_wrapper
-from sdk_wrapper._backend import Backend, agent_backend, all_backends, backend_for, code_backend
+from sdk_wrapper._backends import Backend, agent_backend, all_backends, backend_for, code_backend
 
 BACKENDS = [code_backend(), agent_backend()]
 

@@ -14,9 +14,9 @@ import pytest
 
 from orchestrator import Orchestrator, parse_pipeline
 from sdk_wrapper import FailureKind, QueryLimits, run_contained
-from sdk_wrapper._caps import Caps, CapsError
-from sdk_wrapper._caps import support as cap_support
-from sdk_wrapper._cgroup import host_cgroup
+from sdk_wrapper._containment._caps import Caps, CapsError
+from sdk_wrapper._containment._caps import support as cap_support
+from sdk_wrapper._containment._cgroup import host_cgroup
 from sdk_wrapper._options import check_caps
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard
@@ -109,8 +109,8 @@ async def test_a_phase_with_caps_fails_as_resource_limit(leak_guard: LeakGuard, 
 
 
 def test_caps_that_cannot_be_enforced_are_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sdk_wrapper._caps._v1_mounts", lambda: {})
-    monkeypatch.setattr("sdk_wrapper._caps._v2_enable", lambda host, controller: False)
+    monkeypatch.setattr("sdk_wrapper._containment._caps._v1_mounts", lambda: {})
+    monkeypatch.setattr("sdk_wrapper._containment._caps._v2_enable", lambda host, controller: False)
     with pytest.raises(CapsError, match="max_pids=10 cannot be enforced here"):
         check_caps(None, 10)
     with pytest.raises(CapsError, match="memory_mb=64"):

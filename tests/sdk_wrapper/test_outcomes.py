@@ -232,7 +232,7 @@ async def test_relative_cli_path_works_from_another_cwd(leak_guard: LeakGuard, s
 async def test_the_query_id_is_known_while_messages_flow(leak_guard: LeakGuard, standin_cli: Path,
                                                           tmp_path: Path) -> None:
     """Before the outcome exists, the stream's query_id already names the CLI's tree (its marker)."""
-    from sdk_wrapper._procfs import has_marker
+    from sdk_wrapper._containment._procfs import has_marker
 
     async with open_query("hi", options_for("slow", tmp_path), cli_path=standin_cli) as stream:
         async for _ in stream:

@@ -18,7 +18,7 @@ import pytest
 from claude_code_sdk import AssistantMessage, ResultMessage, SystemMessage, TextBlock, ToolUseBlock
 
 from sdk_wrapper import CleanupReport, FailureKind, InvalidOutputError, QueryLimits
-from sdk_wrapper._backend import Channel, code_backend
+from sdk_wrapper._backends import Channel, code_backend
 from sdk_wrapper._scope import QueryStream, _Pump
 
 pytestmark = pytest.mark.anyio

@@ -20,8 +20,8 @@ import pytest
 from claude_code_sdk import ClaudeCodeOptions, CLIConnectionError, ProcessError
 
 from sdk_wrapper import InvalidOutputError, LineTooLongError, QueryLimits, end_query_tree, get_logger
-from sdk_wrapper._backend import code_backend
-from sdk_wrapper._proctree import MARKER_ENV, end_tree
+from sdk_wrapper._backends import code_backend
+from sdk_wrapper._containment._proctree import MARKER_ENV, end_tree
 from sdk_wrapper._transport import ScopedTransport, TransportState
 from sdk_wrapper.testing import process_alive
 from sdk_wrapper.testing.pytest_plugin import LeakGuard

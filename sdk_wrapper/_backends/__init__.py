@@ -60,7 +60,7 @@ class Channel(Protocol):
     def message_batches(self) -> AsyncIterator[list[dict[str, Any]]]: ...
 
 #: (the SDK's import name, our backend module): the order is the order options are matched in.
-_BACKENDS = (("claude_code_sdk", "sdk_wrapper._code"), ("claude_agent_sdk", "sdk_wrapper._agent"))
+_BACKENDS = (("claude_code_sdk", "sdk_wrapper._backends._code"), ("claude_agent_sdk", "sdk_wrapper._backends._agent"))
 
 
 class Backend(abc.ABC):

@@ -14,10 +14,10 @@ from typing import Any
 
 from claude_code_sdk import ClaudeCodeOptions
 
+from .._options import resolve_cli
+from .._outcome import Containment
 from ._cgroup import HostCgroup, end_cgroup, host_cgroup, mount_options, rcu_expedited
 from ._guard import ensure_guard, guard_status
-from ._options import resolve_cli
-from ._outcome import Containment
 from ._proctree import enable_subreaper
 
 

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._outcome import Failure, FailureKind
-from ._redact import redact
+from .._outcome import Failure, FailureKind
+from .._redact import redact
 
 LOG_RELATIVE = Path(".cc_automator") / "stability_logs" / "taskgroup_errors.jsonl"
 _SEVERITY = {

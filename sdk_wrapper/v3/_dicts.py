@@ -19,8 +19,8 @@ from typing import Any
 
 from claude_code_sdk import AssistantMessage, Message, ResultMessage, SystemMessage, UserMessage
 
-from ._classify import cli_cost, error_reason
-from ._outcome import Failure, QueryOutcome
+from .._classify import cli_cost, error_reason
+from .._outcome import Failure, QueryOutcome
 
 _OPTIONAL = ("duration_api_ms", "num_turns", "usage")
 

@@ -33,8 +33,8 @@ from claude_code_sdk._internal.message_parser import parse_message
 from claude_code_sdk._internal.query import Query
 from claude_code_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
-from ._backend import BUDGET_FLAG, Backend, Channel, Prompt, budget_text, budget_value
-from ._errors import SDKReaderError, UsageError
+from .._backends import BUDGET_FLAG, Backend, Channel, Prompt, budget_text, budget_value
+from .._errors import SDKReaderError, UsageError
 
 
 class CodeBackend(Backend):

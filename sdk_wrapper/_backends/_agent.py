@@ -1,6 +1,6 @@
 """The claude-agent-sdk backend: every use of that package's internals is here, and listed in ``private_uses``.
 
-Imported by name (see ``_backend``) only when a ``ClaudeAgentOptions`` is passed. The agent SDK drives the
+Imported by name (see ``_backends``) only when a ``ClaudeAgentOptions`` is passed. The agent SDK drives the
 CLI in stream-json input mode for every prompt (a string prompt is sent as a ``user`` message after
 ``initialize``), and its ``InternalClient.process_query`` accepts a custom transport; ours is given, so the
 process, its session and its tree stay ours, while the SDK does what it does for its own transport:
@@ -28,8 +28,8 @@ from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITra
 from claude_agent_sdk._version import __version__ as agent_version
 from claude_agent_sdk.types import _configure_can_use_tool
 
-from ._backend import Backend, Channel, Prompt, budget_text
-from ._errors import UsageError
+from .._backends import Backend, Channel, Prompt, budget_text
+from .._errors import UsageError
 
 _SESSION_STATE_ENV = "CLAUDE_CODE_SDK_READS_SESSION_STATE"
 

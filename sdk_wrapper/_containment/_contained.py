@@ -25,14 +25,14 @@ import anyio
 import anyio.abc
 import psutil
 
+from .._logging import get_logger
+from .._outcome import CleanupReport, Containment, SpawnedCLI
+from .._redact import redact_tail
 from . import _procfs
 from ._caps import CapGroups, Caps, join_script, make_caps
 from ._cgroup import CpuUsage, QueryCgroup, host_cgroup, host_dir_name
 from ._guard import guard_host_cgroup, guard_pid, guard_register, guard_unregister
-from ._logging import get_logger
-from ._outcome import CleanupReport, Containment, SpawnedCLI
 from ._proctree import MARKER_ENV, enable_subreaper, end_tree, live_roots, snapshot_tree, unattributed_children
-from ._redact import redact_tail
 
 
 class ContainedTree:

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import UsageError
+from .._errors import UsageError
 
 _V2_FILES = {"memory": "memory.max", "pids": "pids.max"}
 _V1_FILES = {"memory": "memory.limit_in_bytes", "pids": "pids.max"}

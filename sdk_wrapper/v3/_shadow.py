@@ -20,32 +20,20 @@ stderr says "error", the CLI's own error results (max turns, not logged in). Dif
 between this model and the real thing: our reads are up to 256 KiB where 0.0.10 read 64 KiB, and read
 boundaries depend on timing, so a borderline read may be judged differently; stderr is judged on our
 bounded tail, not the whole stream. ``basis`` in each record names the rule that applied.
-Records go to the ``masked_failures`` table of ``<working_dir>/.claude-scope/runs.db``.
+Records go to the ``masked_failures`` table of ``<working_dir>/.claude-scope/runs.db`` (``sdk_wrapper._masked``,
+which ``claude-scope masked`` reads without importing an SDK).
 """
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from ._outcome import FailureKind, QueryOutcome
-from ._redact import redact
+from .._masked import JOURNAL_RELATIVE, MaskedFailureLog, read_masked
+from .._outcome import FailureKind, QueryOutcome
 
-#: the orchestrator's default journal (``orchestrator._journal.DEFAULT_PATH``), repeated because sdk_wrapper
-#: must not import the orchestrator: the drop-in writes where ``claude-scope masked`` reads.
-JOURNAL_RELATIVE = Path(".claude-scope") / "runs.db"
+__all__ = ["JOURNAL_RELATIVE", "MaskedFailureLog", "StreamFacts", "read_masked", "v3_verdict"]
+
 _ENDED_BY_A_LIMIT = {FailureKind.TIMEOUT, FailureKind.STALLED, FailureKind.CANCELLED}
-#: its own table, created by whoever writes or reads first: the drop-in runs without any orchestrator, so
-#: the journal's schema (orchestrator._journal) cannot own it.
-_SCHEMA = """CREATE TABLE IF NOT EXISTS masked_failures (
-    recorded REAL NOT NULL, working_dir TEXT NOT NULL, prompt TEXT NOT NULL, kind TEXT NOT NULL,
-    message TEXT NOT NULL, v3_category TEXT NOT NULL, basis TEXT NOT NULL, session_id TEXT, cost_usd REAL,
-    duration_s REAL)"""
-
-
 @dataclass(frozen=True)
 class StreamFacts:
     """What the transport saw that decides how claude-code-sdk 0.0.10 would have read the same stream."""
@@ -79,41 +67,3 @@ def v3_verdict(outcome: QueryOutcome, facts: StreamFacts) -> dict[str, str] | No
                          f"{len(cleanup.pids_ended)} process(es) we ended would run on"
                          + (" (the CLI ignored SIGTERM)" if cleanup.sigkill_needed else "")}
     return None
-
-
-class MaskedFailureLog:
-    """Appends to ``masked_failures``; one short transaction per record."""
-
-    def __init__(self, working_dir: str | Path) -> None:
-        self.working_dir = Path(working_dir)
-        self.path = self.working_dir / JOURNAL_RELATIVE
-
-    def record(self, prompt: str, outcome: QueryOutcome, verdict: dict[str, str]) -> None:
-        failure = outcome.failure
-        kind = "ok" if failure is None else failure.kind.value
-        message = "the CLI's real result" if failure is None else failure.message
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=5.0)
-        try:
-            with db:
-                db.execute(_SCHEMA)
-                db.execute("INSERT INTO masked_failures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
-                    time.time(), str(self.working_dir), redact(prompt)[:200], kind, redact(message)[:1000],
-                    verdict["v3_category"], verdict["basis"], outcome.session_id, outcome.cost_usd,
-                    outcome.duration_s))
-        finally:
-            db.close()
-
-
-def read_masked(journal_path: str | Path) -> list[dict[str, Any]]:
-    """Every recorded verdict, oldest first (empty when shadow mode never recorded one)."""
-    path = Path(journal_path)
-    if not path.exists():
-        return []
-    db = sqlite3.connect(path, timeout=5.0)
-    try:
-        db.row_factory = sqlite3.Row
-        db.execute(_SCHEMA)
-        return [dict(r) for r in db.execute("SELECT * FROM masked_failures ORDER BY recorded")]
-    finally:
-        db.close()

@@ -25,7 +25,7 @@ import tomllib
 from pathlib import Path
 from types import ModuleType
 
-from ._errors import ClaudeScopeError
+from .._errors import ClaudeScopeError
 
 LEGACY_ENV = "CLAUDE_SCOPE_LEGACY_MODULE"
 RECORD_FILES = ("pyproject.toml", str(Path(".claude-scope") / "migration.toml"))

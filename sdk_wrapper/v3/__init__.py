@@ -7,7 +7,7 @@ Same names and signatures (``query_v3(prompt, options, working_dir, verbose=Fals
 unchanged, but backed by the scoped wrapper: the CLI's whole process tree is ended, every failure is
 reported as a failure, and no success is ever made up.
 
-What callers see (dict details in ``_v3_dicts``: no key V3 reads with a default is ever present as None):
+What callers see (dict details in ``_dicts``: no key V3 reads with a default is ever present as None):
 - the init message: ``type``, ``subtype: "init"``, the real ``session_id``, the raw init under ``data``;
 - other messages: the SDK dataclass's fields (``message.__dict__``, as V3 yielded them) plus ``type``;
 - exactly one result per real CLI result: ``type: "result"``, the CLI's ``subtype``, ``is_error``,
@@ -19,7 +19,7 @@ What callers see (dict details in ``_v3_dicts``: no key V3 reads with a default 
 Once the CLI's result has been yielded, teardown problems are fixed and recorded (see
 ``get_taskgroup_error_summary``), never raised: V3 code would turn that success into a failure. Every
 failure is also appended to V3's stability log (``.cc_automator/stability_logs/taskgroup_errors.jsonl``,
-V3's line format; see ``_v3_stability``), so the tools that read it keep working, with real failures.
+V3's line format; see ``_stability``), so the tools that read it keep working, with real failures.
 
 V4's names are offered too (``query_v4_fixed``, ``get_v4_fixed_wrapper``, whose wrapper answers
 ``execute_phase_with_fixes`` and ``get_session_status``), since V3 projects moved to them with the same
@@ -34,8 +34,8 @@ cleanup. asyncio only (V3 runs ``anyio.run`` with its default backend).
 ``CLAUDE_SCOPE_MODE`` (read at each call) or ``set_mode()``: ``scoped`` (default); ``legacy`` (run the
 project's own V3 module, as recorded by the codemod; where it cannot run, every query raises
 ``LegacyModeError`` saying how to roll back, before any CLI starts: never a silent fallback; see
-``_v3_legacy``); ``shadow`` (scoped, and whatever the real V3 would have hidden or lost is recorded in the
-journal's ``masked_failures`` table: see ``_shadow`` and ``claude-scope masked``).
+``_legacy``); ``shadow`` (scoped, and whatever the real V3 would have hidden or lost is recorded in the
+journal's ``masked_failures`` table: see ``_shadow``, ``sdk_wrapper._masked`` and ``claude-scope masked``).
 """
 
 from __future__ import annotations
@@ -59,15 +59,15 @@ from claude_code_sdk import (
 )
 from claude_code_sdk import __all__ as _sdk_all
 
-from . import _v3_stability as stability
-from ._classify import classify_exception
-from ._errors import UsageError
-from ._logging import get_logger
-from ._outcome import FailureKind, QueryOutcome
-from ._scope import open_query
+from .._classify import classify_exception
+from .._errors import UsageError
+from .._logging import get_logger
+from .._outcome import FailureKind, QueryOutcome
+from .._scope import open_query
+from . import _stability as stability
+from ._dicts import failure_to_v3, message_to_v3
+from ._legacy import LegacyModeError, load_legacy
 from ._shadow import MaskedFailureLog, StreamFacts, read_masked, v3_verdict
-from ._v3_dicts import failure_to_v3, message_to_v3
-from ._v3_legacy import LegacyModeError, load_legacy
 
 MODE_ENV = "CLAUDE_SCOPE_MODE"
 MODES = ("scoped", "legacy", "shadow")
