@@ -38,7 +38,7 @@ from .._plan import plan_evidence, plan_failure
 from .._status import PhaseKind, PhaseStatus
 from .._worktree import Isolation, Worktree
 from ._records import outcome_from_record, outcome_record
-from ._requests import AttemptRequest, RaceEnd
+from ._requests import AttemptRecord, AttemptRequest, RaceEnd, RaceEndResult
 from ._spec import PipelineSpec, planned_phase, planned_pipeline, planned_record
 from ._workflow import ACTIVITY, NOTIFY, PHASE_FAILED, RACE_END, VARIANT
 
@@ -107,15 +107,15 @@ class PhaseActivities:
         self.log = get_logger()
 
     @activity.defn(name=ACTIVITY)
-    async def attempt(self, request: AttemptRequest) -> dict[str, Any]:
+    async def attempt(self, request: AttemptRequest) -> AttemptRecord:
         record = await self._attempt(request)
-        if record["status"] != PhaseStatus.SUCCEEDED.value and not record["retryable"]:
-            raise ApplicationError(f"phase {request.phase!r} {record['status']}: {record['message']}", record,
+        if record.status != PhaseStatus.SUCCEEDED.value and not record.retryable:
+            raise ApplicationError(f"phase {request.phase!r} {record.status}: {record.message}", record,
                                    type=PHASE_FAILED, non_retryable=True)
         return record
 
     @activity.defn(name=VARIANT)
-    async def variant(self, request: AttemptRequest) -> dict[str, Any]:
+    async def variant(self, request: AttemptRequest) -> AttemptRecord:
         """One variant of a race, alone: its record whatever it did (the workflow judges the race). One that
         passed keeps its worktree, named in the record (``worktree``), for ``race_end`` to merge or remove."""
         held: list[Worktree] = []
@@ -125,10 +125,10 @@ class PhaseActivities:
             with anyio.CancelScope(shield=True):
                 await self._end_held(request.run_id, request.phase, held)
             raise
-        return {**record, "variant": request.variant, "worktree": worktree_data(held[0]) if held else None}
+        return dataclasses.replace(record, variant=request.variant, worktree=worktree_data(held[0]) if held else None)
 
     @activity.defn(name=RACE_END)
-    async def race_end(self, request: RaceEnd) -> dict[str, Any]:
+    async def race_end(self, request: RaceEnd) -> RaceEndResult:
         """The end of a race the workflow decided: the winner's worktree merged into the checkout (as attempt
         ``number``), then it and every other one still held removed. ``{"merge": its check, "error": why it
         could not be merged}``; a winner whose worktree is gone (its worker died and the next reaped it) is
@@ -147,7 +147,7 @@ class PhaseActivities:
         finally:
             await self._end_held(request.run_id, request.phase,
                                  [*([winner] if winner is not None else []), *map(worktree_of, request.held)])
-        return {"merge": merge, "error": error}
+        return RaceEndResult(merge, error)
 
     async def _end_held(self, run_id: str, name: str, held: list[Worktree]) -> None:
         if held:
@@ -156,7 +156,7 @@ class PhaseActivities:
                 await isolation.end(wt)
 
     async def _attempt(self, request: AttemptRequest, hold: Callable[[Worktree], None] | None = None
-                       ) -> dict[str, Any]:
+                       ) -> AttemptRecord:
         info = activity.info()
         await self._end_previous(info.heartbeat_details)
         run_id, name, attempt = request.run_id, request.phase, request.attempt
@@ -205,7 +205,7 @@ class PhaseActivities:
         record = outcome_record(outcome, host=socket.gethostname(), message_log=recorder.log_path,
                                 prompt=recorder.prompt)
         if plan is not None:
-            record["plan"] = plan
+            record.plan = plan
         return record
 
     @activity.defn(name=NOTIFY)

@@ -31,7 +31,7 @@ from .._runpage import RunView
 if TYPE_CHECKING:
     from ._spec import PipelineSpec
 from ._records import report_from_record, run_view_from_record
-from ._requests import DEFAULT_HEARTBEAT_S, WORKFLOW, PipelineRequest
+from ._requests import DEFAULT_HEARTBEAT_S, WORKFLOW, PipelineRequest, RunRecord
 
 
 class TemporalRunner:
@@ -66,9 +66,9 @@ class TemporalRunner:
         """The run's report once it has ended; a cancelled run reports its phases as the workflow left them."""
         handle = self._handle(run_id)
         try:
-            record: dict[str, Any] = await handle.result()
+            record: RunRecord = await handle.result()
         except WorkflowFailureError:
-            record = await handle.query("status")
+            record = await handle.query("status", result_type=RunRecord)
         return report_from_record(record)
 
     async def run(self, spec: PipelineSpec, run_id: str | None = None) -> RunReport:
@@ -89,13 +89,13 @@ class TemporalRunner:
                                     ended=None if closed is None else closed.timestamp(),
                                     source=f"temporal {self.client.service_client.config.target_host}")
 
-    async def _record(self, run_id: str) -> tuple[str, dict[str, Any], WorkflowExecutionDescription]:
+    async def _record(self, run_id: str) -> tuple[str, RunRecord, WorkflowExecutionDescription]:
         handle = self._handle(run_id)
         try:
             described = await handle.describe()
         except RPCError as exc:
             raise RunNotFoundError(f"no run {run_id!r} on {self.client.service_client.config.target_host}") from exc
-        record: dict[str, Any] = await handle.query("status")
+        record: RunRecord = await handle.query("status", result_type=RunRecord)
         state = "unknown" if described.status is None else _STATES.get(described.status, described.status.name.lower())
         if state == "completed":  # the workflow ended by itself: say what the local journal says of a run
             state = "succeeded" if report_from_record(record).ok else "failed"
@@ -106,7 +106,7 @@ class TemporalRunner:
         """Approve or reject a phase waiting at its gate (the workflow's ``decide`` signal). ``StateError``
         when it is not waiting (nothing is sent); ``RunNotFoundError`` for an unknown run."""
         _, record, _ = await self._record(run_id)
-        found = record["phases"].get(phase)
+        found = record.phases.get(phase)
         if found is None:
             raise StateError(f"run {run_id!r} has no phase {phase!r}")
         if found.get("status") != "waiting_approval":
@@ -137,8 +137,8 @@ class TemporalRunner:
                 "task_queue": execution.task_queue})
         return found
 
-    def _handle(self, run_id: str) -> WorkflowHandle[Any, Any]:
-        return self.client.get_workflow_handle(run_id)
+    def _handle(self, run_id: str) -> WorkflowHandle[Any, RunRecord]:
+        return self.client.get_workflow_handle(run_id, result_type=RunRecord)
 
 
 _STATES = {WorkflowExecutionStatus.RUNNING: "running", WorkflowExecutionStatus.COMPLETED: "completed",

@@ -23,32 +23,33 @@ from .._journal import RESULT_KEPT, STDERR_KEPT
 from .._model import PhaseOutcome, RunReport, parse_kind
 from .._runpage import AttemptView, CleanupView, PhaseView, RunView, Transcript, read_transcript
 from .._status import PhaseKind, PhaseStatus
+from ._requests import AttemptRecord, RunRecord
 
 #: how much of an attempt's prompt its record in history keeps (the host's journal keeps more)
 PROMPT_IN_HISTORY = 20_000
 
 
-def outcome_record(outcome: PhaseOutcome, *, host: str = "", message_log: str = "", prompt: str = "") -> dict[str, Any]:
-    """A phase outcome as history keeps it (JSON): small, no message bodies, no live objects; the attempt's
-    query facts (its cleanup, a redacted stderr tail of at most 2,000 characters) for the run page."""
+def outcome_record(outcome: PhaseOutcome, *, host: str = "", message_log: str = "", prompt: str = "") -> AttemptRecord:
+    """A phase outcome as history keeps it: small, no message bodies, no live objects; the attempt's query
+    facts (its cleanup, a redacted stderr tail of at most 2,000 characters) for the run page."""
     query = outcome.query
     failure = None if query is None else query.failure
-    return {
-        "name": outcome.name, "status": outcome.status.value, "attempts": outcome.attempts,
-        "cost_usd": outcome.cost_usd, "cost_lower_bound": outcome.cost_lower_bound, "duration_s": outcome.duration_s,
-        "result_text": None if outcome.result_text is None else redact(outcome.result_text)[:RESULT_KEPT],
-        "kind": None if outcome.kind is None else outcome.kind.value, "message": outcome.message,
-        "session_id": outcome.session_id, "num_turns": outcome.num_turns,
-        "checks": [c.to_dict() for c in outcome.checks],
-        "retryable": failure is not None and failure.retryable,
-        "side_effects": failure is not None and failure.side_effects,
-        "host": host, "message_log": message_log, "prompt": redact(prompt)[:PROMPT_IN_HISTORY],
-        "query_ok": query is not None and query.ok,
-        "query_id": None if query is None else query.query_id,
-        "message_count": None if query is None else query.message_count,
-        "stderr_tail": "" if failure is None else redact(failure.stderr_tail)[-STDERR_KEPT:],
-        "cleanup": None if query is None else query.cleanup.to_dict(),
-    }
+    return AttemptRecord(
+        name=outcome.name, status=outcome.status.value, attempts=outcome.attempts,
+        cost_usd=outcome.cost_usd, cost_lower_bound=outcome.cost_lower_bound, duration_s=outcome.duration_s,
+        result_text=None if outcome.result_text is None else redact(outcome.result_text)[:RESULT_KEPT],
+        kind=None if outcome.kind is None else outcome.kind.value, message=outcome.message,
+        session_id=outcome.session_id, num_turns=outcome.num_turns,
+        checks=[c.to_dict() for c in outcome.checks],
+        retryable=failure is not None and failure.retryable,
+        side_effects=failure is not None and failure.side_effects,
+        host=host, message_log=message_log, prompt=redact(prompt)[:PROMPT_IN_HISTORY],
+        query_ok=query is not None and query.ok,
+        query_id=None if query is None else query.query_id,
+        message_count=None if query is None else query.message_count,
+        stderr_tail="" if failure is None else redact(failure.stderr_tail)[-STDERR_KEPT:],
+        cleanup=None if query is None else query.cleanup.to_dict(),
+    )
 
 
 def outcome_from_record(record: dict[str, Any]) -> PhaseOutcome:
@@ -64,16 +65,16 @@ def outcome_from_record(record: dict[str, Any]) -> PhaseOutcome:
     )
 
 
-def run_view_from_record(record: dict[str, Any], *, state: str, started: float, ended: float | None,
+def run_view_from_record(record: RunRecord, *, state: str, started: float, ended: float | None,
                          source: str) -> RunView:
     """The run page's view of a workflow's ``status`` record: each phase's attempts as the workflow timed
     them (``history``), transcripts read from the worker's message log where it is on this host."""
-    order = record.get("order") or list(record["phases"])
-    plan = {p["name"]: p for p in record.get("plan", {}).get("phases", [])}
+    order = record.order or list(record.phases)
+    plan = {p["name"]: p for p in record.plan.get("phases", [])}
     here = socket.gethostname()
     phases = []
     for name in order:
-        phase = record["phases"][name]
+        phase = record.phases[name]
         attempts = []
         for entry in phase.get("history") or []:
             log = entry.get("message_log") or ""
@@ -97,19 +98,18 @@ def run_view_from_record(record: dict[str, Any], *, state: str, started: float, 
             cost_lower_bound=bool(phase.get("cost_lower_bound")), reserved_usd=phase.get("reserved_usd"),
             depends_on=tuple(spec.get("depends_on", ())), description=str(spec.get("description", "")),
             checks=tuple(phase.get("checks") or ()), attempts=tuple(attempts)))
-    return RunView(run_id=str(record["run_id"]), pipeline=str(record.get("name") or ""), status=state, note="",
+    return RunView(run_id=record.run_id, pipeline=record.name, status=state, note="",
                    started=started, ended=ended, made=time.time(), phases=tuple(phases), source=source)
 
 
-def report_from_record(record: dict[str, Any]) -> RunReport:
+def report_from_record(record: RunRecord) -> RunReport:
     """The workflow's result (or its status) as the same ``RunReport`` the local orchestrator returns."""
     # in pipeline order (the payload converter writes JSON objects with sorted keys)
-    order = record.get("order") or list(record["phases"])
-    phases = {name: outcome_from_record(record["phases"][name]) for name in order}
-    return RunReport(run_id=record["run_id"], phases=phases, cost_usd=float(record.get("cost_usd") or 0.0),
+    order = record.order or list(record.phases)
+    phases = {name: outcome_from_record(record.phases[name]) for name in order}
+    return RunReport(run_id=record.run_id, phases=phases, cost_usd=float(record.cost_usd or 0.0),
                      cost_lower_bound=any(o.cost_lower_bound for o in phases.values()),
-                     duration_s=float(record.get("duration_s") or 0.0),
-                     budget_exhausted=bool(record.get("budget_exhausted")))
+                     duration_s=float(record.duration_s or 0.0), budget_exhausted=record.budget_exhausted)
 
 
 def should_retry(retry: dict[str, Any] | None, record: dict[str, Any], attempt: int) -> bool:

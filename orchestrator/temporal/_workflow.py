@@ -31,7 +31,16 @@ with workflow.unsafe.imports_passed_through():
     from .._schedule import PhasePlan, RunPlan, RunState, Skip, Start, resolve_dependencies
     from .._status import PhaseStatus
     from ._records import attempt_feedback, backoff_s, should_retry
-    from ._requests import MAX_RUN_PHASES, WORKFLOW, AttemptRequest, PipelineRequest, RaceEnd
+    from ._requests import (
+        MAX_RUN_PHASES,
+        WORKFLOW,
+        AttemptRecord,
+        AttemptRequest,
+        PipelineRequest,
+        RaceEnd,
+        RaceEndResult,
+        RunRecord,
+    )
     from ._spec import lean_spec
 
 ACTIVITY = "claude-scope-phase-attempt"
@@ -160,7 +169,7 @@ class PipelineWorkflow:
         self._max_phases = MAX_RUN_PHASES
 
     @workflow.run
-    async def run(self, request: PipelineRequest) -> dict[str, Any]:
+    async def run(self, request: PipelineRequest) -> RunRecord:
         self._spec = request.spec
         self._run_id = request.run_id
         carried = request.carried
@@ -236,10 +245,9 @@ class PipelineWorkflow:
             self._state = "failed"
             raise ApplicationError(f"{type(errors[0]).__name__}: {errors[0]}", non_retryable=True)
         self._state = "succeeded" if all(r["status"] == "succeeded" for r in self._phases.values()) else "failed"
-        return {"run_id": self._run_id, "name": plan["name"], "plan": self._plan,
-                "phases": _within_limits(self._phases), "order": names, "cost_usd": self._spent(),
-                "duration_s": workflow.time() - started, "budget_exhausted": state.budget_exhausted,
-                **({"rolls": self._rolls} if self._rolls else {})}
+        return RunRecord(self._run_id, plan["name"], self._plan, _within_limits(self._phases), names, self._spent(),
+                         duration_s=workflow.time() - started, budget_exhausted=state.budget_exhausted,
+                         rolls=self._rolls)
 
     def _roll_due(self, request: PipelineRequest) -> bool:
         """Time to continue as new: the server suggests it (its history grows long: a big plan), or the run
@@ -386,9 +394,10 @@ class PipelineWorkflow:
         self._phases[name] = {**self._phases[name], "status": "running", "attempts": attempt,
                               "history": list(history), "reserved_usd": cap_usd}
         try:
-            record: dict[str, Any] = await workflow.execute_activity(
-                ACTIVITY, self._request(request, phase, attempt, cap.left(), feedback),
+            result: AttemptRecord = await workflow.execute_activity(
+                ACTIVITY, self._request(request, phase, attempt, cap.left(), feedback), result_type=AttemptRecord,
                 **self._attempt_options(request, phase))
+            record = result.to_data()
         except ActivityError as exc:
             cause = exc.cause
             if is_cancelled_exception(exc) or isinstance(cause, CancelledError):
@@ -397,7 +406,7 @@ class PipelineWorkflow:
                                       "message": "run cancelled", "history": list(history), **_summed_cost(history)}
                 raise
             if isinstance(cause, ApplicationError) and cause.type == PHASE_FAILED and cause.details:
-                record = dict(cause.details[0])
+                record = AttemptRecord.of(cause.details[0]).to_data()
             else:  # our activity failed in a way it does not report itself: say so, with its type
                 record = _skipped(name, f"the attempt failed: {type(cause).__name__}: {cause}", "unexpected")
                 record.update(status="failed", attempts=attempt)
@@ -481,10 +490,10 @@ class PipelineWorkflow:
                        allowed: float | None, feedback: str) -> dict[str, Any] | None:
         """One variant's activity: its record, or None when it was cancelled (another won, or the run ended)."""
         try:
-            record: dict[str, Any] = await workflow.execute_activity(
-                VARIANT, self._request(request, phase, number, allowed, feedback, variant),
+            result: AttemptRecord = await workflow.execute_activity(
+                VARIANT, self._request(request, phase, number, allowed, feedback, variant), result_type=AttemptRecord,
                 **self._attempt_options(request, phase))
-            return record
+            return result.to_data()
         except ActivityError as exc:
             cause = exc.cause
             if is_cancelled_exception(exc) or isinstance(cause, CancelledError):
@@ -499,18 +508,18 @@ class PipelineWorkflow:
         if winner is None and not held:
             return {"merge": None, "error": ""}
         try:
-            ended: dict[str, Any] = await workflow.execute_activity(
+            ended: RaceEndResult = await workflow.execute_activity(
                 RACE_END, RaceEnd(self._run_id, name, number, None if winner is None else winner["worktree"], held),
+                result_type=RaceEndResult,
                 start_to_close_timeout=timedelta(minutes=30),
                 retry_policy=TemporalRetryPolicy(maximum_attempts=3),
                 # not cancelled half-way: a merge ends done or undone, the worktrees removed, then the run closes
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
-            return ended
+            return {"merge": ended.merge, "error": ended.error}
         except ActivityError as exc:
             return {"merge": None, "error": f"the race's end failed on the worker: {exc.cause}"}
 
     @workflow.query(name="status")
-    def status(self) -> dict[str, Any]:
-        return {"run_id": self._run_id, "name": self._plan.get("name", ""), "plan": self._plan, "state": self._state,
-                "phases": _within_limits(self._phases), "order": list(self._order),
-                "cost_usd": self._spent(), **({"rolls": self._rolls} if self._rolls else {})}
+    def status(self) -> RunRecord:
+        return RunRecord(self._run_id, self._plan.get("name", ""), self._plan, _within_limits(self._phases),
+                         list(self._order), self._spent(), self._state, rolls=self._rolls)

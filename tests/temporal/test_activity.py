@@ -76,7 +76,7 @@ async def test_a_retry_ends_the_tree_its_dead_predecessor_left(leak_guard: LeakG
         activities = temporal.PhaseActivities(tmp_path, journal, str(standin_cli))
         record = await env.run(activities.attempt, request({"name": "again", "prompt": "x", "scenario": "ok"}))
     orphan.wait(timeout=5)
-    assert not process_alive(orphan.pid) and record["status"] == "succeeded"
+    assert not process_alive(orphan.pid) and record.status == "succeeded"
     other_host = {**memo, "host": "elsewhere"}  # a memo from another host is not ours to act on
     survivor = marked_sleeper(query_id)
     try:
@@ -109,13 +109,14 @@ async def test_a_variant_that_passed_holds_its_worktree_until_the_race_ends(
         activities = temporal.PhaseActivities(repo, journal, str(standin_cli))
         a, b = [await env.run(activities.variant, dataclasses.replace(request(phase, n), variant=v))
                 for n, v in ((1, "a"), (2, "b"))]
-        assert (a["status"], a["attempts"], b["attempts"]) == ("succeeded", 1, 2)
-        assert [c["name"] for c in a["checks"]] == ["file_exists:answer.md"]  # no merge: the workflow decides
+        assert (a.status, a.attempts, b.attempts, a.variant) == ("succeeded", 1, 2, "a")
+        assert [c["name"] for c in a.checks] == ["file_exists:answer.md"]  # no merge: the workflow decides
         assert len(left_of_ours(repo, tmp_path)[0]) == 2 and not (repo / "answer.md").exists()
-        assert {s.key for s in journal.git_states()} == {a["worktree"]["key"], b["worktree"]["key"]}
-        end = await env.run(activities.race_end, RaceEnd("r", "solve", 1, a["worktree"], [b["worktree"]]))
-        assert end["error"] == "" and end["merge"]["passed"] and (repo / "answer.md").read_text() == "a\n"
+        assert a.worktree and b.worktree
+        assert {s.key for s in journal.git_states()} == {a.worktree["key"], b.worktree["key"]}
+        end = await env.run(activities.race_end, RaceEnd("r", "solve", 1, a.worktree, [b.worktree]))
+        assert end.error == "" and end.merge and end.merge["passed"] and (repo / "answer.md").read_text() == "a\n"
         assert left_of_ours(repo, tmp_path) == ([], [], []) and journal.git_states() == []
         assert git(repo, "status", "--porcelain") == ""
-        gone = await env.run(activities.race_end, RaceEnd("r", "solve", 1, b["worktree"], []))
-        assert gone["merge"] is None and "is gone before its merge" in gone["error"]
+        gone = await env.run(activities.race_end, RaceEnd("r", "solve", 1, b.worktree, []))
+        assert gone.merge is None and "is gone before its merge" in gone.error

@@ -12,6 +12,7 @@ an activity and the merge as another (the ``RACE_ACTIVITIES`` patch)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 
@@ -92,3 +93,29 @@ def test_inputs_of_the_older_shape_decode_into_the_dataclasses() -> None:
     payload = json.loads(base64.b64decode(recorded["input"]["payloads"][0]["data"]))
     (request,) = convert.from_payloads(convert.to_payloads([payload]), [PipelineRequest])
     assert request.run_id == payload["run_id"] and request.plan == payload["plan"]
+
+
+def test_recorded_results_decode_into_the_record_classes() -> None:
+    """Every activity result and workflow result in the recorded histories (written as plain JSON objects,
+    before the record classes) reads into ``AttemptRecord`` / ``RunRecord`` with nothing it had lost."""
+    from orchestrator.temporal._requests import AttemptRecord, RunRecord
+
+    convert = DataConverter.default.payload_converter
+    seen = 0
+    for path in HISTORIES:
+        for event in json.loads(path.read_text())["events"]:
+            done = event.get("activityTaskCompletedEventAttributes") or event.get(
+                "workflowExecutionCompletedEventAttributes")
+            if not done or "result" not in done:
+                continue
+            raw = json.loads(base64.b64decode(done["result"]["payloads"][0]["data"]))
+            if "merge" in raw:  # a race's end
+                continue
+            kind = RunRecord if "phases" in raw else AttemptRecord
+            (decoded,) = convert.from_payloads(convert.to_payloads([raw]), [kind])
+            data = decoded.to_data() if isinstance(decoded, AttemptRecord) else dataclasses.asdict(decoded)
+            # every key kept with its value; an unset extra (a variant's worktree: None) is left out, as absent
+            lost = {k for k, v in raw.items() if data.get(k) != v and not (k in AttemptRecord._EXTRAS and not v)}
+            assert not lost, (path.name, lost)
+            seen += 1
+    assert seen >= 20
