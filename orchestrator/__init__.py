@@ -11,8 +11,9 @@ evidence checks, bounded parallelism, and a durable journal that resumes a crash
 
 from __future__ import annotations
 
-import importlib
 import typing
+
+from sdk_wrapper.lowlevel import lazy_names
 
 if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
     from ._checks import (
@@ -88,18 +89,6 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
 
 __all__ = [
     "Check",
@@ -134,3 +123,5 @@ __all__ = [
     "parse_pipeline",
     "pytest_passes",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__)

@@ -25,8 +25,9 @@ decision). Everything V3 (the drop-in, its dicts, legacy and shadow modes, the s
 
 from __future__ import annotations
 
-import importlib
 import typing
+
+from ._lazy import lazy_names
 
 if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
     from ._backends import sdk_of
@@ -111,18 +112,6 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> object:
-    found = _WHERE.get(name)
-    if found is None:
-        raise AttributeError(f"module 'sdk_wrapper' has no attribute {name!r}")
-    value = getattr(importlib.import_module(found[0], __name__), found[1])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
 
 __all__ = [
     "ArgumentTypeError",
@@ -165,3 +154,5 @@ __all__ = [
     "run_query",
     "sdk_of",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__)

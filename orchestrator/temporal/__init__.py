@@ -12,8 +12,9 @@ the query streams. Workers: ``run_worker`` / ``claude-scope worker``. Importing 
 
 from __future__ import annotations
 
-import importlib
 import typing
+
+from sdk_wrapper.lowlevel import lazy_names
 
 if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
     from .._engine import end_orphans
@@ -34,18 +35,6 @@ _WHERE = {"end_orphans": "orchestrator._engine", "RunNotFoundError": "orchestrat
           "build_worker": "._worker", "run_worker": "._worker", "PipelineWorkflow": "._workflow"}
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orchestrator.temporal' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
 
 __all__ = [
     "DevServer",
@@ -63,3 +52,5 @@ __all__ = [
     "spec_from_pipeline",
     "temporal_binary",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import UsageError
+from ._cgroup import host_cgroup
 
 _V2_FILES = {"memory": "memory.max", "pids": "pids.max"}
 _V1_FILES = {"memory": "memory.limit_in_bytes", "pids": "pids.max"}
@@ -93,6 +94,12 @@ def _v2_enable(host: Path, controller: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def cap_support() -> dict[str, str]:
+    """How each cap (``memory``, ``pids``) can be enforced on this host: where, or why not."""
+    host = host_cgroup().host
+    return support(None if host is None else host.path)
 
 
 def support(host_v2: Path | None) -> dict[str, str]:
