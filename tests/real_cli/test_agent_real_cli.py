@@ -98,7 +98,10 @@ async def test_rate_limit_is_rate_limited(leak_guard: LeakGuard, api_factory: An
 
 async def test_the_bundled_cli_stops_itself_at_the_budget(leak_guard: LeakGuard, api_factory: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """The agent SDK's own max_budget_usd option carries QueryLimits.max_cost_usd to its bundled CLI."""
+    """The agent SDK's own max_budget_usd option carries QueryLimits.max_cost_usd to its bundled CLI: it
+    stops after the turn that crosses the cap and asks for no further turn. Unlike the npm CLI 2.1.197
+    (test_real_cli: never, 10 of 10 runs), the bundled CLI 2.1.332 sometimes runs the crossing turn's own
+    tool before it stops (3 of 30 runs here): a cap bounds the turns, not the tools of the last one."""
     monkeypatch.delenv("CLAUDE_SCOPE_CLI", raising=False)
     api, options = api_factory([
         {"tool_use": {"name": "Bash", "input": {"command": "touch ran-after-the-cap"}},
@@ -107,4 +110,4 @@ async def test_the_bundled_cli_stops_itself_at_the_budget(leak_guard: LeakGuard,
     outcome = await run_query("go", options, limits=QueryLimits(timeout_s=60, max_cost_usd=0.5))
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.BUDGET_EXCEEDED, outcome.failure
     assert outcome.cost_usd is not None and outcome.cost_usd > 0.5
-    assert len(api.agent_requests()) == 1 and not (Path(options.cwd) / "ran-after-the-cap").exists()
+    assert len(api.agent_requests()) == 1  # no turn after the crossing one, whether or not its tool ran
