@@ -85,7 +85,8 @@ class TemporalRunner:
         and close times as the server has them."""
         state, record, described = await self._record(run_id)
         closed = described.close_time
-        return run_view_from_record(record, state=state, started=described.start_time.timestamp(),
+        # a run that continued as new started when its first run did (the server knows only the last's start)
+        return run_view_from_record(record, state=state, started=record.started or described.start_time.timestamp(),
                                     ended=None if closed is None else closed.timestamp(),
                                     source=f"temporal {self.client.service_client.config.target_host}")
 

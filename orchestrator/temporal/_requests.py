@@ -161,4 +161,6 @@ class RunRecord:
     budget_exhausted: bool = False
     #: how many times the run continued as new
     rolls: int = 0
+    #: when the run started (the first of its runs, when it continued as new; 0 in records written before)
+    started: float = 0.0
 

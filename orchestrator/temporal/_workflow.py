@@ -166,6 +166,8 @@ class PipelineWorkflow:
         self._cancelling = False
         #: how many runs before this one the run continued from (continue-as-new)
         self._rolls = 0
+        #: when the run's first run started (workflow time)
+        self._started = 0.0
         self._max_phases = MAX_RUN_PHASES
 
     @workflow.run
@@ -189,6 +191,7 @@ class PipelineWorkflow:
             self._phases, self._rolls = dict(carried["phases"]), int(carried["rolls"])
             state = RunState.from_data(carried["rules"])
         self._plan, self._order, self._rules = plan, names, state
+        self._started = started
         self._max_phases = request.max_run_phases
         rolls = workflow.patched(ROLLS)  # runs started before this never continue as new
         running: dict[str, asyncio.Task[dict[str, Any]]] = {}
@@ -247,7 +250,7 @@ class PipelineWorkflow:
         self._state = "succeeded" if all(r["status"] == "succeeded" for r in self._phases.values()) else "failed"
         return RunRecord(self._run_id, plan["name"], self._plan, _within_limits(self._phases), names, self._spent(),
                          duration_s=workflow.time() - started, budget_exhausted=state.budget_exhausted,
-                         rolls=self._rolls)
+                         rolls=self._rolls, started=started)
 
     def _roll_due(self, request: PipelineRequest) -> bool:
         """Time to continue as new: the server suggests it (its history grows long: a big plan), or the run
@@ -522,4 +525,4 @@ class PipelineWorkflow:
     @workflow.query(name="status")
     def status(self) -> RunRecord:
         return RunRecord(self._run_id, self._plan.get("name", ""), self._plan, _within_limits(self._phases),
-                         list(self._order), self._spent(), self._state, rolls=self._rolls)
+                         list(self._order), self._spent(), self._state, rolls=self._rolls, started=self._started)

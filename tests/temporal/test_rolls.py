@@ -64,6 +64,8 @@ async def test_rolled_runs_report_what_the_local_engine_reports(
             assert result["rolls"] >= 1 and len(runs) == result["rolls"] + 1, (name, result.get("rolls"), len(runs))
             assert sorted(str(r.status.name) for r in runs).count("CONTINUED_AS_NEW") == result["rolls"]
             view = await runner.view(run_id)  # the run page of the last run has every phase's attempts
+            first = min(r.start_time.timestamp() for r in runs)
+            assert abs(view.started - first) < 1.0  # since the first run, not the last (the server's start)
             assert [p.name for p in view.phases] == [p[0] for p in local[name]["phases"]]
             assert sum(len(p.attempts) for p in view.phases) == sum(p[3] for p in local[name]["phases"])
 
