@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import typing
 
-from sdk_wrapper.lowlevel import lazy_names
+from sdk_wrapper.lowlevel import lazy_names as _lazy_names
 
 if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
     from ._checks import (
@@ -124,4 +124,4 @@ __all__ = [
     "pytest_passes",
 ]
 
-__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__)
+__getattr__, __dir__ = _lazy_names(__name__, _WHERE, __all__)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import typing
 
-from ._lazy import lazy_names
+from ._lazy import lazy_names as _lazy_names
 
 if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
     from ._backends import sdk_of
@@ -155,4 +155,4 @@ __all__ = [
     "sdk_of",
 ]
 
-__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__)
+__getattr__, __dir__ = _lazy_names(__name__, _WHERE, __all__)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typing
 
-from sdk_wrapper.lowlevel import lazy_names
+from sdk_wrapper.lowlevel import lazy_names as _lazy_names
 
 if typing.TYPE_CHECKING:  # the same names for type checkers; at run time each is imported when first used
     from .._engine import end_orphans
@@ -53,4 +53,4 @@ __all__ = [
     "temporal_binary",
 ]
 
-__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__)
+__getattr__, __dir__ = _lazy_names(__name__, _WHERE, __all__)
