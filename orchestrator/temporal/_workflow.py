@@ -89,7 +89,12 @@ _MANY_PHASES = 100
 _TEXT_BUDGET = 100_000
 #: what a phase's record repeats of its last attempt's entry in ``history`` (the run page reads the entry)
 _REPEATED = ("prompt", "stderr_tail", "cleanup", "message_log", "host", "query_id", "message_count")
-def _within_limits(phases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+
+
+def _within_limits(phases: dict[str, dict[str, Any]], whole: frozenset[str] = frozenset()
+                   ) -> dict[str, dict[str, Any]]:
+    """``phases`` as a payload may carry them (see ``_MANY_PHASES``); the phases in ``whole`` keep their
+    result text whole: a phase yet to run reads it (``_read_later``), so a roll must not cut it."""
     if len(phases) <= _MANY_PHASES:
         return phases
     keep = max(50, min(1000, _TEXT_BUDGET // len(phases)))
@@ -101,8 +106,15 @@ def _within_limits(phases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     def lean(record: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in record.items() if k not in _REPEATED} if record.get("history") else record
 
-    return {name: {**cut(lean(record)), "history": [cut(h) for h in record.get("history", [])]}
+    return {name: {**cut(lean(record)), "history": [cut(h) for h in record.get("history", [])],
+                   **({"result_text": record.get("result_text")} if name in whole else {})}
             for name, record in phases.items()}
+
+
+def _read_later(specs: dict[str, dict[str, Any]], phases: dict[str, dict[str, Any]]) -> frozenset[str]:
+    """The phases whose result a phase that has not run yet hands on (its prompt's ``phases.NAME``)."""
+    return frozenset(read for name, spec in specs.items() if phases.get(name, {}).get("status") == "pending"
+                     for read in spec.get("hands_on", ()))
 
 
 def _summed_cost(history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -263,10 +275,12 @@ class PipelineWorkflow:
         return (after > 0 and info.get_current_history_length() >= after) or info.is_continue_as_new_suggested()
 
     def _carry(self, request: PipelineRequest, specs: dict[str, dict[str, Any]], started: float) -> PipelineRequest:
-        """What the next run starts from: every phase's record (cut as the result is, for a big run), the
-        plan with its expansions and the planned phases' tables, the rules' state; the same run id."""
+        """What the next run starts from: every phase's record (cut as the result is, for a big run, but for
+        the results that phases yet to run read), the plan with its expansions and the planned phases'
+        tables, the rules' state; the same run id."""
         return dataclasses.replace(request, carried={
-            "phases": _within_limits(self._phases), "order": list(self._order), "plan": self._plan,
+            "phases": _within_limits(self._phases, _read_later(specs, self._phases)),
+            "order": list(self._order), "plan": self._plan,
             "tables": {n: spec["table"] for n, spec in specs.items() if "table" in spec},
             "rules": self._rules.to_data(), "started": started, "rolls": self._rolls + 1})
 

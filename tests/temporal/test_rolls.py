@@ -87,3 +87,20 @@ async def test_a_plan_past_the_run_limit_fails_its_planner(
     assert (plan.status.value, plan.kind.value if plan.kind else None) == ("failed", "plan_invalid")
     assert "the plan would make the run 6 phases; a run on Temporal has at most 5" in plan.message
     assert [report.phases[n].status.value for n in ("after", "beside")] == ["skipped", "succeeded"]
+
+
+def test_a_roll_keeps_whole_the_results_later_phases_read() -> None:
+    """A big run's records are cut to fit a payload; a result that a phase yet to run hands on is carried
+    whole across continue-as-new, so that phase is told what it would have been told without the roll."""
+    from orchestrator.temporal._workflow import _read_later, _within_limits
+
+    long = "FINDINGS " * 2000
+    phases = {f"p{i}": {"name": f"p{i}", "status": "succeeded", "result_text": long, "prompt": long,
+                        "history": [{"number": 1, "prompt": long}]} for i in range(150)}
+    phases["later"] = {"name": "later", "status": "pending"}
+    phases["done"] = {"name": "done", "status": "succeeded", "result_text": long}
+    specs = {"later": {"name": "later", "hands_on": ["p3"]}, "done": {"name": "done", "hands_on": ["p4"]}}
+    assert _read_later(specs, phases) == {"p3"}  # "done" ran already: what it read matters no more
+    carried = _within_limits(phases, _read_later(specs, phases))
+    assert carried["p3"]["result_text"] == long and len(carried["p4"]["result_text"]) < 1000
+    assert len(carried["p3"]["history"][0]["prompt"]) < 1000  # the rest of its record is cut as before
