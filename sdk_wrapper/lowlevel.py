@@ -33,10 +33,6 @@ _WHERE = {"Backend": _BACKENDS, "agent_backend": _BACKENDS, "backend_for": _BACK
           "Caps": _CAPS, "CapsError": _CAPS, "cap_support": _CAPS, "check_caps": "sdk_wrapper._options",
           "read_masked": "sdk_wrapper._masked", "post_json": "sdk_wrapper._webhook"}
 
-
-
-
-
 __all__ = ["Backend", "Caps", "CapsError", "agent_backend", "backend_for", "cap_support", "check_caps", "code_backend",
            "lazy_names", "post_json", "read_masked"]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .. import _signals
@@ -121,8 +122,6 @@ def _temporal_address(parser: argparse.ArgumentParser, *, required: bool = True)
 
 def _from_journal(args: argparse.Namespace) -> int:
     """``status`` and ``runs`` from the journal: read-only, no SDK imported (see ``_runs``)."""
-    import os
-
     from . import _runs as view
 
     path = args.journal or os.path.join(os.path.realpath(args.project_dir), ".claude-scope", "runs.db")
@@ -148,8 +147,6 @@ def _from_journal(args: argparse.Namespace) -> int:
         print(f"claude-scope: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `claude-scope status | head`: the reader left; not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
 
@@ -165,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     address = getattr(args, "address", None)
     if args.command in ("status", "runs") and not address:
         return _from_journal(args)
-    if args.command in _READS_ALONE if not address else args.command in _READS_AT_TEMPORAL:
+    if args.command in (_READS_AT_TEMPORAL if address else _READS_ALONE):
         # what only reads a run (or signals a Temporal one): no SDK, no logging set-up (see _read)
         reads = importlib.import_module("orchestrator._cli._read")
         done: int = reads.dispatch(args)

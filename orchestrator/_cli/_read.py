@@ -12,14 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sdk_wrapper import ClaudeScopeError
 
 from .._private import DEFAULT_JOURNAL
-
-if TYPE_CHECKING:
-    pass
 
 
 def journal_path(args: argparse.Namespace) -> Path:

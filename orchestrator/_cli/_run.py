@@ -37,8 +37,8 @@ from .._pipeline_file import load_pipeline, parse_pipeline, read_pipeline_data
 from .._progress import LiveTable
 from .._signals import EXIT_ON, early
 from .._status import PhaseStatus
-from ._read import cmd_masked, cmd_report, temporal
 from ._read import journal_path as _journal_path
+from ._read import temporal
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "v3_pipeline.toml"
 
@@ -291,11 +291,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if diagnosis.healthy else 1
 
 
-_TEMPORAL_ONLY = {"server", "worker", "submit", "cancel"}
+#: the Temporal commands that run or start something (those that only read or signal a run are ``_read``'s)
+_TEMPORAL_ONLY = {"server", "worker", "submit"}
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    """Run the parsed command (``_cli.main`` parsed it without importing any of this)."""
+    """Run the parsed command (``_cli.main`` parsed it without importing any of this, and sent the commands
+    that only read a run to ``_read``)."""
     logging.getLogger("claude_code_sdk").setLevel(logging.CRITICAL)  # outcomes are reported instead
     # The application configures logging: JSON lines on stderr; on a terminal only warnings (the table shows
     # progress).
@@ -305,10 +307,9 @@ def dispatch(args: argparse.Namespace) -> int:
                             logging.WARNING if sys.stdout.isatty() else logging.INFO),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     commands = {"run": cmd_run, "resume": cmd_resume, "demo": cmd_demo, "approve": cmd_decide, "reject": cmd_decide,
-                "prune": cmd_prune,
-                "migrate": cmd_migrate, "masked": cmd_masked, "doctor": cmd_doctor, "report": cmd_report}
+                "prune": cmd_prune, "migrate": cmd_migrate, "doctor": cmd_doctor}
     try:
-        if args.command in _TEMPORAL_ONLY or getattr(args, "address", None):
+        if args.command in _TEMPORAL_ONLY:
             return temporal(args, print_report)
         return commands[args.command](args)
     except BrokenPipeError:  # `claude-scope status | head`: the reader left; not an error of ours

@@ -57,6 +57,11 @@ def worktree_of(data: dict[str, Any]) -> Worktree:
     return Worktree(**{**data, "path": Path(data["path"])})
 
 
+async def _end_all(isolation: Isolation, held: list[Worktree]) -> None:
+    for wt in held:
+        await isolation.end(wt)
+
+
 class _HostRecorder:
     """What a worker host keeps of an attempt: its live CLI (for reaping) and its message log. Runs, phases
     and attempts are history's, so those calls of the phase core record nothing here."""
@@ -130,30 +135,30 @@ class PhaseActivities:
     @activity.defn(name=RACE_END)
     async def race_end(self, request: RaceEnd) -> RaceEndResult:
         """The end of a race the workflow decided: the winner's worktree merged into the checkout (as attempt
-        ``number``), then it and every other one still held removed. ``{"merge": its check, "error": why it
-        could not be merged}``; a winner whose worktree is gone (its worker died and the next reaped it) is
-        an error, never a merge of nothing."""
+        ``number``), then it and every other one still held removed: the merge's check, or why there is none
+        (a winner whose worktree is gone, its worker dead and the next one's reaping done, is an error, never
+        a merge of nothing)."""
         winner = None if request.winner is None else worktree_of(request.winner)
-        merge: dict[str, Any] | None = None
-        error = ""
+        held = [*([winner] if winner is not None else []), *map(worktree_of, request.held)]
+        try:
+            isolation = await Isolation.open(self.workspace, self.journal, request.run_id, request.phase)
+        except PipelineError as exc:  # not a repository any more: nothing to merge into, nothing to remove
+            return RaceEndResult(error=str(exc))
         try:
             if winner is not None and not await anyio.Path(winner.path).is_dir():
-                error = f"the winner's worktree {winner.path} is gone before its merge (did its worker end?)"
-            elif winner is not None:
-                isolation = await Isolation.open(self.workspace, self.journal, request.run_id, request.phase)
-                merge = (await isolation.bring_back(winner, request.number)).to_dict()
-        except (GitCommandError, PipelineError) as exc:
-            error = str(exc)
+                return RaceEndResult(error=f"the winner's worktree {winner.path} is gone before its merge "
+                                           "(did its worker end?)")
+            if winner is not None:
+                return RaceEndResult((await isolation.bring_back(winner, request.number)).to_dict())
+            return RaceEndResult()
+        except GitCommandError as exc:
+            return RaceEndResult(error=str(exc))
         finally:
-            await self._end_held(request.run_id, request.phase,
-                                 [*([winner] if winner is not None else []), *map(worktree_of, request.held)])
-        return RaceEndResult(merge, error)
+            await _end_all(isolation, held)
 
     async def _end_held(self, run_id: str, name: str, held: list[Worktree]) -> None:
         if held:
-            isolation = await Isolation.open(self.workspace, self.journal, run_id, name)
-            for wt in held:
-                await isolation.end(wt)
+            await _end_all(await Isolation.open(self.workspace, self.journal, run_id, name), held)
 
     async def _attempt(self, request: AttemptRequest, hold: Callable[[Worktree], None] | None = None
                        ) -> AttemptRecord:

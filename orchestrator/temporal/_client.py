@@ -27,11 +27,11 @@ from sdk_wrapper import StateError, redact
 from .._journal import RunNotFoundError
 from .._model import RunReport
 from .._runpage import RunView
+from ._records import report_from_record, run_view_from_record
+from ._requests import DEFAULT_HEARTBEAT_S, WORKFLOW, PipelineRequest, RunRecord
 
 if TYPE_CHECKING:
     from ._spec import PipelineSpec
-from ._records import report_from_record, run_view_from_record
-from ._requests import DEFAULT_HEARTBEAT_S, WORKFLOW, PipelineRequest, RunRecord
 
 
 class TemporalRunner:

@@ -131,7 +131,7 @@ def _fate(record: dict[str, Any] | None, won: bool) -> str:
 
 
 def _race_record(variants: list[str], results: dict[int, dict[str, Any] | None], winner: int | None,
-                 fates: dict[str, str], end: dict[str, Any], gone_ms: float | None) -> dict[str, Any]:
+                 fates: dict[str, str], end: RaceEndResult, gone_ms: float | None) -> dict[str, Any]:
     """A race's phase record (as the local race's ``Tried`` becomes an outcome): the winner's, with its merge
     and the race's evidence; or, when every variant failed, the first failed query's (else the first's),
     with every variant's checks under its name."""
@@ -148,11 +148,11 @@ def _race_record(variants: list[str], results: dict[int, dict[str, Any] | None],
     won = dict(results[winner] or {})
     race = {"name": "race", "passed": True, "evidence": won_words(variants[winner], fates),
             "details": {"race": "won", "winner": variants[winner], "variants": fates, "losers_gone_ms": gone_ms}}
-    merge = end.get("merge")
+    merge = end.merge
     checks = [*won["checks"], *([merge] if merge else []), race]
     record = {**won, "checks": checks, "worktree": None}
-    if end.get("error"):
-        return {**record, "status": "failed", "kind": "isolation_failed", "message": end["error"]}
+    if end.error:
+        return {**record, "status": "failed", "kind": "isolation_failed", "message": end.error}
     if merge and not merge["passed"]:
         kind = "merge_conflict" if merge.get("details", {}).get("merge") == "conflict" else "validation_failed"
         return {**record, "status": "failed", "kind": kind, "message": f"merge: {merge['evidence']}"}
@@ -520,10 +520,10 @@ class PipelineWorkflow:
             return {**failed, "status": "failed", "attempts": 1, "variant": variant, "worktree": None}
 
     async def _race_end(self, name: str, number: int, winner: dict[str, Any] | None,
-                        held: list[dict[str, Any]]) -> dict[str, Any]:
+                        held: list[dict[str, Any]]) -> RaceEndResult:
         """Merge the winner and remove every worktree held, on the worker's host (the phase's queue)."""
         if winner is None and not held:
-            return {"merge": None, "error": ""}
+            return RaceEndResult()
         try:
             ended: RaceEndResult = await workflow.execute_activity(
                 RACE_END, RaceEnd(self._run_id, name, number, None if winner is None else winner["worktree"], held),
@@ -532,9 +532,9 @@ class PipelineWorkflow:
                 retry_policy=TemporalRetryPolicy(maximum_attempts=3),
                 # not cancelled half-way: a merge ends done or undone, the worktrees removed, then the run closes
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
-            return {"merge": ended.merge, "error": ended.error}
+            return ended
         except ActivityError as exc:
-            return {"merge": None, "error": f"the race's end failed on the worker: {exc.cause}"}
+            return RaceEndResult(error=f"the race's end failed on the worker: {exc.cause}")
 
     @workflow.query(name="status")
     def status(self) -> RunRecord:

@@ -34,6 +34,8 @@ from .._outcome import FailureKind, QueryOutcome
 __all__ = ["JOURNAL_RELATIVE", "MaskedFailureLog", "StreamFacts", "read_masked", "v3_verdict"]
 
 _ENDED_BY_A_LIMIT = {FailureKind.TIMEOUT, FailureKind.STALLED, FailureKind.CANCELLED}
+
+
 @dataclass(frozen=True)
 class StreamFacts:
     """What the transport saw that decides how claude-code-sdk 0.0.10 would have read the same stream."""
