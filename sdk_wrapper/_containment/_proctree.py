@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import anyio
@@ -141,6 +141,15 @@ def _signal(pid: int, sig: signal.Signals, sent: list[tuple[int, str]], group: b
         pass
 
 
+def _signal_tree(tree: Iterable[int], group_of: int | None, sig: signal.Signals, sent: list[tuple[int, str]]) -> None:
+    """``sig`` to the root's process group (``group_of``, when it has one) and to every other pid of ``tree``."""
+    if group_of is not None:
+        _signal(group_of, sig, sent, group=True)
+    for pid in tree:
+        if pid != group_of:
+            _signal(pid, sig, sent)
+
+
 def _reap(pids: list[int]) -> None:
     """Collect zombies among recorded pids that are our own children (orphans handed to the subreaper)."""
     me = os.getpid()
@@ -190,11 +199,7 @@ async def end_tree(
         return TreeEnding((), sent, False, ())
     root_alive = root_pid in tree
     group = root_pid is not None and (root_alive or _group_has_members(tree, root_pid))
-    if group:
-        _signal(root_pid, signal.SIGTERM, sent, group=True)  # type: ignore[arg-type]
-    for pid in tree:
-        if pid != root_pid:
-            _signal(pid, signal.SIGTERM, sent)
+    _signal_tree(tree, root_pid if group else None, signal.SIGTERM, sent)
     survivors = await _wait_phase(tree, root_pid, wait_root if root_alive else None, terminate_grace_s)
     sigkill = bool(survivors)
     if survivors:
@@ -203,11 +208,7 @@ async def end_tree(
         if cgroup is not None:
             cgroup.kill()
             sent.append((0, "cgroup.kill"))
-        if group:
-            _signal(root_pid, signal.SIGKILL, sent, group=True)  # type: ignore[arg-type]
-        for pid in tree:
-            if pid != root_pid:
-                _signal(pid, signal.SIGKILL, sent)
+        _signal_tree(tree, root_pid if group else None, signal.SIGKILL, sent)
         survivors = await _wait_phase(tree, root_pid, wait_root if root_alive else None, kill_grace_s)
     late = await _end_stragglers(tree, marker, sent, kill_grace_s, everywhere, cgroup)
     if cgroup is not None:
